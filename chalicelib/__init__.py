@@ -1,0 +1,1 @@
+"""NanoGen: everything Chalice deploys beside ``app.py``."""

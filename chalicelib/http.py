@@ -1,0 +1,100 @@
+"""The edge of the REST API: JSON responses and the one place errors become responses.
+
+``JsonApi.route`` registers a Chalice route whose view is wrapped so that
+an ``ApiError`` becomes its CONTRACT §4 JSON body and status, and anything
+unexpected becomes a 500 ``internal_error`` with a request id (the detail
+goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib.errors import ApiError, ConfigurationError
+from chalicelib.observability import logger, metrics
+
+# Accept JSON whatever the client called it; the body is parsed (and refused
+# with a clear 400) by chalicelib.validation, not by Chalice's 415.
+ACCEPTED_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+_SECURITY_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={**_SECURITY_HEADERS, **(headers or {})})
+
+
+def error_response(error: ApiError) -> Response:
+    return json_response(error.body(), error.status, error.headers)
+
+
+def internal_error_response(request_id: str) -> Response:
+    body = {
+        "error": {
+            "code": "internal_error",
+            "message": "An unexpected error occurred. Quote this request id if you report it.",
+            "request_id": request_id,
+        }
+    }
+    return json_response(body, 500, {"X-Request-Id": request_id})
+
+
+def request_id_of(app: Chalice) -> str:
+    """API Gateway's request id when there is one, else a fresh one."""
+    request = app.current_request
+    context = getattr(request, "context", None) or {}
+    value = context.get("requestId") if isinstance(context, dict) else None
+    return str(value or uuid.uuid4())
+
+
+class JsonApi:
+    """Registers routes on a Chalice app with NanoGen's error handling."""
+
+    def __init__(self, app: Chalice) -> None:
+        self.app = app
+
+    def route(self, path: str, methods: tuple[str, ...] = ("GET",)) -> Callable[[Callable[..., Any]], Any]:
+        def register(view: Callable[..., Any]) -> Any:
+            @functools.wraps(view)
+            def wrapped(**params: Any) -> Response:
+                return self._run(view, params)
+
+            return self.app.route(path, methods=list(methods), content_types=ACCEPTED_CONTENT_TYPES)(wrapped)
+
+        return register
+
+    def _run(self, view: Callable[..., Any], params: dict[str, Any]) -> Response:
+        request_id = request_id_of(self.app)
+        logger.remove_keys(["user_id", "generation_id"])
+        logger.set_correlation_id(request_id)
+        try:
+            result = view(**params)
+            return result if isinstance(result, Response) else json_response(result)
+        except ApiError as error:
+            logger.info("request refused", extra={"status": error.status, "code": error.code})
+            return error_response(error)
+        except ConfigurationError:
+            logger.exception("configuration error", extra={"request_id": request_id})
+            return internal_error_response(request_id)
+        except Exception:
+            logger.exception("unexpected error", extra={"request_id": request_id})
+            return internal_error_response(request_id)
+        finally:
+            flush_metrics()
+
+
+def flush_metrics() -> None:
+    """Publish the invocation's metrics (EMF log line); nothing if none were added."""
+    try:
+        if metrics.metric_set:
+            metrics.flush_metrics()
+    except Exception:  # pragma: no cover - metrics never fail a request
+        logger.exception("metrics could not be flushed")

@@ -1,0 +1,162 @@
+"""CloudFormation resources for NanoGen's tables, queues and bucket.
+
+Tables are derived from the PynamoDB models themselves (keys, attribute
+types, indexes, projections), so code and infrastructure cannot disagree.
+``local.stack`` creates the same resources in moto from this output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.tables import TABLE_MODELS, TTL_ATTRIBUTES
+
+# Seconds. The worker Lambda's timeout; SQS visibility must be >= 6x it
+# (AWS's guidance for Lambda event sources) so a slow batch is not re-sent
+# while it still runs.
+WORKER_TIMEOUT_SECONDS = 120
+VISIBILITY_TIMEOUT_SECONDS = 6 * WORKER_TIMEOUT_SECONDS
+MAX_RECEIVE_COUNT = 5  # deliveries before a job goes to the dead-letter queue
+
+TABLE_LOGICAL_IDS = {
+    "users": "UsersTable",
+    "generations": "GenerationsTable",
+    "ledger": "LedgerTable",
+    "payments": "PaymentsTable",
+    "guards": "GuardsTable",
+}
+
+
+def table_properties(logical: str) -> dict[str, Any]:
+    """CloudFormation ``AWS::DynamoDB::Table`` properties for one model."""
+    schema = TABLE_MODELS[logical]._get_schema()
+    properties: dict[str, Any] = {
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": sorted(schema["attribute_definitions"], key=lambda a: a["AttributeName"]),
+        # DynamoDB wants HASH before RANGE.
+        "KeySchema": sorted(schema["key_schema"], key=lambda k: k["KeyType"] != "HASH"),
+        "SSESpecification": {"SSEEnabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    }
+    indexes = [
+        {
+            "IndexName": index["index_name"],
+            "KeySchema": index["key_schema"],
+            "Projection": index["projection"],
+        }
+        for index in schema["global_secondary_indexes"]
+    ]
+    if indexes:
+        properties["GlobalSecondaryIndexes"] = indexes
+    if logical in TTL_ATTRIBUTES:
+        properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTES[logical], "Enabled": True}
+    return properties
+
+
+def resources() -> dict[str, Any]:
+    """Every stateful resource of the stack, as CloudFormation ``Resources``."""
+    result: dict[str, Any] = {
+        logical_id: {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": table_properties(logical),
+        }
+        for logical, logical_id in TABLE_LOGICAL_IDS.items()
+    }
+    result["DeadLetterQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True},
+    }
+    result["GenerationQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "VisibilityTimeout": VISIBILITY_TIMEOUT_SECONDS,
+            "MessageRetentionPeriod": 24 * 3600,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                "maxReceiveCount": MAX_RECEIVE_COUNT,
+            },
+        },
+    }
+    result["ResultsBucket"] = {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        },
+    }
+    return result
+
+
+def create_locally(
+    settings: Any, *, visibility_timeout: int | None = None, max_receive_count: int | None = None
+) -> None:
+    """Create every resource of ``resources()`` through the current AWS endpoint (moto).
+
+    Local runs may shorten the queue's timing (a crashed local job should be
+    retried in seconds, not minutes); everything else is as defined.
+    """
+    from chalicelib import aws
+    from chalicelib.tables import table_names
+
+    defined = resources()
+    dynamodb = aws.client("dynamodb")
+    existing = set(dynamodb.list_tables().get("TableNames", []))
+    for logical, name in table_names(settings).items():
+        properties = defined[TABLE_LOGICAL_IDS[logical]]["Properties"]
+        if name in existing:
+            continue
+        create: dict[str, Any] = {
+            "TableName": name,
+            "BillingMode": properties["BillingMode"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "KeySchema": properties["KeySchema"],
+            "SSESpecification": {"Enabled": True},
+        }
+        if "GlobalSecondaryIndexes" in properties:
+            create["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**create)
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+    sqs = aws.client("sqs")
+    dlq_props = defined["DeadLetterQueue"]["Properties"]
+    dlq_url = sqs.create_queue(
+        QueueName=settings.dead_letter_queue_name,
+        Attributes={"MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"])},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_props = defined["GenerationQueue"]["Properties"]
+    redrive = {
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": str(max_receive_count or queue_props["RedrivePolicy"]["maxReceiveCount"]),
+    }
+    sqs.create_queue(
+        QueueName=settings.generation_queue_name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout or queue_props["VisibilityTimeout"]),
+            "MessageRetentionPeriod": str(queue_props["MessageRetentionPeriod"]),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )
+
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=settings.results_bucket)
+    s3.put_public_access_block(
+        Bucket=settings.results_bucket,
+        PublicAccessBlockConfiguration=defined["ResultsBucket"]["Properties"]["PublicAccessBlockConfiguration"],
+    )

@@ -1,0 +1,1 @@
+"""Local-only code (offline provider, local stack helpers): never deployed with the Lambdas."""
