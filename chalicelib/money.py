@@ -1,0 +1,834 @@
+"""Where money moves. Every debit, refund and grant of NanoGen is in this file.
+
+Each use case is one DynamoDB transaction (TransactWriteItems) whenever its
+rule spans several items, so the invariants of CONTRACT §6 hold at every
+moment, whatever the concurrency, and a retried or racing call changes
+nothing twice:
+
+* the balance is changed only by conditional updates that keep it >= 0;
+* every balance change puts its ledger entry in the same transaction;
+* a generation is charged in the transaction that creates it and refunded
+  only by a transition out of ``pending``/``processing`` (to ``failed`` or
+  ``cancelled``), which can happen once; ``completed`` is final too;
+* ``active_generations`` moves in the same transactions as the statuses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, cast
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
+
+from chalicelib.config import Settings
+from chalicelib.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    NotCancellable,
+    NotFound,
+    RateLimited,
+    TooManyActive,
+    TransactionCancelled,
+    UserBanned,
+)
+from chalicelib.ids import iso_utc, new_id
+from chalicelib.tables import (
+    SWEEP_SHARDS,
+    Generation,
+    IdempotencyRecord,
+    LedgerEntry,
+    Payment,
+    RateLimitWindow,
+    User,
+)
+from chalicelib.transactions import Transaction
+
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+TOO_MANY_ACTIVE_RETRY_AFTER = 10  # seconds: about one generation's run time
+_MAX_START_ATTEMPTS = 4
+
+
+class GenerationStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING)
+FINAL_STATUSES = (GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED)
+# A replayed Idempotency-Key returns these instead of charging again (CONTRACT §5).
+REPLAYABLE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING, GenerationStatus.COMPLETED)
+
+
+class LedgerReason(StrEnum):
+    WELCOME = "welcome"
+    GENERATION = "generation"
+    REFUND = "refund"
+    ADMIN = "admin"
+    PURCHASE = "purchase"
+    PURCHASE_REFUND = "purchase_refund"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Who a Telegram user says they are (from signed initData or a bot update)."""
+
+    user_id: int
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationOrder:
+    """What is being bought: validated by the caller, priced by the catalogue."""
+
+    prompt: str
+    model: str
+    aspect_ratio: str
+    image_urls: tuple[str, ...]
+    cost: int
+    fingerprint: str  # same parameters <=> same fingerprint (idempotency)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    generation: Generation
+    credits: int  # the balance after the debit (or now, for a replay)
+    replayed: bool
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _ledger(user_id: int, delta: int, reason: LedgerReason, now: float, **refs: Any) -> LedgerEntry:
+    return LedgerEntry(
+        user_id=user_id,
+        entry_id=new_id(now),
+        delta=delta,
+        reason=reason.value,
+        created_at=iso_utc(now),
+        **refs,
+    )
+
+
+def _user_exists() -> Any:
+    return User.user_id.exists()
+
+
+# --------------------------------------------------------------------------
+# Users
+# --------------------------------------------------------------------------
+
+
+def get_user(user_id: int) -> User | None:
+    try:
+        return User.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def register(
+    profile: Profile, settings: Settings, *, start_payload: str | None = None, now: float | None = None
+) -> tuple[User, bool]:
+    """Create the user with its welcome credits, exactly once.
+
+    Returns ``(user, created)``. Racing calls all return the same user; only
+    the one whose conditional put wins writes the welcome ledger entry.
+    """
+    now = _now(now)
+    user = User(
+        user_id=profile.user_id,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        username=profile.username,
+        language_code=profile.language_code,
+        credits=settings.welcome_credits,
+        active_generations=0,
+        banned=False,
+        start_payload=start_payload,
+        created_at=iso_utc(now),
+        updated_at=iso_utc(now),
+    )
+    tx = Transaction()
+    tx.put("user", user, condition=User.user_id.does_not_exist())
+    if settings.welcome_credits:
+        tx.put("ledger", _ledger(profile.user_id, settings.welcome_credits, LedgerReason.WELCOME, now))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if not cancelled.failed("user"):
+            raise
+        existing = get_user(profile.user_id)
+        if existing is None:  # pragma: no cover - a user is never deleted
+            raise
+        return existing, False
+    return user, True
+
+
+def get_or_register(profile: Profile, settings: Settings, *, now: float | None = None) -> User:
+    """The user behind a signed profile, registering it on first sight."""
+    user = get_user(profile.user_id)
+    if user is None:
+        user, _ = register(profile, settings, now=now)
+    return user
+
+
+# --------------------------------------------------------------------------
+# Starting a generation: the charge
+# --------------------------------------------------------------------------
+
+
+def start_generation(
+    profile: Profile,
+    order: GenerationOrder,
+    settings: Settings,
+    *,
+    chat_id: int,
+    source: str,
+    idempotency_key: str | None = None,
+    now: float | None = None,
+) -> StartResult:
+    """Charge ``order.cost`` and create a pending generation, in one transaction.
+
+    The transaction debits the user on condition that the balance covers the
+    cost, the user is not banned and has fewer than MAX_ACTIVE_GENERATIONS
+    active; takes a slot of the per-minute rate-limit window; creates the
+    generation with its ``timeout_at``; records the Idempotency-Key; and
+    writes the ledger entry. A cancelled transaction is turned into the
+    error of the item that failed (CONTRACT §4, §5).
+    """
+    now = _now(now)
+    replacing: str | None = None  # generation id a failed/cancelled key pointed at
+    for _ in range(_MAX_START_ATTEMPTS):
+        generation = _new_generation(profile.user_id, order, settings, chat_id, source, idempotency_key, now)
+        window_start = int(now // 60) * 60
+        tx = Transaction()
+        tx.update(
+            "user",
+            User(user_id=profile.user_id),
+            [
+                User.credits.add(-order.cost),
+                User.active_generations.add(1),
+                User.updated_at.set(iso_utc(now)),
+            ],
+            condition=(
+                _user_exists()
+                & (User.credits >= order.cost)
+                & (User.banned == False)  # noqa: E712 - a DynamoDB condition, not a Python comparison
+                & (User.active_generations < settings.max_active_generations)
+            ),
+            want_old=True,
+        )
+        tx.update(
+            "rate",
+            RateLimitWindow(pk=RateLimitWindow.key(profile.user_id, window_start)),
+            [RateLimitWindow.used.add(1), RateLimitWindow.expires_at.set(window_start + 120)],
+            condition=RateLimitWindow.used.does_not_exist() | (RateLimitWindow.used < settings.rate_limit_per_minute),
+        )
+        tx.put("generation", generation, condition=Generation.generation_id.does_not_exist())
+        tx.put(
+            "ledger",
+            _ledger(profile.user_id, -order.cost, LedgerReason.GENERATION, now, generation_id=generation.generation_id),
+            condition=LedgerEntry.entry_id.does_not_exist(),
+        )
+        if idempotency_key is not None:
+            record = IdempotencyRecord(
+                pk=IdempotencyRecord.key(profile.user_id, idempotency_key),
+                generation_id=generation.generation_id,
+                fingerprint=order.fingerprint,
+                expires_at=int(now) + IDEMPOTENCY_TTL_SECONDS,
+            )
+            if replacing is None:
+                free = IdempotencyRecord.pk.does_not_exist() | (IdempotencyRecord.expires_at < int(now))
+            else:
+                free = IdempotencyRecord.generation_id == replacing
+            tx.put("idempotency", record, condition=free)
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("idempotency"):
+                assert idempotency_key is not None
+                replay, replacing = _resolve_key_reuse(profile.user_id, idempotency_key, order, now)
+                if replay is not None:
+                    return replay
+                continue
+            if cancelled.failed("user"):
+                _raise_for_user(profile, settings, order, cancelled, now)
+                continue  # registered just now, or the state moved: try again
+            if cancelled.failed("rate"):
+                raise RateLimited(retry_after=math.ceil(window_start + 60 - now)) from None
+            if cancelled.failed("generation") or cancelled.failed("ledger"):
+                continue  # id collision: practically impossible, but harmless to retry
+            raise
+        # TransactWriteItems returns no attributes: one read for the new balance.
+        return StartResult(generation=generation, credits=_balance_after_debit(profile.user_id), replayed=False)
+    raise Conflict("The request could not be completed because of concurrent changes; please retry.")
+
+
+def _balance_after_debit(user_id: int) -> int:
+    user = get_user(user_id)
+    return int(user.credits) if user else 0
+
+
+def _new_generation(
+    user_id: int,
+    order: GenerationOrder,
+    settings: Settings,
+    chat_id: int,
+    source: str,
+    idempotency_key: str | None,
+    now: float,
+) -> Generation:
+    generation_id = new_id(now)
+    return Generation(
+        user_id=user_id,
+        generation_id=generation_id,
+        status=GenerationStatus.PENDING.value,
+        prompt=order.prompt,
+        model=order.model,
+        aspect_ratio=order.aspect_ratio,
+        image_urls=list(order.image_urls),
+        cost=order.cost,
+        result_keys=[],
+        created_at=iso_utc(now),
+        updated_at=iso_utc(now),
+        timeout_at=int(now) + settings.generation_timeout_seconds,
+        chat_id=chat_id,
+        source=source,
+        idempotency_key=idempotency_key,
+        attempts=0,
+        delivered=False,
+        sweep_shard=_shard_of(generation_id),
+    )
+
+
+def _shard_of(generation_id: str) -> str:
+    return str(sum(generation_id.encode()) % SWEEP_SHARDS)
+
+
+def _resolve_key_reuse(
+    user_id: int, idempotency_key: str, order: GenerationOrder, now: float
+) -> tuple[StartResult | None, str | None]:
+    """An Idempotency-Key is already taken: replay, refuse, or allow a new charge.
+
+    Returns ``(replay, None)`` for a replay, or ``(None, old_generation_id)``
+    when the earlier generation failed or was cancelled and a new one may
+    replace it (CONTRACT §5).
+    """
+    try:
+        record = IdempotencyRecord.get(IdempotencyRecord.key(user_id, idempotency_key), consistent_read=True)
+    except DoesNotExist:
+        return None, None  # expired and deleted meanwhile: the key is free again
+    if record.expires_at < int(now):
+        return None, None
+    if record.fingerprint != order.fingerprint:
+        raise IdempotencyKeyReused()
+    earlier = get_generation(user_id, record.generation_id)
+    if earlier is not None and earlier.status in REPLAYABLE_STATUSES:
+        user = get_user(user_id)
+        return StartResult(generation=earlier, credits=int(user.credits) if user else 0, replayed=True), None
+    return None, record.generation_id
+
+
+def _raise_for_user(
+    profile: Profile, settings: Settings, order: GenerationOrder, cancelled: TransactionCancelled, now: float
+) -> None:
+    """Explain why the user's condition failed; return only if a retry may succeed."""
+    raw = cancelled.old_items.get("user")
+    user = User.from_raw_data(raw) if raw else get_user(profile.user_id)
+    if user is None:
+        register(profile, settings, now=now)
+        return
+    if user.banned:
+        raise UserBanned()
+    if user.credits < order.cost:
+        raise InsufficientCredits(
+            f"This generation costs {order.cost} credits and your balance is {int(user.credits)}."
+        )
+    if user.active_generations >= settings.max_active_generations:
+        raise TooManyActive(
+            f"You already have {int(user.active_generations)} generations in progress "
+            f"(the limit is {settings.max_active_generations}).",
+            retry_after=TOO_MANY_ACTIVE_RETRY_AFTER,
+        )
+
+
+# --------------------------------------------------------------------------
+# The lifecycle: cancel, claim, complete, fail
+# --------------------------------------------------------------------------
+
+
+def get_generation(user_id: int, generation_id: str) -> Generation | None:
+    try:
+        return Generation.get(user_id, generation_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def cancel_generation(user_id: int, generation_id: str, *, now: float | None = None) -> Generation:
+    """Cancel a pending generation of this user and refund it (404 / 409 otherwise)."""
+    now = _now(now)
+    generation = get_generation(user_id, generation_id)
+    if generation is None:
+        raise NotFound("No such generation.")
+    if generation.status != GenerationStatus.PENDING:
+        raise NotCancellable(f"The generation is {generation.status}; only a pending one can be cancelled.")
+    if not _refund(generation, GenerationStatus.CANCELLED, None, Generation.status == GenerationStatus.PENDING, now):
+        raise NotCancellable("The generation has already started; it can no longer be cancelled.")
+    return generation
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # this worker owns it now
+    MISSING = "missing"  # no such generation
+    BUSY = "busy"  # another worker holds a live lease
+    FINISHED = "finished"  # completed, failed or cancelled already
+    EXPIRED = "expired"  # past its timeout: failed and refunded instead
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    generation: Generation | None
+
+
+def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, now: float | None = None) -> Claim:
+    """Move pending -> processing for this worker (or take over an expired lease).
+
+    One conditional update. A generation past its ``timeout_at`` is never
+    handed to the provider: it is failed and refunded instead.
+    """
+    now = _now(now)
+    token = uuid.uuid4().hex
+    generation = Generation(user_id=user_id, generation_id=generation_id)
+    claimable = (Generation.status == GenerationStatus.PENDING) | (
+        (Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now))
+    )
+    try:
+        generation.update(
+            actions=[
+                Generation.status.set(GenerationStatus.PROCESSING.value),
+                Generation.claim_token.set(token),
+                Generation.lease_until.set(int(now) + lease_seconds),
+                Generation.attempts.add(1),
+                Generation.updated_at.set(iso_utc(now)),
+            ],
+            condition=claimable & (Generation.timeout_at > int(now)),
+        )
+        return Claim(ClaimOutcome.CLAIMED, generation)
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    current = get_generation(user_id, generation_id)
+    if current is None:
+        return Claim(ClaimOutcome.MISSING, None)
+    if current.status in FINAL_STATUSES:
+        return Claim(ClaimOutcome.FINISHED, current)
+    if current.timeout_at <= int(now):
+        fail_generation(current, error="Timed out before it could run.", only_if_expired=True, now=now)
+        return Claim(ClaimOutcome.EXPIRED, get_generation(user_id, generation_id))
+    return Claim(ClaimOutcome.BUSY, current)
+
+
+def release_claim(generation: Generation, *, now: float | None = None) -> bool:
+    """processing -> pending after a transient failure, so the next delivery can claim it at once.
+
+    No money moves; only the worker holding the claim can release it.
+    """
+    now = _now(now)
+    if not generation.claim_token:
+        return False
+    try:
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
+            actions=[
+                Generation.status.set(GenerationStatus.PENDING.value),
+                Generation.claim_token.remove(),
+                Generation.lease_until.remove(),
+                Generation.updated_at.set(iso_utc(now)),
+            ],
+            condition=(Generation.status == GenerationStatus.PROCESSING)
+            & (Generation.claim_token == generation.claim_token),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def complete_generation(
+    generation: Generation, *, result_keys: list[str], provider: str, now: float | None = None
+) -> bool:
+    """processing -> completed, for the worker holding the claim. False if it lost the claim."""
+    now = _now(now)
+    if not generation.claim_token:
+        return False
+    tx = Transaction()
+    tx.update(
+        "generation",
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        [
+            Generation.status.set(GenerationStatus.COMPLETED.value),
+            Generation.result_keys.set(cast(Any, result_keys)),
+            Generation.provider.set(provider),
+            Generation.updated_at.set(iso_utc(now)),
+            Generation.sweep_shard.remove(),
+            Generation.lease_until.remove(),
+        ],
+        condition=(Generation.status == GenerationStatus.PROCESSING)
+        & (Generation.claim_token == generation.claim_token),
+    )
+    tx.update(
+        "user",
+        User(user_id=generation.user_id),
+        [User.active_generations.add(-1), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("generation"):
+            return False
+        raise
+    generation.status = GenerationStatus.COMPLETED.value
+    generation.result_keys = cast(Any, result_keys)
+    generation.provider = provider
+    generation.updated_at = iso_utc(now)
+    return True
+
+
+def fail_generation(
+    generation: Generation,
+    *,
+    error: str,
+    claim_token: str | None = None,
+    only_if_expired: bool = False,
+    now: float | None = None,
+) -> bool:
+    """pending/processing -> failed with its refund, at most once. False if it had already ended.
+
+    ``claim_token`` restricts the transition to the worker holding the claim;
+    ``only_if_expired`` to a generation past its ``timeout_at`` (the sweeper).
+    """
+    now = _now(now)
+    condition = Generation.status.is_in(*ACTIVE_STATUSES)
+    if claim_token is not None:
+        condition &= Generation.claim_token == claim_token
+    if only_if_expired:
+        condition &= Generation.timeout_at <= int(now)
+    return _refund(generation, GenerationStatus.FAILED, error[:500], condition, now)
+
+
+def _refund(generation: Generation, status: GenerationStatus, error: str | None, condition: Any, now: float) -> bool:
+    """End an active generation as ``status`` and give its cost back: one transaction."""
+    cost = int(generation.cost)
+    actions: list[Action] = [
+        Generation.status.set(status.value),
+        Generation.updated_at.set(iso_utc(now)),
+        Generation.sweep_shard.remove(),
+        Generation.lease_until.remove(),
+    ]
+    if error is not None:
+        actions.append(Generation.error.set(error))
+    tx = Transaction()
+    tx.update(
+        "generation",
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        actions,
+        condition=condition,
+    )
+    tx.update(
+        "user",
+        User(user_id=generation.user_id),
+        [User.credits.add(cost), User.active_generations.add(-1), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists(),
+    )
+    tx.put(
+        "ledger",
+        _ledger(int(generation.user_id), cost, LedgerReason.REFUND, now, generation_id=generation.generation_id),
+        condition=LedgerEntry.entry_id.does_not_exist(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("generation"):
+            return False
+        raise
+    generation.status = status.value
+    generation.updated_at = iso_utc(now)
+    if error is not None:
+        generation.error = error
+    return True
+
+
+def mark_delivered(generation: Generation) -> None:
+    """Remember that the picture reached the chat, so a redelivery does not send it again."""
+    try:
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
+            actions=[Generation.delivered.set(True)],
+            condition=Generation.status == GenerationStatus.COMPLETED,
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    generation.delivered = True
+
+
+# --------------------------------------------------------------------------
+# The sweeper
+# --------------------------------------------------------------------------
+
+
+def unfinished_generations(*, timeout_before: float) -> Iterator[Generation]:
+    """Unfinished generations whose ``timeout_at`` is before the given time (sparse GSI)."""
+    for shard in range(SWEEP_SHARDS):
+        yield from Generation.unfinished.query(str(shard), Generation.timeout_at < int(timeout_before))
+
+
+def sweep_expired(*, now: float | None = None) -> list[Generation]:
+    """Fail and refund every generation past its timeout that is still pending or processing.
+
+    Returns the generations this call failed (a racing sweeper or worker
+    may have ended some of them first; those are not counted twice).
+    """
+    now = _now(now)
+    return [
+        generation
+        for generation in unfinished_generations(timeout_before=now + 1)
+        if fail_generation(generation, error="Timed out.", only_if_expired=True, now=now)
+    ]
+
+
+def stale_pending(settings: Settings, *, older_than_seconds: int, now: float | None = None) -> list[Generation]:
+    """Pending generations created more than ``older_than_seconds`` ago and not yet timed out.
+
+    Their queue message may have been lost (a crash between the charge and
+    the enqueue): the sweeper sends them again; the claim makes duplicates harmless.
+    """
+    now = _now(now)
+    horizon = now + settings.generation_timeout_seconds - older_than_seconds
+    return [
+        generation
+        for generation in unfinished_generations(timeout_before=horizon)
+        if generation.status == GenerationStatus.PENDING and generation.timeout_at > now
+    ]
+
+
+# --------------------------------------------------------------------------
+# Admin
+# --------------------------------------------------------------------------
+
+
+def change_credits(user_id: int, amount: int, *, note: str, now: float | None = None) -> User:
+    """Grant (amount > 0) or remove (amount < 0) credits; never below zero (409)."""
+    now = _now(now)
+    condition = _user_exists()
+    if amount < 0:
+        condition &= User.credits >= -amount
+    tx = Transaction()
+    tx.update(
+        "user",
+        User(user_id=user_id),
+        [User.credits.add(amount), User.updated_at.set(iso_utc(now))],
+        condition=condition,
+    )
+    tx.put("ledger", _ledger(user_id, amount, LedgerReason.ADMIN, now, note=note))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if not cancelled.failed("user"):
+            raise
+        user = get_user(user_id)
+        if user is None:
+            raise NotFound("No such user.") from None
+        raise Conflict(f"The balance is {int(user.credits)}; removing {-amount} would make it negative.") from None
+    return _existing_user(user_id)
+
+
+def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
+    now = _now(now)
+    try:
+        User(user_id=user_id).update(
+            actions=[User.banned.set(banned), User.updated_at.set(iso_utc(now))],
+            condition=_user_exists(),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise NotFound("No such user.") from None
+        raise
+    return _existing_user(user_id)
+
+
+def _existing_user(user_id: int) -> User:
+    user = get_user(user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def latest_ledger(user_id: int, limit: int = 20) -> list[LedgerEntry]:
+    return list(LedgerEntry.query(user_id, scan_index_forward=False, limit=limit))
+
+
+def stats() -> dict[str, Any]:
+    """Counts for the operator. Scans: an admin-only, occasional call."""
+    users = sum(1 for _ in User.scan(attributes_to_get=["user_id"]))
+    by_status = {status.value: 0 for status in GenerationStatus}
+    for generation in Generation.scan(attributes_to_get=["status"]):
+        by_status[generation.status] = by_status.get(generation.status, 0) + 1
+    totals = {"granted": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
+    for entry in LedgerEntry.scan(attributes_to_get=["delta", "reason"]):
+        delta = int(entry.delta)
+        if entry.reason == LedgerReason.GENERATION:
+            totals["spent"] += -delta
+        elif entry.reason == LedgerReason.REFUND:
+            totals["refunded"] += delta
+        elif entry.reason == LedgerReason.ADMIN:
+            totals["granted"] += delta
+        elif entry.reason == LedgerReason.WELCOME:
+            totals["welcome"] += delta
+        elif entry.reason in (LedgerReason.PURCHASE, LedgerReason.PURCHASE_REFUND):
+            totals["purchased"] += delta
+    return {"users": users, "generations": by_status, "credits": totals}
+
+
+# --------------------------------------------------------------------------
+# Telegram Stars payments
+# --------------------------------------------------------------------------
+
+
+def credit_purchase(
+    profile: Profile,
+    settings: Settings,
+    *,
+    charge_id: str,
+    provider_charge_id: str | None,
+    pack_id: str,
+    credits: int,
+    stars: int,
+    now: float | None = None,
+) -> bool:
+    """Credit a Stars payment exactly once per ``telegram_payment_charge_id``.
+
+    Returns False when this charge was already credited (a re-sent update).
+    """
+    now = _now(now)
+    if get_user(profile.user_id) is None:
+        register(profile, settings, now=now)
+    payment = Payment(
+        charge_id=charge_id,
+        user_id=profile.user_id,
+        pack_id=pack_id,
+        credits=credits,
+        stars=stars,
+        status="credited",
+        provider_charge_id=provider_charge_id,
+        created_at=iso_utc(now),
+        updated_at=iso_utc(now),
+    )
+    tx = Transaction()
+    tx.put("payment", payment, condition=Payment.charge_id.does_not_exist())
+    tx.update(
+        "user",
+        User(user_id=profile.user_id),
+        [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists(),
+    )
+    tx.put("ledger", _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("payment"):
+            return False
+        raise
+    return True
+
+
+def get_payment(charge_id: str) -> Payment | None:
+    try:
+        return Payment.get(charge_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
+    """Remove a payment's credits before its Stars are refunded (409 if already spent)."""
+    now = _now(now)
+    payment = get_payment(charge_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    if payment.status != "credited":
+        raise Conflict("This payment was already refunded.")
+    credits = int(payment.credits)
+    tx = Transaction()
+    tx.update(
+        "payment",
+        Payment(charge_id=charge_id),
+        [Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
+        condition=Payment.status == "credited",
+    )
+    tx.update(
+        "user",
+        User(user_id=payment.user_id),
+        [User.credits.add(-credits), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists() & (User.credits >= credits),
+    )
+    tx.put(
+        "ledger",
+        _ledger(int(payment.user_id), -credits, LedgerReason.PURCHASE_REFUND, now, payment_charge_id=charge_id),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("payment"):
+            raise Conflict("This payment was already refunded.") from None
+        if cancelled.failed("user"):
+            raise Conflict("The credits of this payment were already spent; it cannot be refunded.") from None
+        raise
+    payment.status = "refunded"
+    return payment
+
+
+def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
+    """Undo ``take_back_purchase`` when Telegram refused the Stars refund."""
+    now = _now(now)
+    payment = get_payment(charge_id)
+    if payment is None or payment.status != "refunded":
+        return
+    credits = int(payment.credits)
+    tx = Transaction()
+    tx.update(
+        "payment",
+        Payment(charge_id=charge_id),
+        [Payment.status.set("credited"), Payment.updated_at.set(iso_utc(now))],
+        condition=Payment.status == "refunded",
+    )
+    tx.update(
+        "user",
+        User(user_id=payment.user_id),
+        [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists(),
+    )
+    tx.put(
+        "ledger",
+        _ledger(
+            int(payment.user_id), credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id, note="restored"
+        ),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if not cancelled.failed("payment"):
+            raise

@@ -1,0 +1,232 @@
+"""PynamoDB models: the DynamoDB tables of NanoGen and why they look this way.
+
+Table design (every table on demand, TTL on ``expires_at`` where it exists):
+
+``users``        hash ``user_id`` (Telegram id). Holds the balance
+                 (``credits``) and ``active_generations`` so one conditional
+                 update can check "covers the cost, not banned, below the
+                 active limit" and change both atomically.
+``generations``  hash ``user_id``, range ``generation_id`` (time-ordered
+                 ULID). A user's history, newest first, is a Query on the
+                 table itself; reading a generation needs the caller's id,
+                 so another user's id simply is not found (no IDOR check to
+                 forget). GSI ``unfinished``: hash ``sweep_shard``, range
+                 ``timeout_at``. ``sweep_shard`` exists only while the
+                 generation is pending or processing, so the index is sparse
+                 and the sweeper's "unfinished and past its timeout" is a
+                 Query over a few small shards, never a Scan.
+``ledger``       hash ``user_id``, range ``entry_id`` (ULID): every balance
+                 change, newest last; the sum of a user's entries is the
+                 balance.
+``payments``     hash ``charge_id`` (``telegram_payment_charge_id``): a Stars
+                 payment is credited when this item is created, so a
+                 conditional put makes the credit exactly-once.
+``guards``       hash ``pk``: short-lived uniqueness guards, each expiring by
+                 TTL: idempotency keys (``idem#<user>#<key>``), per-minute
+                 rate-limit windows (``rate#<user>#<minute>``), claimed
+                 Telegram updates (``update#<update_id>``) and operator
+                 alert windows (``alert#<kind>#<window>``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.models import Model
+
+from chalicelib.config import Settings
+
+# Unfinished generations are spread over this many GSI partitions so the
+# sweeper's index never has one hot key.
+SWEEP_SHARDS = 4
+
+
+class _Meta:
+    """Connection settings shared by every table: Lambda-sized timeouts."""
+
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 10
+    max_retry_attempts = 3
+
+
+class User(Model):
+    class Meta(_Meta):
+        table_name = "users"
+
+    user_id = NumberAttribute(hash_key=True)
+    first_name = UnicodeAttribute(default="")
+    last_name = UnicodeAttribute(null=True)
+    username = UnicodeAttribute(null=True)
+    language_code = UnicodeAttribute(null=True)
+    credits = NumberAttribute(default=0)
+    active_generations = NumberAttribute(default=0)
+    banned = BooleanAttribute(default=False)
+    start_payload = UnicodeAttribute(null=True)  # /start argument, e.g. a referral
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class UnfinishedIndex(GlobalSecondaryIndex["Generation"]):
+    class Meta:
+        index_name = "unfinished"
+        projection = IncludeProjection(["status", "cost", "created_at"])
+
+    sweep_shard = UnicodeAttribute(hash_key=True)
+    timeout_at = NumberAttribute(range_key=True)
+
+
+class Generation(Model):
+    class Meta(_Meta):
+        table_name = "generations"
+
+    user_id = NumberAttribute(hash_key=True)
+    generation_id = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    prompt = UnicodeAttribute()
+    model = UnicodeAttribute()
+    aspect_ratio = UnicodeAttribute()
+    image_urls = ListAttribute(of=UnicodeAttribute, default=list)
+    cost = NumberAttribute()
+    result_keys = ListAttribute(of=UnicodeAttribute, default=list)
+    error = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    timeout_at = NumberAttribute()  # epoch seconds
+    chat_id = NumberAttribute()  # where the picture is delivered
+    source = UnicodeAttribute(default="api")  # "api" or "bot"
+    idempotency_key = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    claim_token = UnicodeAttribute(null=True)  # the worker that owns a processing generation
+    lease_until = NumberAttribute(null=True)  # after this another worker may take it over
+    delivered = BooleanAttribute(default=False)
+    provider = UnicodeAttribute(null=True)
+    sweep_shard = UnicodeAttribute(null=True)  # present only while unfinished
+    unfinished = UnfinishedIndex()
+
+
+class LedgerEntry(Model):
+    class Meta(_Meta):
+        table_name = "ledger"
+
+    user_id = NumberAttribute(hash_key=True)
+    entry_id = UnicodeAttribute(range_key=True)
+    delta = NumberAttribute()
+    reason = UnicodeAttribute()  # welcome | generation | refund | admin | purchase | purchase_refund
+    generation_id = UnicodeAttribute(null=True)
+    payment_charge_id = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+
+
+class Payment(Model):
+    class Meta(_Meta):
+        table_name = "payments"
+
+    charge_id = UnicodeAttribute(hash_key=True)
+    user_id = NumberAttribute()
+    pack_id = UnicodeAttribute()
+    credits = NumberAttribute()
+    stars = NumberAttribute()
+    status = UnicodeAttribute()  # credited | refunded
+    provider_charge_id = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class _Guard(Model):
+    class Meta(_Meta):
+        table_name = "guards"
+
+    pk = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute()  # TTL attribute (epoch seconds)
+
+
+class IdempotencyRecord(_Guard):
+    generation_id = UnicodeAttribute()
+    fingerprint = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: int, idempotency_key: str) -> str:
+        return f"idem#{user_id}#{idempotency_key}"
+
+
+class RateLimitWindow(_Guard):
+    used = NumberAttribute(default=0)  # generation starts in this window
+
+    @staticmethod
+    def key(user_id: int, window_start: int) -> str:
+        return f"rate#{user_id}#{window_start}"
+
+
+class ProcessedUpdate(_Guard):
+    state = UnicodeAttribute()  # processing | done
+
+    @staticmethod
+    def key(update_id: int) -> str:
+        return f"update#{update_id}"
+
+
+class AlertWindow(_Guard):
+    sent = NumberAttribute(default=0)  # operator alerts of one kind sent in this window
+
+    @staticmethod
+    def key(kind: str, window_start: int) -> str:
+        return f"alert#{kind}#{window_start}"
+
+
+TABLE_MODELS: dict[str, type[Model]] = {
+    "users": User,
+    "generations": Generation,
+    "ledger": LedgerEntry,
+    "payments": Payment,
+    "guards": _Guard,
+}
+GUARD_MODELS: tuple[type[Model], ...] = (_Guard, IdempotencyRecord, RateLimitWindow, ProcessedUpdate, AlertWindow)
+TTL_ATTRIBUTES = {"guards": "expires_at"}
+
+_bound_to: tuple[Any, ...] | None = None
+
+
+def table_names(settings: Settings) -> dict[str, str]:
+    """Logical table name -> the real name in this deployment."""
+    return {
+        "users": settings.users_table,
+        "generations": settings.generations_table,
+        "ledger": settings.ledger_table,
+        "payments": settings.payments_table,
+        "guards": settings.guards_table,
+    }
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every model at this deployment's tables (cheap, no AWS call).
+
+    Called by every entry point before it touches a table; rebinding to other
+    names (tests) drops the cached connections.
+    """
+    global _bound_to
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    names = table_names(settings)
+    signature = (tuple(sorted(names.items())), region, os.environ.get("AWS_ENDPOINT_URL"))
+    if signature == _bound_to:
+        return
+    for logical, model in TABLE_MODELS.items():
+        models = GUARD_MODELS if logical == "guards" else (model,)
+        for each in models:
+            each.Meta.table_name = names[logical]
+            each.Meta.region = region
+            each._connection = None
+    _bound_to = signature
+
+
+def current_binding() -> tuple[Any, ...] | None:
+    """What the models are bound to now (changes whenever ``bind_tables`` rebinds)."""
+    return _bound_to

@@ -1,0 +1,119 @@
+"""TransactWriteItems with labelled items.
+
+PynamoDB sends a transaction's items grouped by kind (condition checks,
+deletes, puts, updates), not in call order, and DynamoDB reports
+cancellation reasons in request order. ``Transaction`` records a label for
+every item in PynamoDB's order, so a cancelled transaction says *which*
+item's condition failed ("user", "rate", "idempotency", ...).
+
+Transient cancellations (``TransactionConflict`` with another transaction on
+the same item, throttling) are retried with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import TransactionCancelled
+
+_RETRYABLE_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "InternalError"}
+_MAX_ATTEMPTS = 6
+
+
+class Transaction:
+    """Collects labelled writes; ``commit()`` sends them as one atomic call."""
+
+    def __init__(self) -> None:
+        self._checks: list[tuple[str, Any]] = []
+        self._puts: list[tuple[str, Any]] = []
+        self._updates: list[tuple[str, Any]] = []
+
+    def check(self, label: str, model_cls: type[Model], hash_key: Any, range_key: Any, condition: Condition) -> None:
+        self._checks.append((label, (model_cls, hash_key, range_key, condition)))
+
+    def put(self, label: str, item: Model, condition: Condition | None = None) -> None:
+        self._puts.append((label, (item, condition)))
+
+    def update(
+        self,
+        label: str,
+        item: Model,
+        actions: list[Action],
+        condition: Condition | None = None,
+        *,
+        want_old: bool = False,
+    ) -> None:
+        self._updates.append((label, (item, actions, condition, want_old)))
+
+    @property
+    def labels(self) -> list[str]:
+        """Labels in the order PynamoDB sends the items (and DynamoDB reports reasons)."""
+        return [label for label, _ in self._checks + self._puts + self._updates]
+
+    def commit(self) -> None:
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                self._send()
+                return
+            except TransactWriteError as error:
+                codes = [reason.code if reason else "None" for reason in error.cancellation_reasons]
+                if not codes:
+                    if error.cause_response_code in _RETRYABLE_CODES | {"TransactionInProgressException"}:
+                        _backoff(attempt)
+                        continue
+                    raise
+                reasons = dict(zip(self.labels, codes, strict=False))
+                old_items = {
+                    label: reason.raw_item
+                    for label, reason in zip(self.labels, error.cancellation_reasons, strict=False)
+                    if reason is not None and reason.raw_item
+                }
+                if "ConditionalCheckFailed" not in codes and set(codes) & _RETRYABLE_CODES:
+                    _backoff(attempt)
+                    continue
+                raise TransactionCancelled(reasons, old_items) from None
+        raise TransactionCancelled({label: "TransactionConflict" for label in self.labels})
+
+    def _send(self) -> None:
+        # A fresh token per attempt: the SDK's own retries of one attempt reuse
+        # it (so an unknown outcome is not applied twice), while a retry after
+        # a known cancellation must be a new request.
+        with TransactWrite(connection=_connection(), client_request_token=str(uuid.uuid4())) as tx:
+            for _, (model_cls, hash_key, range_key, condition) in self._checks:
+                tx.condition_check(model_cls, hash_key, range_key, condition=condition)
+            for _, (item, condition) in self._puts:
+                tx.save(item, condition=condition)
+            for _, (item, actions, condition, want_old) in self._updates:
+                tx.update(item, actions, condition=condition, return_values=ALL_OLD if want_old else None)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+_shared_connection: Connection | None = None
+_connection_binding: object = None
+
+
+def _connection() -> Connection:
+    """One low-level connection for transactions, rebuilt when the tables are rebound."""
+    global _shared_connection, _connection_binding
+    from chalicelib import tables
+
+    if _shared_connection is None or _connection_binding != tables.current_binding():
+        _shared_connection = Connection(
+            region=getattr(tables.User.Meta, "region", None), connect_timeout_seconds=2, read_timeout_seconds=10
+        )
+        _connection_binding = tables.current_binding()
+    return _shared_connection

@@ -1,0 +1,434 @@
+"""The money core on moto: charges, refunds, idempotency and the lifecycle.
+
+Every test runs with the ``aws`` fixture, which checks the invariants of
+CONTRACT §6 from the tables after the test.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chalicelib import money
+from chalicelib.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    NotCancellable,
+    NotFound,
+    RateLimited,
+    TooManyActive,
+    TransactionCancelled,
+    UserBanned,
+)
+from chalicelib.runtime import ready
+from chalicelib.tables import Generation, LedgerEntry, RateLimitWindow, User
+from chalicelib.transactions import Transaction
+from tests.money_helpers import ALICE, BOB, balance, order, settings_with, start
+
+pytestmark = pytest.mark.usefixtures("aws")
+LEASE = 60
+
+
+def ledger_of(user_id: int) -> list[LedgerEntry]:
+    return list(LedgerEntry.query(user_id))
+
+
+def generations_of(user_id: int) -> list[Generation]:
+    return list(Generation.query(user_id))
+
+
+# --- register ----------------------------------------------------------------
+
+
+def test_register_grants_welcome_credits_once() -> None:
+    settings = ready()
+    user, created = money.register(ALICE, settings)
+    again, created_again = money.register(ALICE, settings)
+    assert created and not created_again
+    assert int(user.credits) == int(again.credits) == settings.welcome_credits == 10
+    assert [(int(e.delta), e.reason) for e in ledger_of(ALICE.user_id)] == [(10, "welcome")]
+
+
+def test_get_or_register_registers_on_first_sight_only() -> None:
+    settings = ready()
+    first = money.get_or_register(ALICE, settings)
+    money.change_credits(ALICE.user_id, -3, note="test")
+    assert int(first.credits) == 10
+    assert int(money.get_or_register(ALICE, settings).credits) == 7
+
+
+# --- start_generation ----------------------------------------------------------
+
+
+def test_start_charges_once_and_creates_a_pending_generation() -> None:
+    settings = ready()
+    now = time.time()
+    result = start(ALICE, settings, cost=3, now=now)
+    generation = result.generation
+    assert result.credits == 7 and not result.replayed
+    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    assert stored is not None
+    assert stored.status == "pending"
+    assert stored.timeout_at == int(now) + settings.generation_timeout_seconds
+    assert stored.sweep_shard is not None
+    assert int(User.get(ALICE.user_id).active_generations) == 1
+    charges = [e for e in ledger_of(ALICE.user_id) if e.reason == "generation"]
+    assert [(int(e.delta), e.generation_id) for e in charges] == [(-3, generation.generation_id)]
+
+
+def test_start_registers_an_unknown_user_first() -> None:
+    result = start(BOB, ready())
+    assert result.credits == 9
+    assert sorted(e.reason for e in ledger_of(BOB.user_id)) == ["generation", "welcome"]
+
+
+def test_insufficient_credits_is_402_and_changes_nothing() -> None:
+    settings = ready()
+    money.register(ALICE, settings)
+    with pytest.raises(InsufficientCredits):
+        start(ALICE, settings, cost=11)
+    assert balance(ALICE.user_id) == 10
+    assert generations_of(ALICE.user_id) == []
+    assert list(RateLimitWindow.scan()) == []  # no rate-limit slot taken either
+
+
+def test_banned_user_cannot_start() -> None:
+    settings = ready()
+    money.register(ALICE, settings)
+    money.set_banned(ALICE.user_id, True)
+    with pytest.raises(UserBanned):
+        start(ALICE, settings)
+    money.set_banned(ALICE.user_id, False)
+    assert start(ALICE, settings).credits == 9
+
+
+def test_active_generation_limit_is_429_with_retry_after() -> None:
+    settings = ready()  # MAX_ACTIVE_GENERATIONS = 2
+    start(ALICE, settings)
+    start(ALICE, settings)
+    with pytest.raises(TooManyActive) as refused:
+        start(ALICE, settings)
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
+    assert balance(ALICE.user_id) == 8
+
+
+def test_rate_limit_per_minute_then_next_window() -> None:
+    settings = settings_with(RATE_LIMIT_PER_MINUTE="3", MAX_ACTIVE_GENERATIONS="50")
+    minute = (int(time.time()) // 60) * 60
+    for second in range(3):
+        start(ALICE, settings, now=minute + second)
+    with pytest.raises(RateLimited) as refused:
+        start(ALICE, settings, now=minute + 10)
+    assert refused.value.headers["Retry-After"] == "50"
+    assert balance(ALICE.user_id) == 7
+    assert start(ALICE, settings, now=minute + 61).credits == 6
+
+
+# --- idempotency (CONTRACT §5) ------------------------------------------------------
+
+
+def test_same_key_same_parameters_pending_replays_without_charge() -> None:
+    settings = ready()
+    first = start(ALICE, settings, key="k-1")
+    replay = start(ALICE, settings, key="k-1")
+    assert replay.replayed and replay.generation.generation_id == first.generation.generation_id
+    assert replay.credits == first.credits == 9
+    assert len(generations_of(ALICE.user_id)) == 1
+
+
+@pytest.mark.parametrize("finish", ["processing", "completed"])
+def test_same_key_replays_processing_and_completed(finish: str) -> None:
+    settings = ready()
+    first = start(ALICE, settings, key="k-1")
+    claim = money.claim_generation(ALICE.user_id, first.generation.generation_id, lease_seconds=LEASE)
+    assert claim.generation is not None
+    if finish == "completed":
+        assert money.complete_generation(claim.generation, result_keys=["k"], provider="test")
+    replay = start(ALICE, settings, key="k-1")
+    assert replay.replayed and replay.generation.status == finish
+    assert balance(ALICE.user_id) == 9
+
+
+def test_same_key_different_parameters_is_422() -> None:
+    settings = ready()
+    start(ALICE, settings, key="k-1")
+    with pytest.raises(IdempotencyKeyReused):
+        start(ALICE, settings, key="k-1", prompt="something else")
+    assert balance(ALICE.user_id) == 9
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_same_key_after_failure_or_cancel_is_charged_as_new(ending: str) -> None:
+    settings = ready()
+    first = start(ALICE, settings, key="k-1")
+    if ending == "cancelled":
+        money.cancel_generation(ALICE.user_id, first.generation.generation_id)
+    else:
+        money.fail_generation(first.generation, error="provider said no")
+    second = start(ALICE, settings, key="k-1")
+    assert not second.replayed
+    assert second.generation.generation_id != first.generation.generation_id
+    assert second.credits == 9  # refunded once, charged once again
+    third = start(ALICE, settings, key="k-1")
+    assert third.replayed and third.generation.generation_id == second.generation.generation_id
+
+
+def test_keys_are_per_user() -> None:
+    settings = ready()
+    alice = start(ALICE, settings, key="shared")
+    bob = start(BOB, settings, key="shared")
+    assert not bob.replayed and bob.generation.generation_id != alice.generation.generation_id
+    assert balance(ALICE.user_id) == balance(BOB.user_id) == 9
+
+
+def test_expired_key_is_free_again() -> None:
+    settings = ready()
+    now = time.time()
+    first = start(ALICE, settings, key="k-1", now=now)
+    later = now + money.IDEMPOTENCY_TTL_SECONDS + 120
+    money.fail_generation(first.generation, error="x", now=now + 1)  # end it so the limits allow another
+    second = start(ALICE, settings, key="k-1", prompt="different, but the key expired", now=later)
+    assert not second.replayed
+
+
+# --- cancel ------------------------------------------------------------------------
+
+
+def test_cancel_pending_refunds_once() -> None:
+    settings = ready()
+    generation = start(ALICE, settings, cost=2).generation
+    cancelled = money.cancel_generation(ALICE.user_id, generation.generation_id)
+    assert cancelled.status == "cancelled"
+    assert balance(ALICE.user_id) == 10
+    with pytest.raises(NotCancellable):
+        money.cancel_generation(ALICE.user_id, generation.generation_id)
+    assert balance(ALICE.user_id) == 10
+
+
+def test_cancel_processing_is_409() -> None:
+    generation = start(ALICE, ready()).generation
+    money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    with pytest.raises(NotCancellable):
+        money.cancel_generation(ALICE.user_id, generation.generation_id)
+    assert balance(ALICE.user_id) == 9
+
+
+def test_cancel_of_someone_elses_generation_is_404() -> None:
+    generation = start(ALICE, ready()).generation
+    money.register(BOB, ready())
+    with pytest.raises(NotFound):
+        money.cancel_generation(BOB.user_id, generation.generation_id)
+    assert money.get_generation(ALICE.user_id, generation.generation_id).status == "pending"  # type: ignore[union-attr]
+
+
+# --- claim, complete, fail -------------------------------------------------------------
+
+
+def test_claim_moves_pending_to_processing_once() -> None:
+    generation = start(ALICE, ready()).generation
+    first = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    second = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    assert first.outcome == money.ClaimOutcome.CLAIMED
+    assert first.generation is not None and first.generation.status == "processing"
+    assert first.generation.claim_token and first.generation.prompt == "a red fox in the snow"
+    assert second.outcome == money.ClaimOutcome.BUSY
+
+
+def test_claim_takes_over_an_expired_lease_and_the_old_worker_cannot_complete() -> None:
+    now = time.time()
+    generation = start(ALICE, ready(), now=now).generation
+    old = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=30, now=now)
+    new = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=30, now=now + 31)
+    assert new.outcome == money.ClaimOutcome.CLAIMED and new.generation is not None
+    assert int(new.generation.attempts) == 2
+    assert old.generation is not None
+    assert not money.complete_generation(old.generation, result_keys=["stale"], provider="t")
+    assert money.complete_generation(new.generation, result_keys=["fresh"], provider="t")
+    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    assert stored is not None and list(stored.result_keys) == ["fresh"]
+
+
+def test_claim_past_timeout_fails_and_refunds_instead() -> None:
+    settings = ready()
+    now = time.time()
+    generation = start(ALICE, settings, now=now).generation
+    late = now + settings.generation_timeout_seconds + 1
+    claim = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=late)
+    assert claim.outcome == money.ClaimOutcome.EXPIRED
+    assert claim.generation is not None and claim.generation.status == "failed"
+    assert balance(ALICE.user_id) == 10
+
+
+def test_claim_of_missing_or_finished_generation_does_nothing() -> None:
+    generation = start(ALICE, ready()).generation
+    money.cancel_generation(ALICE.user_id, generation.generation_id)
+    assert money.claim_generation(ALICE.user_id, "01ARZ3NDEKTSV4RRFFQ69G5FAV", lease_seconds=LEASE).outcome == (
+        money.ClaimOutcome.MISSING
+    )
+    finished = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    assert finished.outcome == money.ClaimOutcome.FINISHED
+    assert balance(ALICE.user_id) == 10
+
+
+def test_complete_frees_the_active_slot_and_keeps_the_charge() -> None:
+    generation = start(ALICE, ready(), cost=2).generation
+    claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE).generation
+    assert claimed is not None
+    assert money.complete_generation(claimed, result_keys=["results/1001/x/0.png"], provider="test")
+    assert not money.complete_generation(claimed, result_keys=["again"], provider="test")
+    assert not money.fail_generation(claimed, error="late failure")  # a completed one is never refunded
+    user = User.get(ALICE.user_id)
+    assert int(user.credits) == 8 and int(user.active_generations) == 0
+
+
+def test_double_fail_refunds_once() -> None:
+    generation = start(ALICE, ready(), cost=4).generation
+    assert money.fail_generation(generation, error="boom")
+    assert not money.fail_generation(generation, error="boom again")
+    assert balance(ALICE.user_id) == 10
+    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    assert stored is not None and stored.error == "boom" and stored.sweep_shard is None
+
+
+def test_release_claim_returns_to_pending_for_the_owner_only() -> None:
+    generation = start(ALICE, ready()).generation
+    claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE).generation
+    assert claimed is not None
+    stranger = money.Claim(money.ClaimOutcome.CLAIMED, generation).generation
+    assert stranger is not None and stranger.claim_token is None
+    assert not money.release_claim(stranger)
+    assert money.release_claim(claimed)
+    again = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    assert again.outcome == money.ClaimOutcome.CLAIMED
+    assert balance(ALICE.user_id) == 9
+
+
+def test_fail_with_a_stale_claim_token_changes_nothing() -> None:
+    generation = start(ALICE, ready()).generation
+    money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
+    assert not money.fail_generation(generation, error="x", claim_token="not-the-owner")
+    assert balance(ALICE.user_id) == 9
+
+
+# --- sweeper ------------------------------------------------------------------------
+
+
+def test_sweep_fails_and_refunds_only_expired_unfinished_generations() -> None:
+    settings = settings_with(MAX_ACTIVE_GENERATIONS="10")
+    now = time.time()
+    old_pending = start(ALICE, settings, now=now - 400).generation
+    old_processing = start(ALICE, settings, now=now - 400).generation
+    money.claim_generation(ALICE.user_id, old_processing.generation_id, lease_seconds=LEASE, now=now - 399)
+    old_completed = start(ALICE, settings, now=now - 400).generation
+    claimed = money.claim_generation(ALICE.user_id, old_completed.generation_id, lease_seconds=LEASE, now=now - 399)
+    assert claimed.generation is not None
+    money.complete_generation(claimed.generation, result_keys=["k"], provider="t")
+    fresh = start(ALICE, settings, now=now).generation
+
+    swept = money.sweep_expired(now=now)
+    assert sorted(g.generation_id for g in swept) == sorted([old_pending.generation_id, old_processing.generation_id])
+    assert money.sweep_expired(now=now) == []
+    statuses = {g.generation_id: g.status for g in generations_of(ALICE.user_id)}
+    assert statuses == {
+        old_pending.generation_id: "failed",
+        old_processing.generation_id: "failed",
+        old_completed.generation_id: "completed",
+        fresh.generation_id: "pending",
+    }
+    assert balance(ALICE.user_id) == 10 - 2  # the completed and the fresh one stay charged
+
+
+def test_stale_pending_finds_lost_jobs_but_not_fresh_or_expired_ones() -> None:
+    settings = settings_with(MAX_ACTIVE_GENERATIONS="10")
+    now = time.time()
+    lost = start(ALICE, settings, now=now - 120).generation
+    start(ALICE, settings, now=now)  # fresh
+    start(ALICE, settings, now=now - 1000)  # expired: the sweeper's job, not a requeue
+    found = money.stale_pending(settings, older_than_seconds=60, now=now)
+    assert [g.generation_id for g in found] == [lost.generation_id]
+    money.sweep_expired(now=now)
+
+
+# --- admin --------------------------------------------------------------------------
+
+
+def test_admin_grant_and_remove_never_below_zero() -> None:
+    money.register(ALICE, ready())
+    assert int(money.change_credits(ALICE.user_id, 5, note="gift").credits) == 15
+    assert int(money.change_credits(ALICE.user_id, -15, note="reset").credits) == 0
+    with pytest.raises(Conflict):
+        money.change_credits(ALICE.user_id, -1, note="too much")
+    with pytest.raises(NotFound):
+        money.change_credits(999, 5, note="nobody")
+    reasons = [(e.reason, int(e.delta)) for e in money.latest_ledger(ALICE.user_id)]
+    assert reasons == [("admin", -15), ("admin", 5), ("welcome", 10)]
+
+
+def test_ban_and_unban_unknown_user_is_404() -> None:
+    with pytest.raises(NotFound):
+        money.set_banned(999, True)
+
+
+def test_stats_count_users_generations_and_credits() -> None:
+    settings = ready()
+    money.register(ALICE, settings)
+    money.change_credits(ALICE.user_id, 5, note="gift")
+    generation = start(ALICE, settings, cost=2).generation
+    start(ALICE, settings, cost=1)
+    money.cancel_generation(ALICE.user_id, generation.generation_id)
+    stats = money.stats()
+    assert stats["users"] == 1
+    assert stats["generations"]["pending"] == 1 and stats["generations"]["cancelled"] == 1
+    assert stats["credits"] == {"granted": 5, "spent": 3, "refunded": 2, "purchased": 0, "welcome": 10}
+
+
+# --- Stars purchases ------------------------------------------------------------------
+
+
+def test_purchase_is_credited_once_per_charge_id() -> None:
+    settings = ready()
+    kwargs = {"charge_id": "ch-1", "provider_charge_id": None, "pack_id": "pack_10", "credits": 10, "stars": 50}
+    assert money.credit_purchase(ALICE, settings, **kwargs)  # type: ignore[arg-type]
+    assert not money.credit_purchase(ALICE, settings, **kwargs)  # type: ignore[arg-type]
+    assert balance(ALICE.user_id) == 20
+
+
+def test_take_back_purchase_refuses_when_spent_and_can_be_restored() -> None:
+    settings = ready()
+    money.credit_purchase(
+        ALICE, settings, charge_id="ch-1", provider_charge_id=None, pack_id="pack_10", credits=10, stars=50
+    )
+    money.change_credits(ALICE.user_id, -15, note="spent")
+    with pytest.raises(Conflict):
+        money.take_back_purchase("ch-1")
+    money.change_credits(ALICE.user_id, 20, note="topped up")
+    money.take_back_purchase("ch-1")
+    assert balance(ALICE.user_id) == 15
+    with pytest.raises(Conflict):
+        money.take_back_purchase("ch-1")
+    money.restore_purchase("ch-1")
+    assert balance(ALICE.user_id) == 25
+
+
+# --- the transaction wrapper -------------------------------------------------------------
+
+
+def test_cancellation_reasons_are_mapped_to_items_not_call_order() -> None:
+    money.register(ALICE, ready())
+    # Added as update, put, check: PynamoDB sends check, put, update.
+    tx = Transaction()
+    tx.update("first-update", User(user_id=ALICE.user_id), [User.credits.add(1)], condition=User.credits > 1000)
+    tx.put("a-put", LedgerEntry(user_id=1, entry_id="e", delta=1, reason="admin", created_at="t"))
+    tx.check("a-check", User, BOB.user_id, None, User.user_id.does_not_exist())
+    assert tx.labels == ["a-check", "a-put", "first-update"]
+    with pytest.raises(TransactionCancelled) as cancelled:
+        tx.commit()
+    assert cancelled.value.failed("first-update")
+    assert not cancelled.value.failed("a-put") and not cancelled.value.failed("a-check")
+    assert balance(ALICE.user_id) == 10 and ledger_of(1) == []
+
+
+def test_order_helper_fingerprint_differs_by_prompt() -> None:
+    assert order("a").fingerprint != order("b").fingerprint

@@ -1,0 +1,140 @@
+"""Races, on the one-request-at-a-time local AWS endpoint.
+
+In-process moto is not thread-safe, and moto's threaded server loses
+conditional updates, so only the serialized emulator can tell a correct
+condition from a lucky one. The ``emulator`` fixture checks the money
+invariants from the tables after each test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import pytest
+
+from chalicelib import money
+from chalicelib.errors import InsufficientCredits, NotCancellable
+from chalicelib.runtime import ready
+from chalicelib.tables import Generation, LedgerEntry, User
+from tests.money_helpers import ALICE, balance, settings_with, start
+
+pytestmark = [pytest.mark.emulator, pytest.mark.usefixtures("emulator")]
+T = TypeVar("T")
+
+
+def race(count: int, action: Callable[[int], T]) -> list[T | BaseException]:
+    """Run ``action(i)`` ``count`` times at once, released together by a barrier."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> T | BaseException:
+        barrier.wait()
+        try:
+            return action(index)
+        except BaseException as error:  # the caller inspects what each attempt got
+            return error
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def kinds(results: Sequence[object]) -> Counter[str]:
+    return Counter(type(result).__name__ for result in results)
+
+
+def test_fifty_concurrent_starts_accept_exactly_the_balance() -> None:
+    settings = settings_with(MAX_ACTIVE_GENERATIONS="100", RATE_LIMIT_PER_MINUTE="1000")
+    money.register(ALICE, settings)
+    results = race(50, lambda i: start(ALICE, settings, cost=1, prompt=f"fox {i}"))
+    assert kinds(results) == Counter({"StartResult": 10, "InsufficientCredits": 40})
+    assert balance(ALICE.user_id) == 0
+    assert len(list(Generation.query(ALICE.user_id))) == 10
+
+
+def test_concurrent_registration_credits_the_welcome_bonus_once() -> None:
+    settings = ready()
+    results = race(20, lambda _: money.register(ALICE, settings))
+    created = [result for result in results if isinstance(result, tuple) and result[1]]
+    assert len(created) == 1
+    assert all(isinstance(result, tuple) for result in results)
+    welcome = [e for e in LedgerEntry.query(ALICE.user_id) if e.reason == "welcome"]
+    assert len(welcome) == 1 and balance(ALICE.user_id) == 10
+
+
+def test_concurrent_starts_with_one_idempotency_key_charge_once() -> None:
+    settings = settings_with(MAX_ACTIVE_GENERATIONS="100")
+    money.register(ALICE, settings)
+    results = race(12, lambda _: start(ALICE, settings, key="same-key"))
+    ids = {result.generation.generation_id for result in results if isinstance(result, money.StartResult)}
+    assert kinds(results) == Counter({"StartResult": 12})
+    assert len(ids) == 1
+    assert balance(ALICE.user_id) == 9
+
+
+def test_concurrent_cancel_and_claim_exactly_one_wins() -> None:
+    settings = ready()
+    for _ in range(5):  # a few rounds: either side may win, never both
+        generation = start(ALICE, settings).generation
+
+        def act(index: int, gid: str = generation.generation_id) -> object:
+            if index == 0:
+                return money.cancel_generation(ALICE.user_id, gid)
+            return money.claim_generation(ALICE.user_id, gid, lease_seconds=60)
+
+        cancel_result, claim_result = race(2, act)
+        cancelled = isinstance(cancel_result, Generation)
+        claimed = isinstance(claim_result, money.Claim) and claim_result.outcome == money.ClaimOutcome.CLAIMED
+        assert cancelled != claimed, (cancel_result, claim_result)
+        if cancelled:
+            assert isinstance(claim_result, money.Claim) and claim_result.outcome == money.ClaimOutcome.FINISHED
+        else:
+            assert isinstance(cancel_result, NotCancellable)
+            stored = money.get_generation(ALICE.user_id, generation.generation_id)
+            assert stored is not None
+            money.fail_generation(stored, error="end of round")
+    assert int(User.get(ALICE.user_id).active_generations) == 0
+
+
+def test_concurrent_double_fail_refunds_once() -> None:
+    generation = start(ALICE, ready(), cost=3).generation
+    results = race(8, lambda _: money.fail_generation(generation, error="provider down"))
+    assert results.count(True) == 1 and results.count(False) == 7
+    assert balance(ALICE.user_id) == 10
+    refunds = [e for e in LedgerEntry.query(ALICE.user_id) if e.reason == "refund"]
+    assert len(refunds) == 1
+
+
+def test_concurrent_admin_debits_never_go_negative() -> None:
+    money.register(ALICE, ready())
+    results = race(16, lambda _: money.change_credits(ALICE.user_id, -3, note="race"))
+    accepted = [result for result in results if isinstance(result, User)]
+    assert len(accepted) == 3  # 10 credits cover three debits of 3
+    assert balance(ALICE.user_id) == 1
+
+
+def test_concurrent_sweeps_and_worker_fail_refund_once() -> None:
+    settings = ready()
+    generation = start(ALICE, settings, now=0 + 1_700_000_000).generation
+    now = 1_700_000_000 + settings.generation_timeout_seconds + 5
+
+    def act(index: int) -> object:
+        if index % 2:
+            return money.sweep_expired(now=now)
+        return money.fail_generation(generation, error="worker gave up", now=now)
+
+    race(6, act)
+    assert balance(ALICE.user_id) == 10
+    refunds = [e for e in LedgerEntry.query(ALICE.user_id) if e.reason == "refund"]
+    assert len(refunds) == 1
+
+
+def test_insufficient_credit_races_leave_no_partial_state() -> None:
+    settings = settings_with(MAX_ACTIVE_GENERATIONS="100", RATE_LIMIT_PER_MINUTE="1000")
+    money.register(ALICE, settings)
+    results = race(10, lambda _: start(ALICE, settings, cost=4))
+    assert sum(isinstance(result, money.StartResult) for result in results) == 2
+    assert sum(isinstance(result, InsufficientCredits) for result in results) == 8
+    assert balance(ALICE.user_id) == 2
