@@ -1,0 +1,149 @@
+"""What NanoGen sells: the image models and the Telegram Stars credit packs.
+
+The one place to add a model or change a pack. Model costs come with defaults
+here and can be overridden by the operator through ``MODEL_COSTS``
+(``Settings.model_costs``) without a deploy of new code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.errors import ConfigurationError, InvalidRequest
+
+# The ratios AIML accepts for Google's text-to-image models (EXTERNAL-APIS.md).
+_TEXT_TO_IMAGE_RATIOS = ("21:9", "1:1", "4:3", "3:2", "2:3", "5:4", "4:5", "3:4", "16:9", "9:16")
+_EDIT_RATIOS = ("1:1", "9:16", "16:9", "3:4", "4:3")
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """One model a user can choose; ``edit`` models take ``image_urls``."""
+
+    id: str
+    name: str
+    cost: int
+    edit: bool
+    aspect_ratios: tuple[str, ...]
+    max_images: int  # 0 for models that take no input image
+    default_aspect_ratio: str = "1:1"
+
+    def to_public(self) -> dict[str, Any]:
+        """The shape of ``GET /api/generation/models`` (CONTRACT §5)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "cost": self.cost,
+            "edit": self.edit,
+            "aspect_ratios": list(self.aspect_ratios),
+            "max_images": self.max_images,
+        }
+
+
+DEFAULT_MODEL_ID = "google/gemini-2.5-flash-image"
+
+# Listed in the order the Mini App shows them; costs are the defaults.
+_MODELS: tuple[ImageModel, ...] = (
+    ImageModel(
+        id=DEFAULT_MODEL_ID,
+        name="Nano Banana",
+        cost=1,
+        edit=False,
+        aspect_ratios=_TEXT_TO_IMAGE_RATIOS,
+        max_images=0,
+    ),
+    ImageModel(
+        id="google/nano-banana-edit",
+        name="Nano Banana Edit",
+        cost=1,
+        edit=True,
+        aspect_ratios=_EDIT_RATIOS,
+        max_images=3,
+    ),
+    ImageModel(
+        id="google/nano-banana-pro",
+        name="Nano Banana Pro",
+        cost=4,
+        edit=False,
+        aspect_ratios=_TEXT_TO_IMAGE_RATIOS,
+        max_images=0,
+    ),
+)
+
+
+def models(settings: Settings) -> list[ImageModel]:
+    """Every model, with the operator's ``MODEL_COSTS`` applied.
+
+    An id in ``MODEL_COSTS`` that names no model is a typo that would silently
+    leave a price unchanged, so it fails loudly instead.
+    """
+    known = {model.id for model in _MODELS}
+    unknown = sorted(set(settings.model_costs) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"MODEL_COSTS names unknown models {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return [replace(model, cost=settings.model_costs.get(model.id, model.cost)) for model in _MODELS]
+
+
+def get_model(model_id: str, settings: Settings) -> ImageModel:
+    """The model called ``model_id``; an unknown id is the client's mistake (400)."""
+    available = models(settings)
+    for model in available:
+        if model.id == model_id:
+            return model
+    names = ", ".join(model.id for model in available)
+    raise InvalidRequest(f"Unknown model {model_id[:100]!r}. Choose one of: {names}.")
+
+
+_PAYLOAD_PREFIX = "nanogen:"
+
+
+@dataclass(frozen=True)
+class CreditPack:
+    """Credits sold for Telegram Stars (``XTR``); ``payload`` names it in the invoice."""
+
+    id: str
+    credits: int
+    stars: int
+    title: str  # Bot API: 1-32 characters
+    description: str  # Bot API: 1-255 characters
+
+    @property
+    def payload(self) -> str:
+        """The invoice payload Telegram echoes back in pre-checkout and payment."""
+        return f"{_PAYLOAD_PREFIX}{self.id}"
+
+
+PACKS: tuple[CreditPack, ...] = (
+    CreditPack(
+        id="pack_10",
+        credits=10,
+        stars=50,
+        title="10 credits",
+        description="10 credits for AI pictures in NanoGen.",
+    ),
+    CreditPack(
+        id="pack_50",
+        credits=50,
+        stars=200,
+        title="50 credits",
+        description="50 credits for AI pictures in NanoGen: 20% cheaper per credit than 10.",
+    ),
+    CreditPack(
+        id="pack_200",
+        credits=200,
+        stars=700,
+        title="200 credits",
+        description="200 credits for AI pictures in NanoGen: 30% cheaper per credit than 10.",
+    ),
+)
+
+_PACKS_BY_PAYLOAD = {pack.payload: pack for pack in PACKS}
+
+
+def pack_by_payload(payload: str) -> CreditPack | None:
+    """The pack an invoice payload names, or None for anything we did not issue."""
+    return _PACKS_BY_PAYLOAD.get(payload)

@@ -1,0 +1,291 @@
+"""Request input, parsed and checked before anything else runs.
+
+Every function here either returns clean, typed values or raises
+``InvalidRequest`` (400) with a message that tells the caller which field is
+wrong and how to fix it. Types are checked strictly (``true`` is not a string,
+``true`` is not an integer) so that what is stored is exactly what was meant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from chalicelib.auth import MAX_TELEGRAM_ID
+from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models
+from chalicelib.config import Settings
+from chalicelib.errors import InvalidRequest
+
+MAX_BODY_BYTES = 16_384
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGE_URL_CHARS = 2048
+MAX_REASON_CHARS = 200
+MAX_CREDIT_CHANGE = 1_000_000
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 50
+
+_GENERATION_FIELDS = ("prompt", "model", "aspect_ratio", "image_urls")
+_CREDIT_CHANGE_FIELDS = ("amount", "reason")
+
+# C0 controls other than tab/newline/carriage return, DEL, and lone UTF-16
+# surrogates (JSON's "\ud800" decodes to one, and it cannot be stored as UTF-8).
+_FORBIDDEN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")
+_LIMIT_RE = re.compile(r"[0-9]{1,6}")
+_USER_ID_RE = re.compile(r"[0-9]{1,16}")
+
+# Host names that only mean something inside a network, never on the internet.
+_INTERNAL_TLDS = ("localhost", "local", "localdomain", "internal", "arpa")
+_HOST_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# WHATWG URL parsers (browsers, many HTTP clients) read a host whose last label
+# is a number as IPv4: 2130706433, 0x7f000001, 0177.0.0.1 and 127.1 all mean
+# 127.0.0.1. Only the canonical dotted quad is accepted, and then classified.
+_NUMERIC_LABEL_RE = re.compile(r"0x[0-9a-f]*|[0-9]+")
+# A Bot API token (<bot id>:<secret>) anywhere in a URL would hand it to the provider.
+_BOT_TOKEN_RE = re.compile(r"[0-9]{5,}:[A-Za-z0-9_-]{30,}")
+
+
+def _invalid(message: str) -> NoReturn:
+    raise InvalidRequest(message)
+
+
+def _shown(value: object) -> str:
+    """A client value quoted in an error message, cut short so errors stay small."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_json_object(raw_body: bytes | str | None, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request body as a JSON object; duplicated keys and NaN/Infinity are refused as ambiguous."""
+    if raw_body is None:
+        _invalid("The request body is empty; send a JSON object.")
+    data = raw_body.encode("utf-8", "surrogatepass") if isinstance(raw_body, str) else raw_body
+    if len(data) > max_bytes:
+        _invalid(f"The request body is larger than {max_bytes} bytes.")
+    if not data.strip():
+        _invalid("The request body is empty; send a JSON object.")
+    try:
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_object_without_duplicates, parse_constant=_not_json)
+    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, an integer of thousands of digits, deep nesting
+        _invalid("The request body is not valid JSON.")
+    if not isinstance(value, dict):
+        _invalid("The request body must be a JSON object.")
+    return value
+
+
+def _not_json(constant: str) -> NoReturn:
+    _invalid(f"The request body is not valid JSON: {constant} is not a JSON number.")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        _invalid("The request body repeats a key; send each field once.")
+    return obj
+
+
+def _reject_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        _invalid(f"Unknown field(s): {', '.join(_shown(key) for key in unknown[:5])}. Allowed: {', '.join(allowed)}.")
+
+
+def _text(value: object, field: str, *, max_chars: int) -> str:
+    """A required, trimmed, non-empty single string of at most ``max_chars`` characters."""
+    if not isinstance(value, str):
+        _invalid(f"{field} is required and must be a string.")
+    text = value.strip()
+    if not text:
+        _invalid(f"{field} must not be empty.")
+    if len(text) > max_chars:
+        _invalid(f"{field} is {len(text)} characters long; the limit is {max_chars}.")
+    if _FORBIDDEN_TEXT_RE.search(text):
+        _invalid(f"{field} contains control characters.")
+    return text
+
+
+def _optional_string(body: Mapping[str, Any], field: str) -> str | None:
+    """An optional string field; JSON ``null`` means "not given", as clients often send it."""
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        _invalid(f"{field} must be a string.")
+    return value
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A checked ``POST /api/generation`` body."""
+
+    prompt: str
+    model: ImageModel
+    aspect_ratio: str
+    image_urls: tuple[str, ...]
+
+    def fingerprint(self) -> str:
+        """Stable digest of the parameters: an Idempotency-Key reused with another one is a 422."""
+        material = json.dumps(
+            [self.prompt, self.model.id, self.aspect_ratio, list(self.image_urls)], separators=(",", ":")
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def parse_generation_request(body: Mapping[str, Any], settings: Settings) -> GenerationRequest:
+    """``{"prompt", "model"?, "aspect_ratio"?, "image_urls"?}`` checked against the catalogue."""
+    _reject_unknown_fields(body, _GENERATION_FIELDS)
+    prompt = _text(body.get("prompt"), "prompt", max_chars=MAX_PROMPT_CHARS)
+
+    model_id = _optional_string(body, "model")
+    model = get_model(DEFAULT_MODEL_ID if model_id is None else model_id, settings)
+
+    aspect_ratio = _optional_string(body, "aspect_ratio")
+    if aspect_ratio is None:
+        aspect_ratio = model.default_aspect_ratio
+    elif aspect_ratio not in model.aspect_ratios:
+        _invalid(
+            f"aspect_ratio {_shown(aspect_ratio)} is not available for {model.name}; "
+            f"choose one of: {', '.join(model.aspect_ratios)}."
+        )
+
+    return GenerationRequest(
+        prompt=prompt,
+        model=model,
+        aspect_ratio=aspect_ratio,
+        image_urls=_image_urls(body.get("image_urls"), model, settings),
+    )
+
+
+def _image_urls(value: object, model: ImageModel, settings: Settings) -> tuple[str, ...]:
+    """Edit models need 1..max_images URLs; other models take none (absent, null or [])."""
+    if not model.edit:
+        if value is not None and value != []:
+            edit_ids = ", ".join(m.id for m in models(settings) if m.edit)
+            _invalid(f"{model.name} does not take image_urls; to edit pictures choose {edit_ids}.")
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= model.max_images:
+        _invalid(f"{model.name} needs image_urls: a list of 1 to {model.max_images} https URLs of pictures to edit.")
+    return tuple(_image_url(url, f"image_urls[{index}]") for index, url in enumerate(value))
+
+
+def _image_url(value: object, where: str) -> str:
+    """A URL the image provider will fetch: public https only (SSRF), never a bot-token URL.
+
+    This is a syntactic check: a public name can still resolve to a private
+    address, so anything in NanoGen that fetches such a URL itself must check
+    the resolved address and not follow redirects.
+    """
+    if not isinstance(value, str):
+        _invalid(f"{where} must be a string.")
+    if len(value) > MAX_IMAGE_URL_CHARS:
+        _invalid(f"{where} is longer than {MAX_IMAGE_URL_CHARS} characters.")
+    # Spaces, controls, backslashes and raw non-ASCII are read differently by
+    # different URL parsers; a well-formed URL percent-encodes them.
+    if not value.isascii() or "\\" in value or any(char <= " " or char == "\x7f" for char in value):
+        _invalid(
+            f"{where} must be ASCII without spaces or backslashes: percent-encode the path "
+            "and write international domain names as punycode (xn--)."
+        )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        _invalid(f"{where} is not a valid URL.")
+    if parts.scheme != "https":
+        _invalid(f"{where} must start with https://.")
+    if "@" in parts.netloc:
+        _invalid(f"{where} must not contain a user name or password.")
+    _check_public_host(parts.hostname or "", where)
+    if _carries_bot_token(parts):
+        _invalid(f"{where} contains a Telegram bot token (a Telegram file link); upload the picture elsewhere.")
+    return value
+
+
+def _check_public_host(host: str, where: str) -> None:
+    name = host.removesuffix(".")
+    if not name:
+        _invalid(f"{where} has no host name.")
+    if ":" in name:  # an IPv6 literal; urlsplit has taken its brackets off
+        try:
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(name)
+        except ValueError:
+            _invalid(f"{where} has an invalid IPv6 address.")
+    elif _NUMERIC_LABEL_RE.fullmatch(name.rsplit(".", 1)[-1]):
+        try:
+            ip = ipaddress.IPv4Address(name)
+        except ValueError:
+            _invalid(f"{where} writes an IP address in a non-standard form; use a host name.")
+    else:
+        labels = name.split(".")
+        if len(name) > 253 or not all(_HOST_LABEL_RE.fullmatch(label) for label in labels):
+            _invalid(f"{where} has an invalid host name.")
+        # A name without a dot is completed by the resolver's search domains: internal.
+        if len(labels) < 2 or labels[-1] in _INTERNAL_TLDS:
+            _invalid(f"{where} points at a local or internal host; use a public URL.")
+        return
+    if not _is_public_ip(ip):
+        _invalid(f"{where} points at a private, local or reserved address; use a public URL.")
+
+
+def _is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id or ip.is_site_local:
+            return False
+        # 6to4 (2002:7f00:1::) reaches the IPv4 address inside, and Python counts
+        # the 2002::/16 prefix as global. (IPv4-mapped ::ffff:... is already private.)
+        if ip.sixtofour is not None and not _is_public_ip(ip.sixtofour):
+            return False
+    flags = (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_reserved, ip.is_multicast, ip.is_unspecified)
+    return ip.is_global and not any(flags)
+
+
+def _carries_bot_token(parts: SplitResult) -> bool:
+    """Telegram file URLs are ``/file/bot<token>/...``: the token must never reach a third party."""
+    host = (parts.hostname or "").removesuffix(".")
+    if host == "api.telegram.org" and unquote(parts.path).lower().startswith("/file/bot"):
+        return True
+    return _BOT_TOKEN_RE.search(unquote(parts.geturl())) is not None
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` header: 1-128 visible ASCII characters (0x21-0x7E).
+
+    Spaces are refused: proxies may trim or fold them, and two keys that differ
+    only in whitespace would then collide or split.
+    """
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
+        _invalid("Idempotency-Key must be 1 to 128 visible ASCII characters without spaces (a UUID works).")
+    return value
+
+
+def parse_limit(value: str | None) -> int:
+    """``?limit=``: digits only, 1 to 50, default 20."""
+    if value is None:
+        return DEFAULT_LIMIT
+    if not _LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
+        _invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(value)
+
+
+def parse_admin_credit_change(body: Mapping[str, Any]) -> tuple[int, str]:
+    """``{"amount": non-zero int, "reason": str}``: positive grants, negative takes away."""
+    _reject_unknown_fields(body, _CREDIT_CHANGE_FIELDS)
+    amount = body.get("amount")
+    if type(amount) is not int:  # bool is an int subclass; 1.0 is not a credit count
+        _invalid("amount must be an integer number of credits.")
+    if amount == 0 or abs(amount) > MAX_CREDIT_CHANGE:
+        _invalid(f"amount must be non-zero and between -{MAX_CREDIT_CHANGE} and {MAX_CREDIT_CHANGE}.")
+    return amount, _text(body.get("reason"), "reason", max_chars=MAX_REASON_CHARS)
+
+
+def parse_user_id(value: str) -> int:
+    """A ``{user_id}`` path parameter: a Telegram user id, positive and at most 2**53."""
+    if not _USER_ID_RE.fullmatch(value) or not 1 <= int(value) <= MAX_TELEGRAM_ID:
+        _invalid("user_id must be a positive Telegram user id.")
+    return int(value)
