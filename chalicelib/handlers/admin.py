@@ -1,0 +1,53 @@
+"""The operator's API: look up, credit, debit, ban and count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Request
+
+from chalicelib import money
+from chalicelib.auth import Admin, authenticate_admin
+from chalicelib.errors import NotFound
+from chalicelib.observability import logger
+from chalicelib.runtime import ready
+from chalicelib.validation import parse_admin_credit_change, parse_json_object, parse_user_id
+from chalicelib.views import ledger_view, user_view
+
+
+def _admin(request: Request) -> Admin:
+    admin = authenticate_admin(request.headers, ready())
+    logger.append_keys(admin=admin.via, admin_user_id=admin.user_id)
+    return admin
+
+
+def user_detail(request: Request, user_id: str) -> dict[str, Any]:
+    _admin(request)
+    user = money.get_user(parse_user_id(user_id))
+    if user is None:
+        raise NotFound("No such user.")
+    entries = money.latest_ledger(int(user.user_id))
+    return {"user": user_view(user), "ledger": [ledger_view(entry) for entry in entries]}
+
+
+def change_credits(request: Request, user_id: str) -> dict[str, Any]:
+    admin = _admin(request)
+    target = parse_user_id(user_id)
+    amount, reason = parse_admin_credit_change(parse_json_object(request.raw_body))
+    who = f"admin:{admin.via}" + (f":{admin.user_id}" if admin.user_id else "")
+    user = money.change_credits(target, amount, note=f"{who}: {reason}")
+    logger.info("admin changed credits", extra={"target_user_id": target, "amount": amount})
+    return user_view(user)
+
+
+def set_banned(request: Request, user_id: str, *, banned: bool) -> dict[str, Any]:
+    _admin(request)
+    target = parse_user_id(user_id)
+    user = money.set_banned(target, banned)
+    logger.info("admin changed ban", extra={"target_user_id": target, "banned": banned})
+    return user_view(user)
+
+
+def stats(request: Request) -> dict[str, Any]:
+    _admin(request)
+    return money.stats()

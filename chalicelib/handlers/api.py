@@ -1,0 +1,119 @@
+"""The Mini App's REST API: parse, authenticate, call one use case, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib import catalogue, jobs, money, queries
+from chalicelib.auth import InitData, authenticate_user
+from chalicelib.errors import NotFound
+from chalicelib.http import json_response
+from chalicelib.observability import count, logger
+from chalicelib.runtime import ready
+from chalicelib.validation import (
+    parse_generation_request,
+    parse_idempotency_key,
+    parse_json_object,
+    parse_limit,
+)
+from chalicelib.views import generation_view, user_view
+
+
+def _profile(init_data: InitData) -> money.Profile:
+    user = init_data.user
+    return money.Profile(
+        user_id=user.id,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+
+
+def _caller(request: Request) -> money.Profile:
+    settings = ready()
+    profile = _profile(authenticate_user(request.headers, settings))
+    logger.append_keys(user_id=profile.user_id)
+    return profile
+
+
+def list_models() -> dict[str, Any]:
+    return {"models": [model.to_public() for model in catalogue.models(ready())]}
+
+
+def me(request: Request) -> dict[str, Any]:
+    profile = _caller(request)
+    return user_view(money.get_or_register(profile, ready()))
+
+
+def create_generation(request: Request) -> Response:
+    profile = _caller(request)
+    settings = ready()
+    body = parse_json_object(request.raw_body)
+    wanted = parse_generation_request(body, settings)
+    key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    order = money.GenerationOrder(
+        prompt=wanted.prompt,
+        model=wanted.model.id,
+        aspect_ratio=wanted.aspect_ratio,
+        image_urls=wanted.image_urls,
+        cost=wanted.model.cost,
+        fingerprint=wanted.fingerprint(),
+    )
+    result = money.start_generation(
+        profile, order, settings, chat_id=profile.user_id, source="api", idempotency_key=key
+    )
+    generation = result.generation
+    logger.append_keys(generation_id=generation.generation_id)
+    if generation.status == money.GenerationStatus.PENDING:
+        send_to_worker(int(generation.user_id), generation.generation_id)
+    if not result.replayed:
+        count("GenerationsStarted")
+        count("CreditsSpent", int(generation.cost))
+    body_out = {"generation": generation_view(generation, settings), "credits": result.credits}
+    return json_response(body_out, 200 if result.replayed else 202)
+
+
+def send_to_worker(user_id: int, generation_id: str) -> None:
+    """Queue the job; if SQS fails the charge stands and the sweeper re-queues it."""
+    try:
+        jobs.enqueue([jobs.Job(user_id=user_id, generation_id=generation_id)], ready())
+    except Exception:
+        logger.exception("could not queue the generation; the sweeper will retry")
+        count("EnqueueFailures")
+
+
+def list_generations(request: Request) -> dict[str, Any]:
+    profile = _caller(request)
+    params: dict[str, str] = dict(request.query_params or {})
+    limit = parse_limit(params.get("limit"))
+    cursor = params.get("cursor")
+    items, next_cursor = queries.history_page(profile.user_id, limit=limit, cursor=cursor)
+    settings = ready()
+    return {"items": [generation_view(item, settings) for item in items], "next_cursor": next_cursor}
+
+
+def get_generation(request: Request, generation_id: str) -> dict[str, Any]:
+    profile = _caller(request)
+    generation = _own_generation(profile.user_id, generation_id)
+    return generation_view(generation, ready())
+
+
+def cancel_generation(request: Request, generation_id: str) -> dict[str, Any]:
+    profile = _caller(request)
+    if not queries.is_generation_id(generation_id):
+        raise NotFound("No such generation.")
+    generation = money.cancel_generation(profile.user_id, generation_id)
+    count("GenerationsCancelled")
+    count("CreditsRefunded", int(generation.cost))
+    return generation_view(generation, ready())
+
+
+def _own_generation(user_id: int, generation_id: str) -> Any:
+    # Keyed by (user_id, generation_id): another user's generation is simply not found.
+    generation = money.get_generation(user_id, generation_id) if queries.is_generation_id(generation_id) else None
+    if generation is None:
+        raise NotFound("No such generation.")
+    return generation

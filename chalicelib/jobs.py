@@ -1,0 +1,53 @@
+"""The generation queue: what the API and the bot send to the worker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.config import Settings
+from chalicelib.errors import NanoGenError
+
+
+@dataclass(frozen=True)
+class Job:
+    user_id: int
+    generation_id: str
+
+    def to_message(self) -> str:
+        return json.dumps({"user_id": self.user_id, "generation_id": self.generation_id})
+
+    @classmethod
+    def from_message(cls, body: str) -> Job:
+        try:
+            data: Any = json.loads(body)
+            user_id, generation_id = data["user_id"], data["generation_id"]
+        except (ValueError, TypeError, KeyError) as error:
+            raise MalformedJob(f"not a generation job: {error}") from None
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or not isinstance(generation_id, str):
+            raise MalformedJob("user_id must be an integer and generation_id a string")
+        return cls(user_id=user_id, generation_id=generation_id)
+
+
+class MalformedJob(NanoGenError):
+    """A queue message that is not a generation job: it can never succeed."""
+
+
+def generation_queue_url(settings: Settings) -> str:
+    return settings.generation_queue_url or aws.queue_url(settings.generation_queue_name)
+
+
+def enqueue(jobs: list[Job], settings: Settings) -> None:
+    """Send jobs to the generation queue (batches of 10, SQS's limit)."""
+    url = generation_queue_url(settings)
+    sqs = aws.client("sqs")
+    for start in range(0, len(jobs), 10):
+        batch = jobs[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(index), "MessageBody": job.to_message()} for index, job in enumerate(batch)],
+        )
+        if response.get("Failed"):
+            raise NanoGenError(f"SQS refused {len(response['Failed'])} generation jobs")

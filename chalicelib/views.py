@@ -1,0 +1,66 @@
+"""How users, generations and ledger entries look from outside (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.config import Settings
+from chalicelib.tables import Generation, LedgerEntry, User
+
+RESULT_URL_SECONDS = 3600
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "id": int(user.user_id),
+        "first_name": user.first_name,
+        "username": user.username,
+        "credits": int(user.credits),
+        "active_generations": int(user.active_generations),
+        "banned": bool(user.banned),
+    }
+
+
+def generation_view(generation: Generation, settings: Settings) -> dict[str, Any]:
+    """The generation, with fresh presigned links to its stored pictures.
+
+    Only S3 keys are stored, so history keeps working after any provider
+    link has expired; presigning is local computation, not an AWS call.
+    """
+    result_urls: list[str] = []
+    if generation.status == "completed" and generation.result_keys:
+        s3 = aws.client("s3")
+        result_urls = [
+            s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": settings.results_bucket, "Key": key},
+                ExpiresIn=RESULT_URL_SECONDS,
+            )
+            for key in generation.result_keys
+        ]
+    return {
+        "id": generation.generation_id,
+        "status": generation.status,
+        "prompt": generation.prompt,
+        "model": generation.model,
+        "aspect_ratio": generation.aspect_ratio,
+        "image_urls": list(generation.image_urls or []),
+        "cost": int(generation.cost),
+        "result_urls": result_urls,
+        "error": generation.error if generation.status == "failed" else None,
+        "created_at": generation.created_at,
+        "updated_at": generation.updated_at,
+    }
+
+
+def ledger_view(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.entry_id,
+        "delta": int(entry.delta),
+        "reason": entry.reason,
+        "generation_id": entry.generation_id,
+        "payment_charge_id": entry.payment_charge_id,
+        "note": entry.note,
+        "created_at": entry.created_at,
+    }
