@@ -1,0 +1,162 @@
+"""Running one paid generation: claim it, call the provider, store, complete, deliver.
+
+Every step can be interrupted (a crash, a timeout, a redelivered message)
+and retried: the claim is a conditional transition, completion and failure
+are conditional on holding the claim, and delivery is remembered once it is
+done. So whatever SQS does, a generation is charged once, refunded at most
+once, and never refunded once completed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from chalicelib import money, results
+from chalicelib.config import Settings
+from chalicelib.errors import NanoGenError, ProviderError
+from chalicelib.jobs import Job
+from chalicelib.notify import alert_operator, deliver_pictures, tell_user_it_failed
+from chalicelib.observability import MetricUnit, count, logger
+from chalicelib.providers.base import ImageProvider
+from chalicelib.tables import Generation
+from chalicelib.telegram import BotApi
+
+# Seconds a provider call needs at the very least; with less time left the
+# job goes back to the queue untouched instead of being cut off mid-call.
+MIN_PROVIDER_SECONDS = 20.0
+# How long a claim protects a processing generation from takeover: longer than
+# one worker invocation, shorter than the queue's visibility timeout.
+DEFAULT_LEASE_SECONDS = 150
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"  # failed and refunded (permanent error or timeout)
+    SKIPPED = "skipped"  # missing, already finished, or held by another worker
+    DELIVERED_LATE = "delivered_late"  # completed earlier; this run delivered it
+
+
+class RetryLater(NanoGenError):
+    """The job must go back to the queue (transient failure, or not enough time left)."""
+
+
+@dataclass
+class Worker:
+    """Everything a job needs, so tests can swap the provider, Telegram and the clock."""
+
+    settings: Settings
+    provider: ImageProvider
+    bot: BotApi
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+
+    def run(self, job: Job, *, deadline: float) -> Outcome:
+        """Run one job; raise ``RetryLater`` when SQS should deliver it again."""
+        logger.thread_safe_append_keys(user_id=job.user_id, generation_id=job.generation_id)
+        if deadline - self.clock() < MIN_PROVIDER_SECONDS:
+            raise RetryLater("not enough time left in this invocation for a provider call")
+
+        claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=self.lease_seconds)
+        generation = claim.generation
+        if claim.outcome == money.ClaimOutcome.EXPIRED and generation is not None:
+            self._failed(generation, "it waited too long in the queue and timed out.")
+            return Outcome.FAILED
+        if claim.outcome == money.ClaimOutcome.FINISHED and generation is not None:
+            return self._finish_delivery(generation)
+        if claim.outcome != money.ClaimOutcome.CLAIMED or generation is None:
+            logger.info("nothing to do for this job", extra={"claim": claim.outcome.value})
+            return Outcome.SKIPPED
+        return self._generate(generation, deadline)
+
+    def _generate(self, generation: Generation, deadline: float) -> Outcome:
+        started = self.clock()
+        try:
+            images = self.provider.generate(
+                model=generation.model,
+                prompt=generation.prompt,
+                aspect_ratio=generation.aspect_ratio,
+                image_urls=[str(url) for url in generation.image_urls or []],
+                deadline=deadline,
+            )
+        except ProviderError as error:
+            count("ProviderErrors")
+            if error.alerts_operator:
+                alert_operator(self.bot, self.settings, f"provider-{error.status}", str(error))
+            if error.transient:
+                money.release_claim(generation)
+                raise RetryLater(str(error)) from None
+            if money.fail_generation(generation, error=_public_reason(error), claim_token=generation.claim_token):
+                self._failed(generation, _public_reason(error))
+            return Outcome.FAILED
+        except BaseException:
+            # Anything unexpected: give the claim back so a redelivery can try again.
+            money.release_claim(generation)
+            raise
+        count("ProviderLatency", (self.clock() - started) * 1000, MetricUnit.Milliseconds)
+
+        keys = results.store_images(int(generation.user_id), generation.generation_id, images, self.settings)
+        if not money.complete_generation(generation, result_keys=keys, provider=self.provider.name):
+            logger.warning("lost the claim before completing (timed out meanwhile); result discarded")
+            return Outcome.SKIPPED
+        count("GenerationsCompleted")
+        count("EndToEndDuration", _seconds_since(generation.created_at) * 1000, MetricUnit.Milliseconds)
+        self._deliver(generation, images)
+        return Outcome.COMPLETED
+
+    def _finish_delivery(self, generation: Generation) -> Outcome:
+        """A redelivered job for a completed generation whose picture may not have reached the chat."""
+        if generation.status != money.GenerationStatus.COMPLETED or generation.delivered:
+            return Outcome.SKIPPED
+        images = results.load_images([str(key) for key in generation.result_keys or []], self.settings)
+        self._deliver(generation, images)
+        return Outcome.DELIVERED_LATE
+
+    def _deliver(self, generation: Generation, images: list) -> None:
+        try:
+            deliver_pictures(self.bot, generation, images)
+        except Exception as error:
+            # The generation is complete and paid for: retry delivery via SQS, never refund.
+            raise RetryLater(f"delivery deferred: {error}") from None
+        money.mark_delivered(generation)
+
+    def _failed(self, generation: Generation, reason: str) -> None:
+        count("GenerationsFailed")
+        count("CreditsRefunded", int(generation.cost))
+        tell_user_it_failed(self.bot, generation, reason)
+
+    def give_up(self, job: Job) -> bool:
+        """The job exhausted its retries (dead-letter queue): fail and refund unless it already ended."""
+        logger.thread_safe_append_keys(user_id=job.user_id, generation_id=job.generation_id)
+        generation = money.get_generation(job.user_id, job.generation_id)
+        if generation is None or generation.status not in money.ACTIVE_STATUSES:
+            logger.info("dead-lettered job needs nothing", extra={"status": getattr(generation, "status", None)})
+            return False
+        reason = "the image service kept failing; please try again later."
+        if not money.fail_generation(generation, error="Failed after repeated attempts."):
+            return False
+        self._failed(generation, reason)
+        alert_operator(
+            self.bot,
+            self.settings,
+            "dead-letter",
+            f"generation {generation.generation_id} of user {int(generation.user_id)} failed after retries",
+        )
+        return True
+
+
+def _public_reason(error: ProviderError) -> str:
+    """What the user is told: the kind of failure, never the provider's raw text or our keys."""
+    if error.status == 400:
+        return "the image service rejected this prompt or its images."
+    if error.status in (401, 403):
+        return "the image service is unavailable right now."
+    return "the image service could not make it."
+
+
+def _seconds_since(iso_timestamp: str) -> float:
+    created = datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
+    return max(0.0, time.time() - created)

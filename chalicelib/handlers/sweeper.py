@@ -1,0 +1,36 @@
+"""The scheduled sweeper: ends what got stuck and re-queues what got lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import jobs, money
+from chalicelib.http import flush_metrics
+from chalicelib.notify import tell_user_it_failed
+from chalicelib.observability import count, logger
+from chalicelib.runtime import ready
+from chalicelib.telegram import get_bot_api
+
+# A pending generation this old has probably lost its queue message (a crash
+# between the charge and the enqueue): send it again; claims make it safe.
+REQUEUE_AFTER_SECONDS = 60
+
+
+def sweep(context: Any = None) -> dict[str, Any]:
+    settings = ready()
+    try:
+        expired = money.sweep_expired()
+        bot = get_bot_api()
+        for stub in expired:
+            count("GenerationsFailed")
+            count("CreditsRefunded", int(stub.cost))
+            full = money.get_generation(int(stub.user_id), stub.generation_id)
+            if full is not None:
+                tell_user_it_failed(bot, full, "it took too long and timed out.")
+        lost = money.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
+        if lost:
+            jobs.enqueue([jobs.Job(int(g.user_id), g.generation_id) for g in lost], settings)
+        logger.info("sweep done", extra={"expired": len(expired), "requeued": len(lost)})
+        return {"expired": len(expired), "requeued": len(lost)}
+    finally:
+        flush_metrics()

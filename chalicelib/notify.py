@@ -1,0 +1,92 @@
+"""What NanoGen tells people: pictures and failures to users, alerts to the operator."""
+
+from __future__ import annotations
+
+import time
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.config import Settings
+from chalicelib.errors import TelegramError
+from chalicelib.observability import count, logger
+from chalicelib.providers.base import GeneratedImage
+from chalicelib.tables import AlertWindow, Generation
+from chalicelib.telegram import CAPTION_LIMIT, BotApi, photo_refused, truncate
+
+ALERT_WINDOW_SECONDS = 900
+ALERTS_PER_WINDOW = 3  # per kind: an outage sends a few messages, not thousands
+_PERMANENT_DELIVERY_CODES = {400, 403}  # bad chat, bot blocked by the user: retrying will not help
+
+
+class DeliveryDeferred(Exception):
+    """Telegram asked us to wait or was unreachable: try the delivery again later (SQS redelivery)."""
+
+
+def deliver_pictures(bot: BotApi, generation: Generation, images: list[GeneratedImage]) -> bool:
+    """Send the pictures to the user's chat: as photos, or as documents when a photo is refused.
+
+    Returns True when delivery is over (sent, or impossible for good: logged
+    and counted, never refunded, since the picture stays in the history);
+    raises ``DeliveryDeferred`` when a later retry may succeed.
+    """
+    caption = truncate(generation.prompt, CAPTION_LIMIT)
+    chat_id = int(generation.chat_id)
+    for index, image in enumerate(images):
+        filename = f"nanogen-{generation.generation_id}-{index}.{image.extension}"
+        try:
+            try:
+                bot.send_photo(chat_id, image.data, filename=filename, caption=caption)
+            except TelegramError as error:
+                if not photo_refused(error):
+                    raise
+                logger.info("photo refused; sending as a document", extra={"description": error.description})
+                bot.send_document(chat_id, image.data, filename=filename, caption=caption)
+        except TelegramError as error:
+            if error.error_code in _PERMANENT_DELIVERY_CODES:
+                logger.warning("picture cannot be delivered", extra={"error_code": error.error_code})
+                count("DeliveryFailures")
+                return True
+            count("DeliveryDeferred")
+            raise DeliveryDeferred(str(error)) from None
+    count("PicturesDelivered", len(images))
+    return True
+
+
+def tell_user_it_failed(bot: BotApi, generation: Generation, reason: str) -> None:
+    """Say why and that the credits are back; a failure to say so is only logged."""
+    cost = int(generation.cost)
+    text = (
+        f"Sorry, your picture could not be made: {reason}\n"
+        f"The {cost} credit{'s' if cost != 1 else ''} it cost {'were' if cost != 1 else 'was'} "
+        "returned to your balance."
+    )
+    try:
+        bot.send_message(int(generation.chat_id), text)
+    except TelegramError as error:
+        logger.warning("could not tell the user about a failure", extra={"error_code": error.error_code})
+        count("DeliveryFailures")
+
+
+def alert_operator(bot: BotApi, settings: Settings, kind: str, text: str, *, now: float | None = None) -> bool:
+    """Tell the operator, at most ALERTS_PER_WINDOW times per kind per window. Returns True if sent."""
+    logger.error("operator alert", extra={"alert_kind": kind, "alert": text})
+    count("OperatorAlerts")
+    if not settings.alert_chat_id:
+        return False
+    now = time.time() if now is None else now
+    window_start = int(now // ALERT_WINDOW_SECONDS) * ALERT_WINDOW_SECONDS
+    try:
+        AlertWindow(pk=AlertWindow.key(kind, window_start)).update(
+            actions=[AlertWindow.sent.add(1), AlertWindow.expires_at.set(window_start + 2 * ALERT_WINDOW_SECONDS)],
+            condition=AlertWindow.sent.does_not_exist() | (AlertWindow.sent < ALERTS_PER_WINDOW),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False  # enough said this window
+        raise
+    try:
+        bot.send_message(settings.alert_chat_id, f"NanoGen alert ({kind}): {text}")
+    except TelegramError as error:
+        logger.warning("could not send an operator alert", extra={"error_code": error.error_code})
+        return False
+    return True

@@ -1,0 +1,191 @@
+"""`make run`: the whole NanoGen stack on loopback, in the foreground.
+
+1. a local AWS endpoint (moto, one request at a time) with every table,
+   queue and bucket created from ``infra.resources``;
+2. the REST API and webhook: ``chalice local`` over the real app object;
+3. the worker (``local.worker``): the SQS-triggered handlers and the sweeper.
+
+Ctrl-C or SIGTERM stops every child. Without TELEGRAM_BOT_TOKEN the bot
+uses the public development token and only logs what it would send;
+without AIML_API_KEY the offline provider draws the pictures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_USER = {"id": 100000001, "first_name": "Dev", "last_name": "User", "username": "nanogen_dev", "language_code": "en"}
+# Local queue timing: a failed job is retried after seconds, not minutes.
+LOCAL_VISIBILITY_TIMEOUT = 20
+LOCAL_MAX_RECEIVE_COUNT = 3
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[str]]] = []
+        self.stopping = False
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], *, capture: bool = False) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+            start_new_session=True,  # so stopping can signal the child's whole group
+        )
+        self.children.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for _, process in reversed(self.children):
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        for _, process in self.children:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+
+
+def _signal_group(process: subprocess.Popen[str], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "local")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
+    env.setdefault("NANOGEN_STAGE", "local")
+    env.setdefault("TELEGRAM_WEBHOOK_SECRET", "local-webhook-secret")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the API server exited during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def _banner(port: int, aws_endpoint: str, env: dict[str, str]) -> str:
+    from chalicelib.auth import sign_init_data
+    from chalicelib.config import load_settings
+
+    settings = load_settings(env)
+    init_data = sign_init_data(DEV_USER, settings.telegram_bot_token, auth_date=int(time.time()))
+    api = f"http://127.0.0.1:{port}"
+    header = f"Authorization: tma {init_data}"
+    telegram = settings.telegram_api_base
+    if settings.telegram_dry_run:
+        telegram = "dry run: Bot API calls are logged, not sent"
+    provider = "AIML API" if settings.aiml_api_key else "offline provider (draws a preview PNG, no AI called)"
+    body = json.dumps({"prompt": "a lighthouse on a cliff at sunset, oil painting", "aspect_ratio": "16:9"})
+    return f"""
+NanoGen is running (Ctrl-C stops everything)
+  REST API + webhook   {api}   (health: {api}/api/health)
+  local AWS (moto)     {aws_endpoint}   stage '{settings.stage}'
+  worker + sweeper     generation queue, dead-letter queue, sweep every few seconds
+  Telegram             {telegram}
+  images               {provider}
+  webhook secret       X-Telegram-Bot-Api-Secret-Token: {settings.telegram_webhook_secret}
+
+Try it as the development user {DEV_USER["id"]} (header valid for {settings.init_data_max_age_seconds} s):
+
+  AUTH={shlex.quote(header)}
+  curl -s {api}/api/user/me -H "$AUTH"
+  curl -s -X POST {api}/api/generation -H "$AUTH" -H 'Content-Type: application/json' \\
+       -H 'Idempotency-Key: first-try' -d {shlex.quote(body)}
+  # then, with the "id" it returned, until "status" is "completed" (the picture is in "result_urls"):
+  curl -s {api}/api/generation/<id> -H "$AUTH"
+"""
+
+
+def main() -> int:
+    env = _base_env()
+    os.environ.update(env)
+    port = int(env.get("PORT", "8000"))
+    aws_port = env.get("NANOGEN_AWS_PORT", "4566")
+    stack = Stack()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nstopping NanoGen (signal {signum})...", flush=True)
+        stack.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        aws_server = stack.start(
+            "local AWS", [sys.executable, "-m", "local.aws_server", "--port", aws_port], env, capture=True
+        )
+        assert aws_server.stdout is not None
+        line = aws_server.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", line)
+        if not match:
+            raise RuntimeError(f"local AWS did not start (is port {aws_port} free?)")
+        aws_endpoint = match.group(0)
+        env["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+
+        from chalicelib.runtime import ready
+        from infra.resources import create_locally
+
+        create_locally(
+            ready(), visibility_timeout=LOCAL_VISIBILITY_TIMEOUT, max_receive_count=LOCAL_MAX_RECEIVE_COUNT
+        )
+        chalice = str(Path(sys.executable).with_name("chalice"))
+        api = stack.start(
+            "API",
+            [chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port), "--stage", "local"],
+            env,
+        )
+        stack.start("worker", [sys.executable, "-m", "local.worker"], env)
+        _wait_for_health(f"http://127.0.0.1:{port}/api/health", api)
+        print(_banner(port, aws_endpoint, env), flush=True)
+        parent = os.getppid()
+        while True:
+            if os.getppid() != parent:  # make (or the shell) was killed: do not outlive it
+                raise RuntimeError("the parent process went away")
+            for name, process in stack.children:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode}")
+            time.sleep(0.5)
+    except RuntimeError as error:
+        print(f"NanoGen stopped: {error}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
