@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck unit clean
+STAGE ?= dev
+STACK ?= nanogen-$(STAGE)
+
+.PHONY: run test lint typecheck unit clean package deploy set-webhook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,33 @@ typecheck: $(VENV)/.dev-deps
 
 unit: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest
+
+# --- AWS -------------------------------------------------------------------
+# `make package STAGE=prod` writes build/prod/sam.json (+ deployment.zip);
+# `make deploy STAGE=prod DEPLOY_BUCKET=my-artifacts` uploads and deploys it;
+# `make set-webhook STAGE=prod` points the bot at the deployed webhook.
+
+package: $(VENV)/.dev-deps
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/python -m infra.package $(STAGE) build/$(STAGE)
+	$(BIN)/cfn-lint build/$(STAGE)/sam.json
+
+$(BIN)/aws: | $(BIN)/python
+	$(PIP) awscli
+
+deploy: package $(BIN)/aws
+	@test -n "$(DEPLOY_BUCKET)" || (echo "set DEPLOY_BUCKET to an S3 bucket for the deployment artifacts" && exit 2)
+	$(BIN)/aws cloudformation package --template-file build/$(STAGE)/sam.json \
+		--s3-bucket $(DEPLOY_BUCKET) --output-template-file build/$(STAGE)/packaged.yaml
+	$(BIN)/aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name $(STACK) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
+	$(BIN)/aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+
+set-webhook: $(BIN)/aws
+	TELEGRAM_BOT_TOKEN_PARAMETER=/nanogen/$(STAGE)/telegram-bot-token \
+	TELEGRAM_WEBHOOK_SECRET_PARAMETER=/nanogen/$(STAGE)/telegram-webhook-secret \
+	$(BIN)/python -m scripts.telegram_webhook set-webhook --url "$$($(BIN)/aws cloudformation describe-stacks \
+		--stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='EndpointURL'].OutputValue" \
+		--output text)api/telegram/webhook"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out

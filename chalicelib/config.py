@@ -120,9 +120,41 @@ class _Reader:
         return costs
 
 
+SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "AIML_API_KEY", "ADMIN_API_TOKEN")
+SECRET_CACHE_SECONDS = 300
+
+
+def _with_secrets(env: Mapping[str, str]) -> Mapping[str, str]:
+    """Fill secret variables from SSM Parameter Store where ``<NAME>_PARAMETER`` names one.
+
+    In AWS the template passes only parameter *names*; the values are read
+    here with Powertools Parameters (one GetParameters call, cached), so
+    they never appear in the template, the function configuration or the repo.
+    """
+    wanted = {
+        env[f"{name}_PARAMETER"]: name
+        for name in SECRET_VARIABLES
+        if not env.get(name, "").strip() and env.get(f"{name}_PARAMETER", "").strip()
+    }
+    if not wanted:
+        return env
+    from aws_lambda_powertools.utilities.parameters import get_parameters_by_name
+
+    try:
+        values = get_parameters_by_name(
+            parameters={parameter: {} for parameter in wanted}, decrypt=True, max_age=SECRET_CACHE_SECONDS
+        )
+    except Exception as error:
+        raise ConfigurationError(f"could not read secrets from SSM ({type(error).__name__})") from None
+    resolved = dict(env)
+    for parameter, name in wanted.items():
+        resolved[name] = str(values[parameter])
+    return resolved
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build ``Settings`` from ``env`` (default: ``os.environ``)."""
-    env = os.environ if env is None else env
+    """Build ``Settings`` from ``env`` (default: ``os.environ``), secrets from SSM where configured."""
+    env = _with_secrets(os.environ if env is None else env)
     read = _Reader(env)
 
     token = read.text("TELEGRAM_BOT_TOKEN")

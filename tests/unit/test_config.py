@@ -82,3 +82,30 @@ def test_bot_token_is_required_in_aws() -> None:
         load_settings({"AWS_LAMBDA_FUNCTION_NAME": "nanogen-dev"})
     assert load_settings({"AWS_LAMBDA_FUNCTION_NAME": "x", "TELEGRAM_BOT_TOKEN": "1:a"}).in_aws
     assert not load_settings({}).in_aws
+
+
+def test_secrets_are_read_from_ssm_when_only_their_parameter_names_are_given() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        ssm.put_parameter(Name="/nanogen/dev/telegram-bot-token", Value="777:FromSsm", Type="SecureString")
+        ssm.put_parameter(Name="/nanogen/dev/admin-api-token", Value="admin-from-ssm", Type="SecureString")
+        settings = load_settings(
+            {
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "TELEGRAM_BOT_TOKEN_PARAMETER": "/nanogen/dev/telegram-bot-token",
+                "ADMIN_API_TOKEN_PARAMETER": "/nanogen/dev/admin-api-token",
+                "ADMIN_API_TOKEN": "",
+            }
+        )
+    assert settings.telegram_bot_token == "777:FromSsm" and not settings.telegram_dry_run
+    assert settings.admin_api_token == "admin-from-ssm"
+
+
+def test_a_missing_secret_parameter_is_a_configuration_error_without_the_value() -> None:
+    from moto import mock_aws
+
+    with mock_aws(), pytest.raises(ConfigurationError, match="could not read secrets from SSM"):
+        load_settings({"AWS_DEFAULT_REGION": "us-east-1", "AIML_API_KEY_PARAMETER": "/nanogen/dev/missing"})
