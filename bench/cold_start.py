@@ -1,0 +1,55 @@
+"""Cold-start import cost: each Lambda's imports in a fresh process, next to `import boto3`.
+
+    .venv/bin/python -m bench.cold_start [--runs 7]
+
+Every Lambda loads app.py; the API Lambda then imports its handler module on
+its first request, the worker its own. Each figure is the median wall time
+of a fresh interpreter importing exactly that set, measured inside the
+child with perf_counter (interpreter start-up excluded). Bytecode caches
+are warm, as they are when the package ships .pyc files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGETS = {
+    "import boto3 (baseline)": "import boto3",
+    "app.py (every Lambda)": "import app",
+    "app.py + API handlers": "import app; import chalicelib.handlers.api, chalicelib.handlers.admin",
+    "app.py + worker handlers": "import app; import chalicelib.handlers.worker",
+    "app.py + sweeper": "import app; import chalicelib.handlers.sweeper",
+}
+
+
+def measure(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {"PYTHONPATH": str(ROOT), "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    measure("import app")  # warm the bytecode caches once
+    baseline = None
+    print(f"median of {args.runs} fresh processes\n")
+    for label, statement in TARGETS.items():
+        median = statistics.median(measure(statement) for _ in range(args.runs)) * 1000
+        baseline = baseline or median
+        print(f"{label:<28} {median:7.1f} ms   {median / baseline:4.2f} x boto3")
+    print(f"\nreproduce: .venv/bin/python -m bench.cold_start --runs {args.runs}")
+
+
+if __name__ == "__main__":
+    main()
