@@ -159,9 +159,7 @@ def main() -> int:
         from chalicelib.runtime import ready
         from infra.resources import create_locally
 
-        create_locally(
-            ready(), visibility_timeout=LOCAL_VISIBILITY_TIMEOUT, max_receive_count=LOCAL_MAX_RECEIVE_COUNT
-        )
+        create_locally(ready(), visibility_timeout=LOCAL_VISIBILITY_TIMEOUT, max_receive_count=LOCAL_MAX_RECEIVE_COUNT)
         chalice = str(Path(sys.executable).with_name("chalice"))
         api = stack.start(
             "API",

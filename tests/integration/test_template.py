@@ -167,7 +167,7 @@ def test_no_secret_value_is_in_the_template(packaged: tuple[str, Path]) -> None:
     for secret in (TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET, TEST_ADMIN_TOKEN, "aiml-secret-key-for-the-template-test"):
         assert secret not in text
     config = (ROOT / ".chalice" / "config.json").read_text()
-    assert "TOKEN\"" not in config and "SECRET\"" not in config and "API_KEY" not in config
+    assert 'TOKEN"' not in config and 'SECRET"' not in config and "API_KEY" not in config
 
 
 def test_package_leaves_out_what_the_lambda_runtime_provides(packaged: tuple[str, Path]) -> None:
