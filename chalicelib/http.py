@@ -13,14 +13,23 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, CORSConfig, Response
 
 from chalicelib.errors import ApiError, ConfigurationError
 from chalicelib.observability import logger, metrics
 
-# Accept JSON whatever the client called it; the body is parsed (and refused
-# with a clear 400) by chalicelib.validation, not by Chalice's 415.
-ACCEPTED_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+# Accept any content type: the body is parsed (and refused with a clear 400
+# in our error format) by chalicelib.validation, not by Chalice's own 415.
+ACCEPTED_CONTENT_TYPES = ["*/*"]
+# The Mini App runs on another origin. Authentication is an explicit header,
+# never a cookie, so allowing any origin grants nothing to a foreign page.
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+    expose_headers=["Retry-After", "X-Request-Id"],
+    max_age=600,
+)
+_REQUEST_LOG_KEYS = ["user_id", "generation_id", "admin", "admin_user_id"]
 _SECURITY_HEADERS = {
     "Content-Type": "application/json",
     "Cache-Control": "no-store",
@@ -67,13 +76,13 @@ class JsonApi:
             def wrapped(**params: Any) -> Response:
                 return self._run(view, params)
 
-            return self.app.route(path, methods=list(methods), content_types=ACCEPTED_CONTENT_TYPES)(wrapped)
+            return self.app.route(path, methods=list(methods), content_types=ACCEPTED_CONTENT_TYPES, cors=CORS)(wrapped)
 
         return register
 
     def _run(self, view: Callable[..., Any], params: dict[str, Any]) -> Response:
         request_id = request_id_of(self.app)
-        logger.remove_keys(["user_id", "generation_id"])
+        logger.remove_keys(_REQUEST_LOG_KEYS)
         logger.set_correlation_id(request_id)
         try:
             result = view(**params)

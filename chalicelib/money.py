@@ -349,7 +349,8 @@ def _raise_for_user(
     raw = cancelled.old_items.get("user")
     user = User.from_raw_data(raw) if raw else get_user(profile.user_id)
     if user is None:
-        register(profile, settings, now=now)
+        # A millisecond earlier, so the welcome entry sorts before the charge.
+        register(profile, settings, now=now - 0.001)
         return
     if user.banned:
         raise UserBanned()
@@ -688,15 +689,17 @@ def stats() -> dict[str, Any]:
     by_status = {status.value: 0 for status in GenerationStatus}
     for generation in Generation.scan(attributes_to_get=["status"]):
         by_status[generation.status] = by_status.get(generation.status, 0) + 1
-    totals = {"granted": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
+    totals = {"granted": 0, "removed": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
     for entry in LedgerEntry.scan(attributes_to_get=["delta", "reason"]):
         delta = int(entry.delta)
         if entry.reason == LedgerReason.GENERATION:
             totals["spent"] += -delta
         elif entry.reason == LedgerReason.REFUND:
             totals["refunded"] += delta
-        elif entry.reason == LedgerReason.ADMIN:
+        elif entry.reason == LedgerReason.ADMIN and delta > 0:
             totals["granted"] += delta
+        elif entry.reason == LedgerReason.ADMIN:
+            totals["removed"] += -delta
         elif entry.reason == LedgerReason.WELCOME:
             totals["welcome"] += delta
         elif entry.reason in (LedgerReason.PURCHASE, LedgerReason.PURCHASE_REFUND):

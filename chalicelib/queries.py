@@ -10,7 +10,9 @@ import re
 from chalicelib.errors import InvalidRequest
 from chalicelib.tables import Generation
 
-_GENERATION_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+# A ULID in Crockford base32, as ``chalicelib.ids.new_id`` writes it.
+_GENERATION_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_MAX_CURSOR_CHARS = 200
 
 
 def encode_cursor(generation_id: str) -> str:
@@ -21,11 +23,11 @@ def encode_cursor(generation_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        if len(cursor) > 200:
+        if len(cursor) > _MAX_CURSOR_CHARS:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)["g"]
-        if not isinstance(value, str) or not _GENERATION_ID.match(value):
+        if not isinstance(value, str) or not _GENERATION_ID.fullmatch(value):
             raise ValueError("bad id")
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("cursor is not valid; use the next_cursor of a previous page.") from None
@@ -33,17 +35,23 @@ def decode_cursor(cursor: str) -> str:
 
 
 def is_generation_id(value: str) -> bool:
-    return bool(_GENERATION_ID.match(value))
+    return _GENERATION_ID.fullmatch(value) is not None
 
 
 def history_page(user_id: int, *, limit: int, cursor: str | None) -> tuple[list[Generation], str | None]:
-    """The user's generations, newest first, ``limit`` at a time (one Query)."""
+    """The user's generations, newest first, ``limit`` at a time (one Query).
+
+    One item more than the page is read: DynamoDB returns a LastEvaluatedKey
+    whenever it stops at ``Limit``, even when nothing follows, so only that
+    extra item tells whether there is a next page (and no client is sent to
+    an empty one).
+    """
     start_key = None
     if cursor is not None:
         start_key = {"user_id": {"N": str(user_id)}, "generation_id": {"S": decode_cursor(cursor)}}
-    results = Generation.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start_key)
+    results = Generation.query(user_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start_key)
     items = list(results)
-    next_cursor = None
-    if results.last_evaluated_key and len(items) == limit:
-        next_cursor = encode_cursor(items[-1].generation_id)
-    return items, next_cursor
+    if len(items) <= limit:
+        return items, None
+    page = items[:limit]
+    return page, encode_cursor(page[-1].generation_id)

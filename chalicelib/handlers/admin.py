@@ -16,9 +16,15 @@ from chalicelib.views import ledger_view, user_view
 
 
 def _admin(request: Request) -> Admin:
-    admin = authenticate_admin(request.headers, ready())
-    logger.append_keys(admin=admin.via, admin_user_id=admin.user_id)
-    return admin
+    # Who acted goes into each log line's ``extra``, not into the logger's
+    # persistent keys: those outlive the request in a warm Lambda, and
+    # chalicelib.http clears only the keys it knows about.
+    return authenticate_admin(request.headers, ready())
+
+
+def _who(admin: Admin) -> str:
+    """The operator, as written in ledger notes and logs: ``admin:token`` or ``admin:init_data:<id>``."""
+    return f"admin:{admin.via}" + (f":{admin.user_id}" if admin.user_id else "")
 
 
 def user_detail(request: Request, user_id: str) -> dict[str, Any]:
@@ -34,17 +40,16 @@ def change_credits(request: Request, user_id: str) -> dict[str, Any]:
     admin = _admin(request)
     target = parse_user_id(user_id)
     amount, reason = parse_admin_credit_change(parse_json_object(request.raw_body))
-    who = f"admin:{admin.via}" + (f":{admin.user_id}" if admin.user_id else "")
-    user = money.change_credits(target, amount, note=f"{who}: {reason}")
-    logger.info("admin changed credits", extra={"target_user_id": target, "amount": amount})
+    user = money.change_credits(target, amount, note=f"{_who(admin)}: {reason}")
+    logger.info("admin changed credits", extra={"admin": _who(admin), "target_user_id": target, "amount": amount})
     return user_view(user)
 
 
 def set_banned(request: Request, user_id: str, *, banned: bool) -> dict[str, Any]:
-    _admin(request)
+    admin = _admin(request)
     target = parse_user_id(user_id)
     user = money.set_banned(target, banned)
-    logger.info("admin changed ban", extra={"target_user_id": target, "banned": banned})
+    logger.info("admin changed ban", extra={"admin": _who(admin), "target_user_id": target, "banned": banned})
     return user_view(user)
 
 

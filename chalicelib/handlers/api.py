@@ -12,6 +12,7 @@ from chalicelib.errors import NotFound
 from chalicelib.http import json_response
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
+from chalicelib.tables import Generation
 from chalicelib.validation import (
     parse_generation_request,
     parse_idempotency_key,
@@ -111,7 +112,7 @@ def cancel_generation(request: Request, generation_id: str) -> dict[str, Any]:
     return generation_view(generation, ready())
 
 
-def _own_generation(user_id: int, generation_id: str) -> Any:
+def _own_generation(user_id: int, generation_id: str) -> Generation:
     # Keyed by (user_id, generation_id): another user's generation is simply not found.
     generation = money.get_generation(user_id, generation_id) if queries.is_generation_id(generation_id) else None
     if generation is None:

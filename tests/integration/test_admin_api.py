@@ -1,0 +1,286 @@
+"""The operator's API through the real routes (CONTRACT §3 admin, §4, §5 admin rows).
+
+Operators authenticate with ``Bearer <ADMIN_API_TOKEN>`` or with the initData
+of a user in ``ADMIN_USER_IDS``. Each test reads the tables back: a refused
+credit change must leave the balance and the ledger as they were.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib import money
+from chalicelib.observability import logger
+from tests.api_helpers import (
+    ALICE,
+    BOB,
+    MALLORY,
+    PRO_MODEL,
+    USER_FIELDS,
+    Reply,
+    assert_error,
+    balance,
+    bearer,
+    call,
+    complete_with_picture,
+    configure,
+    fail,
+    get,
+    ledger,
+    post,
+    register,
+    snapshot,
+    start,
+    stored_user,
+    tma,
+    users_snapshot,
+)
+from tests.conftest import TEST_ADMIN_TOKEN
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+LEDGER_FIELDS = {"id", "delta", "reason", "generation_id", "payment_charge_id", "note", "created_at"}
+UNKNOWN_USER = 424242
+
+
+def admin(method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None) -> Reply:
+    return call(method, path, headers=bearer() if headers is None else headers, json_body=body)
+
+
+def credits(user_id: int | str, amount: Any, reason: Any = "support", **kwargs: Any) -> Reply:
+    return admin("POST", f"/api/admin/users/{user_id}/credits", {"amount": amount, "reason": reason}, **kwargs)
+
+
+def _admin_routes(user_id: int | str) -> list[tuple[str, str, Any]]:
+    return [
+        ("GET", f"/api/admin/users/{user_id}", None),
+        ("POST", f"/api/admin/users/{user_id}/credits", {"amount": 5, "reason": "goodwill"}),
+        ("POST", f"/api/admin/users/{user_id}/ban", None),
+        ("POST", f"/api/admin/users/{user_id}/unban", None),
+        ("GET", "/api/admin/stats", None),
+    ]
+
+
+# --- who may call ------------------------------------------------------------------------------
+
+
+def test_admin_routes_refuse_missing_credentials_401_and_wrong_ones_403(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, ADMIN_USER_IDS=str(BOB["id"]))
+    register(ALICE)
+    before, users_before = snapshot(), users_snapshot()
+    now = int(time.time())
+    refusals = {
+        "no header": ({}, 401, "unauthorized"),
+        "unknown scheme": ({"Authorization": f"Basic {TEST_ADMIN_TOKEN}"}, 401, "unauthorized"),
+        "Bearer without token": ({"Authorization": "Bearer"}, 401, "unauthorized"),
+        "forged initData of the admin": (
+            {"Authorization": tma(BOB)["Authorization"][:-4] + "0000"},
+            401,
+            "unauthorized",
+        ),
+        "expired initData of the admin": (tma(BOB, auth_date=now - 2 * 86_400), 401, "unauthorized"),
+        "wrong token": (bearer("not-the-admin-token"), 403, "forbidden"),
+        "token with a suffix": (bearer(TEST_ADMIN_TOKEN + "x"), 403, "forbidden"),
+        "token prefix": (bearer(TEST_ADMIN_TOKEN[:-1]), 403, "forbidden"),
+        "initData of a user who is not an admin": (tma(ALICE), 403, "forbidden"),
+        "initData as a bearer token": (bearer(tma(BOB)["Authorization"].removeprefix("tma ")), 403, "forbidden"),
+    }
+    for case, (headers, status, code) in refusals.items():
+        for method, path, body in _admin_routes(ALICE["id"]):
+            reply = admin(method, path, body, headers=headers)
+            assert (reply.status, reply.code) == (status, code), f"{case}: {method} {path} -> {reply}"
+            assert_error(reply, status, code)
+    # The admin token is not a Mini App credential either.
+    assert_error(call("GET", "/api/user/me", headers=bearer()), 401, "unauthorized")
+    assert_error(call("GET", "/api/user/me", headers={"Authorization": f"tma {TEST_ADMIN_TOKEN}"}), 401, "unauthorized")
+
+    # Without ADMIN_API_TOKEN no bearer token is an admin's, not even the old one.
+    monkeypatch.delenv("ADMIN_API_TOKEN")
+    configure(monkeypatch)
+    for token in (TEST_ADMIN_TOKEN, "None", "null"):
+        assert_error(credits(ALICE["id"], 5, headers=bearer(token)), 403, "forbidden")
+
+    assert snapshot() == before and users_snapshot() == users_before
+    assert balance(ALICE["id"]) == 10 and not stored_user(ALICE["id"]).banned
+
+
+def test_admin_by_token_or_by_initdata_of_a_listed_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, ADMIN_USER_IDS=f"{BOB['id']}, 777")
+    register(ALICE)
+    by_token = credits(ALICE["id"], 5, "refund for a bad picture")
+    by_bob = credits(ALICE["id"], 2, "birthday", headers=tma(BOB))
+    assert by_token.status == 200 and by_bob.status == 200 and by_bob.body["credits"] == 17
+    notes = [entry["note"] for entry in get_detail(ALICE["id"])["ledger"][:2]]
+    assert notes == [f"admin:init_data:{BOB['id']}: birthday", "admin:token: refund for a bad picture"]
+    # Bob's own Mini App calls are unaffected by his being an admin.
+    assert get("/api/user/me", BOB).body["credits"] == 10
+
+    # In a warm Lambda the logger outlives the request: who was admin must not stick to the next one.
+    written = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", written)
+    assert_error(get("/api/generation/01JZZZZZZZZZZZZZZZZZZZZZZZ", ALICE), 404, "not_found")
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
+    refused = [line for line in lines if line.get("message") == "request refused"]
+    assert refused, lines
+    for line in refused:
+        assert line.get("user_id") == ALICE["id"]
+        assert not {"admin", "admin_user_id"} & set(line), line
+
+
+# --- GET /api/admin/users/{id} -----------------------------------------------------------------------
+
+
+def get_detail(user_id: int) -> dict[str, Any]:
+    reply = admin("GET", f"/api/admin/users/{user_id}")
+    assert reply.status == 200, reply.body
+    body: dict[str, Any] = reply.body
+    return body
+
+
+def test_user_detail_shows_the_user_and_the_latest_ledger_entries_newest_first() -> None:
+    register(ALICE)
+    generation = start(ALICE).body["generation"]
+    assert credits(ALICE["id"], 3, "goodwill").status == 200
+
+    detail = get_detail(ALICE["id"])
+    assert set(detail) == {"user", "ledger"}
+    assert set(detail["user"]) == USER_FIELDS
+    assert detail["user"] == get("/api/user/me", ALICE).body
+    assert detail["user"]["credits"] == 12
+    assert all(set(entry) == LEDGER_FIELDS for entry in detail["ledger"])
+    assert [(e["delta"], e["reason"]) for e in detail["ledger"]] == [(3, "admin"), (-1, "generation"), (10, "welcome")]
+    assert detail["ledger"][1]["generation_id"] == generation["id"]
+    assert detail["ledger"][0]["note"] == "admin:token: goodwill"
+
+    for n in range(25):
+        money.change_credits(ALICE["id"], 1, note=f"bulk {n}")
+    latest = get_detail(ALICE["id"])["ledger"]
+    assert [entry["note"] for entry in latest] == [f"bulk {n}" for n in range(24, 4, -1)]
+
+
+BAD_CREDIT_CHANGES: list[Any] = [
+    {"amount": 0, "reason": "nothing"},
+    {"amount": "5", "reason": "a string"},
+    {"amount": 1.5, "reason": "a fraction"},
+    {"amount": 5.0, "reason": "a float"},
+    {"amount": True, "reason": "a boolean"},
+    {"amount": None, "reason": "null"},
+    {"amount": 10**7, "reason": "too much"},
+    {"reason": "no amount"},
+    {"amount": 5},
+    {"amount": 5, "reason": ""},
+    {"amount": 5, "reason": "x" * 201},
+    {"amount": 5, "reason": "ok", "user_id": BOB["id"]},
+    [5, "list"],
+]
+
+
+def test_unknown_user_is_404_and_malformed_requests_are_400_changing_nothing() -> None:
+    register(ALICE)
+    before = snapshot()
+    for method, path, body in _admin_routes(UNKNOWN_USER)[:4]:
+        assert_error(admin(method, path, body), 404, "not_found")
+    for bad_id in ("abc", "0", "-5", "1.5", "1e3", str(2**53 + 1), "12345678901234567"):
+        for method, path, body in _admin_routes(bad_id)[:4]:
+            reply = admin(method, path, body)
+            assert (reply.status, reply.code) == (400, "invalid_request"), f"{bad_id}: {method} {path} -> {reply}"
+    for body in BAD_CREDIT_CHANGES:
+        reply = admin("POST", f"/api/admin/users/{ALICE['id']}/credits", body)
+        assert (reply.status, reply.code) == (400, "invalid_request"), f"{body!r} -> {reply}"
+    for raw in (b"", b"{", b'{"amount": 5, "amount": 6, "reason": "dup"}'):
+        reply = call("POST", f"/api/admin/users/{ALICE['id']}/credits", headers=bearer(), raw_body=raw)
+        assert_error(reply, 400, "invalid_request")
+    assert snapshot() == before
+    assert balance(UNKNOWN_USER) is None and balance(ALICE["id"]) == 10
+
+
+# --- credits ---------------------------------------------------------------------------------------------
+
+
+def test_grant_and_remove_credits_never_below_zero() -> None:
+    register(ALICE)
+    granted = credits(ALICE["id"], 15, "compensation")
+    assert granted.status == 200 and set(granted.body) == USER_FIELDS and granted.body["credits"] == 25
+
+    removed = credits(ALICE["id"], -20, "chargeback")
+    assert removed.status == 200 and removed.body["credits"] == 5
+
+    too_much = credits(ALICE["id"], -6, "chargeback")
+    assert_error(too_much, 409, "conflict")
+    assert "5" in too_much.body["error"]["message"]
+    assert balance(ALICE["id"]) == 5
+
+    assert credits(ALICE["id"], -5, "chargeback").body["credits"] == 0
+    assert ledger(ALICE["id"]) == [(-20, "admin"), (-5, "admin"), (10, "welcome"), (15, "admin")]
+
+
+# --- ban -----------------------------------------------------------------------------------------------
+
+
+def test_banned_user_cannot_generate_until_unbanned() -> None:
+    register(ALICE)
+    pending = start(ALICE).body["generation"]
+
+    banned = admin("POST", f"/api/admin/users/{ALICE['id']}/ban")
+    assert banned.status == 200 and banned.body["banned"] is True and set(banned.body) == USER_FIELDS
+    assert admin("POST", f"/api/admin/users/{ALICE['id']}/ban").body["banned"] is True  # idempotent
+
+    before = snapshot()
+    assert_error(start(ALICE, "another picture"), 403, "user_banned")
+    assert_error(start(ALICE, "with a key", key="k1"), 403, "user_banned")
+    assert snapshot() == before and balance(ALICE["id"]) == 9
+    assert get("/api/user/me", ALICE).body["banned"] is True
+    # What was already bought stays visible, and may still be cancelled (and refunded).
+    assert get(f"/api/generation/{pending['id']}", ALICE).status == 200
+    assert post(f"/api/generation/{pending['id']}/cancel", ALICE).status == 200
+    assert balance(ALICE["id"]) == 10
+
+    unbanned = admin("POST", f"/api/admin/users/{ALICE['id']}/unban")
+    assert unbanned.status == 200 and unbanned.body["banned"] is False
+    assert start(ALICE, "another picture").status == 202
+    assert balance(ALICE["id"]) == 9
+
+
+# --- stats -------------------------------------------------------------------------------------------
+
+
+def test_stats_count_users_generations_and_credits_exactly() -> None:
+    empty = admin("GET", "/api/admin/stats")
+    assert empty.status == 200
+    assert empty.body == {
+        "users": 0,
+        "generations": {"pending": 0, "processing": 0, "completed": 0, "failed": 0, "cancelled": 0},
+        "credits": {"granted": 0, "removed": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0},
+    }
+
+    register(ALICE)
+    register(BOB)
+    completed = start(ALICE).body["generation"]
+    complete_with_picture(ALICE["id"], completed["id"], "results/a.png")
+    cancelled = start(ALICE, model=PRO_MODEL).body["generation"]
+    assert post(f"/api/generation/{cancelled['id']}/cancel", ALICE).status == 200
+    failed = start(BOB).body["generation"]
+    fail(BOB["id"], failed["id"])
+    start(BOB, "stays pending")
+    processing = start(BOB, "is being drawn").body["generation"]
+    assert money.claim_generation(BOB["id"], processing["id"], lease_seconds=60).generation is not None
+    assert credits(BOB["id"], 5).status == 200
+    assert credits(ALICE["id"], -2).status == 200
+    assert_error(start(MALLORY, model="no/such-model"), 400, "invalid_request")  # not a user, not a generation
+
+    stats = admin("GET", "/api/admin/stats")
+    assert stats.status == 200
+    assert stats.body == {
+        "users": 2,
+        "generations": {"pending": 1, "processing": 1, "completed": 1, "failed": 1, "cancelled": 1},
+        # spent: 1 + 4 + 1 + 1 + 1; refunded: the cancelled 4 and the failed 1;
+        # the operators granted 5 and removed 2.
+        "credits": {"granted": 5, "removed": 2, "spent": 8, "refunded": 5, "purchased": 0, "welcome": 20},
+    }
+    # The same numbers follow from the balances: 20 + 3 - 8 + 5 = 20.
+    assert int(stored_user(ALICE["id"]).credits) + int(stored_user(BOB["id"]).credits) == 20
