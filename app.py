@@ -118,6 +118,23 @@ def admin_stats() -> Any:
     return admin.stats(_request())
 
 
+@api.route("/api/admin/payments/{charge_id}/refund", methods=("POST",))
+def admin_refund_payment(charge_id: str) -> Any:
+    from chalicelib.handlers import admin_payments
+
+    return admin_payments.refund(_request(), charge_id)
+
+
+# --- Telegram ---------------------------------------------------------------
+
+
+@api.route("/api/telegram/webhook", methods=("POST",))
+def telegram_webhook() -> Any:
+    from chalicelib.handlers import webhook
+
+    return webhook.handle(_request())
+
+
 # --- Background work --------------------------------------------------------
 
 

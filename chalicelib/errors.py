@@ -101,6 +101,17 @@ class TooManyActive(_TooMany):
     default_message = "Too many generations in progress. Wait for one to finish."
 
 
+class UpdateInProgress(_TooMany):
+    """Telegram re-sent an update that another delivery is handling right now.
+
+    Not a 2xx, so Telegram delivers it again later (after ``Retry-After``)
+    and the update is not lost if the first delivery fails.
+    """
+
+    status, code = 503, "update_in_progress"
+    default_message = "This update is being handled; retry shortly."
+
+
 class InternalError(ApiError):
     status, code = 500, "internal_error"
     default_message = "An unexpected error occurred."

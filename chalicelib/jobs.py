@@ -39,6 +39,17 @@ def generation_queue_url(settings: Settings) -> str:
     return settings.generation_queue_url or aws.queue_url(settings.generation_queue_name)
 
 
+def send_to_worker(user_id: int, generation_id: str, settings: Settings) -> None:
+    """Queue one paid generation. If SQS fails the charge stands: the sweeper re-queues it."""
+    from chalicelib.observability import count, logger
+
+    try:
+        enqueue([Job(user_id=user_id, generation_id=generation_id)], settings)
+    except Exception:
+        logger.exception("could not queue the generation; the sweeper will retry")
+        count("EnqueueFailures")
+
+
 def enqueue(jobs: list[Job], settings: Settings) -> None:
     """Send jobs to the generation queue (batches of 10, SQS's limit)."""
     url = generation_queue_url(settings)

@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.tables import Generation, LedgerEntry, User
+from chalicelib.tables import Generation, LedgerEntry, Payment, User
 
 RESULT_URL_SECONDS = 3600
 
@@ -63,4 +63,17 @@ def ledger_view(entry: LedgerEntry) -> dict[str, Any]:
         "payment_charge_id": entry.payment_charge_id,
         "note": entry.note,
         "created_at": entry.created_at,
+    }
+
+
+def payment_view(payment: Payment) -> dict[str, Any]:
+    return {
+        "charge_id": payment.charge_id,
+        "user_id": int(payment.user_id),
+        "pack_id": payment.pack_id,
+        "credits": int(payment.credits),
+        "stars": int(payment.stars),
+        "status": payment.status,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
     }

@@ -69,21 +69,12 @@ def create_generation(request: Request) -> Response:
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)
     if generation.status == money.GenerationStatus.PENDING:
-        send_to_worker(int(generation.user_id), generation.generation_id)
+        jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
     if not result.replayed:
         count("GenerationsStarted")
         count("CreditsSpent", int(generation.cost))
     body_out = {"generation": generation_view(generation, settings), "credits": result.credits}
     return json_response(body_out, 200 if result.replayed else 202)
-
-
-def send_to_worker(user_id: int, generation_id: str) -> None:
-    """Queue the job; if SQS fails the charge stands and the sweeper re-queues it."""
-    try:
-        jobs.enqueue([jobs.Job(user_id=user_id, generation_id=generation_id)], ready())
-    except Exception:
-        logger.exception("could not queue the generation; the sweeper will retry")
-        count("EnqueueFailures")
 
 
 def list_generations(request: Request) -> dict[str, Any]:

@@ -24,6 +24,7 @@ CASES = [
     (errors.IdempotencyKeyReused(), 422, "idempotency_key_reused"),
     (errors.RateLimited(retry_after=17), 429, "rate_limited"),
     (errors.TooManyActive(retry_after=5), 429, "too_many_active"),
+    (errors.UpdateInProgress(retry_after=5), 503, "update_in_progress"),
     (errors.InternalError(), 500, "internal_error"),
 ]
 

@@ -70,18 +70,8 @@ def test_documents_every_route_of_the_app_and_nothing_else(spec: dict[str, Any])
     served = {(path, method.lower()) for path, methods in app.routes.items() for method in methods}
     assert served, "app.py has no routes?"
     documented = set(operations(spec))
-    assert served - documented == set(), "undocumented routes (see x-planned-paths in openapi.yaml)"
+    assert served - documented == set(), "undocumented routes"
     assert documented - served == set(), "documented routes that app.py does not serve"
-
-
-def test_planned_routes_are_valid_openapi_too(spec: dict[str, Any]) -> None:
-    """``x-planned-paths`` waits for its routes; it must be ready to move into ``paths`` as it is."""
-    planned = spec.get("x-planned-paths", {})
-    merged = {**spec, "paths": {**spec["paths"], **planned}}
-    merged.pop("x-planned-paths", None)
-    test_is_valid_openapi_3_0(merged)
-    test_every_route_documents_its_errors_and_retry_after(merged)
-    test_path_parameters_match_the_route_templates(merged)
 
 
 def test_path_parameters_match_the_route_templates(spec: dict[str, Any]) -> None:

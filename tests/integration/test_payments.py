@@ -1,0 +1,193 @@
+"""Telegram Stars: pre-checkout, crediting exactly once, and the operator's refund."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from chalicelib import catalogue, money
+from chalicelib.runtime import ready
+from chalicelib.tables import LedgerEntry, Payment
+from tests.telegram_helpers import (
+    ALICE_ID,
+    BOB_ID,
+    FakeTelegram,
+    admin_refund,
+    balance,
+    deliver,
+    payment_update,
+    pre_checkout_update,
+    start_fake_telegram,
+    stop_fake_telegram,
+)
+
+PACK = catalogue.PACKS[0]
+ALERT_CHAT_ID = "-100777"
+
+
+@pytest.fixture
+def fake_telegram(aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
+    monkeypatch.setenv("ALERT_CHAT_ID", ALERT_CHAT_ID)
+    yield start_fake_telegram(httpserver, monkeypatch)
+    stop_fake_telegram()
+
+
+def handled(update: dict) -> None:
+    response = deliver(update)
+    assert response.status_code == 200, response.body
+
+
+def paid(charge_id: str = "charge-1", user_id: int = ALICE_ID) -> None:
+    handled(payment_update(charge_id, PACK.payload, PACK.stars, user_id=user_id))
+
+
+def purchases_of(user_id: int) -> list[tuple[int, str]]:
+    return [
+        (int(entry.delta), entry.reason)
+        for entry in LedgerEntry.query(user_id)
+        if entry.reason in ("purchase", "purchase_refund")
+    ]
+
+
+# --- pre-checkout ---------------------------------------------------------------
+
+
+def test_pre_checkout_accepts_only_a_known_pack_at_its_price_for_a_user_not_banned(
+    fake_telegram: FakeTelegram,
+) -> None:
+    money.register(money.Profile(user_id=BOB_ID, first_name="Bob"), ready())
+    money.set_banned(BOB_ID, True)
+    cases = {
+        "good": pre_checkout_update(PACK.payload, PACK.stars, query_id="good"),
+        "unknown": pre_checkout_update("nanogen:pack_1000000", PACK.stars, query_id="unknown"),
+        "amount": pre_checkout_update(PACK.payload, PACK.stars - 1, query_id="amount"),
+        "currency": pre_checkout_update(PACK.payload, PACK.stars, currency="USD", query_id="currency"),
+        "banned": pre_checkout_update(PACK.payload, PACK.stars, user_id=BOB_ID, query_id="banned"),
+    }
+
+    for update in cases.values():
+        handled(update)
+
+    answers = {answer["pre_checkout_query_id"]: answer for answer in fake_telegram.sent("answerPreCheckoutQuery")}
+    assert answers["good"] == {"pre_checkout_query_id": "good", "ok": True}
+    assert answers["unknown"]["ok"] is False and "no longer available" in answers["unknown"]["error_message"]
+    assert answers["amount"]["ok"] is False and "price" in answers["amount"]["error_message"]
+    assert answers["currency"]["ok"] is False and "price" in answers["currency"]["error_message"]
+    assert answers["banned"] == {
+        "pre_checkout_query_id": "banned",
+        "ok": False,
+        "error_message": "This account is banned.",
+    }
+    assert fake_telegram.methods() == ["answerPreCheckoutQuery"] * 5
+    assert list(Payment.scan()) == []
+
+
+# --- successful_payment -------------------------------------------------------------------
+
+
+def test_a_payment_is_credited_once_even_when_its_message_arrives_twice(fake_telegram: FakeTelegram) -> None:
+    first = payment_update("charge-1", PACK.payload, PACK.stars)
+
+    handled(first)
+    handled(first)  # the same update again
+    handled({**first, "update_id": first["update_id"] + 1})  # the same payment under another update id
+
+    assert balance(ALICE_ID) == 10 + PACK.credits  # welcome credits, then the pack once
+    assert purchases_of(ALICE_ID) == [(PACK.credits, "purchase")]
+    payment = Payment.get("charge-1")
+    assert (int(payment.user_id), payment.pack_id, int(payment.credits), int(payment.stars), payment.status) == (
+        ALICE_ID,
+        PACK.id,
+        PACK.credits,
+        PACK.stars,
+        "credited",
+    )
+    assert payment.provider_charge_id == "provider-charge-1"
+    [confirmation] = fake_telegram.sent("sendMessage")
+    assert confirmation["chat_id"] == ALICE_ID
+    assert f"{PACK.credits} credits added" in confirmation["text"]
+    assert f"Your balance: {10 + PACK.credits} credits." in confirmation["text"]
+
+
+def test_a_payment_that_matches_no_pack_is_not_credited_and_the_operator_is_alerted(
+    fake_telegram: FakeTelegram,
+) -> None:
+    handled(payment_update("charge-unknown", "nanogen:pack_bogus", PACK.stars))
+    handled(payment_update("charge-cheap", PACK.payload, 1))
+    handled(payment_update("charge-usd", PACK.payload, PACK.stars, currency="USD"))
+
+    assert list(Payment.scan()) == []
+    assert money.get_user(ALICE_ID) is None
+    alerts = fake_telegram.sent("sendMessage")
+    assert [alert["chat_id"] for alert in alerts] == [ALERT_CHAT_ID] * 3  # the operator, never the user
+    assert "charge-unknown" in alerts[0]["text"] and "not credited" in alerts[0]["text"]
+
+
+# --- the operator's refund ------------------------------------------------------------------
+
+
+def test_a_refund_is_refused_without_admin_rights_for_spent_credits_and_for_unknown_payments(
+    fake_telegram: FakeTelegram,
+) -> None:
+    paid()
+    money.change_credits(ALICE_ID, -15, note="spent on pictures")  # 5 of the pack's 10 credits left
+
+    assert admin_refund("charge-1", token=None).status_code == 401
+    assert admin_refund("charge-1", token="not-the-admin-token").status_code == 403
+    spent = admin_refund("charge-1")
+    assert spent.status_code == 409 and "spent" in spent.json_body["error"]["message"]
+    assert admin_refund("no-such-charge").status_code == 404
+    assert admin_refund("bad%20id").status_code == 404
+
+    assert fake_telegram.sent("refundStarPayment") == []
+    assert balance(ALICE_ID) == 5
+    assert Payment.get("charge-1").status == "credited"
+
+
+def test_telegram_refusing_the_refund_restores_the_credits_and_a_later_refund_goes_through(
+    fake_telegram: FakeTelegram,
+) -> None:
+    paid()
+    fake_telegram.refuse_next("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
+
+    refused = admin_refund("charge-1")
+
+    assert refused.status_code == 409
+    assert "CHARGE_NOT_FOUND" in refused.json_body["error"]["message"]
+    assert balance(ALICE_ID) == 10 + PACK.credits
+    assert Payment.get("charge-1").status == "credited"
+
+    response = admin_refund("charge-1")
+
+    assert response.status_code == 200, response.body
+    assert (
+        fake_telegram.sent("refundStarPayment") == [{"user_id": ALICE_ID, "telegram_payment_charge_id": "charge-1"}] * 2
+    )
+    body = response.json_body
+    assert body["payment"]["charge_id"] == "charge-1" and body["payment"]["status"] == "refunded"
+    assert body["user"]["id"] == ALICE_ID and body["user"]["credits"] == 10
+    assert balance(ALICE_ID) == 10
+    assert purchases_of(ALICE_ID) == [
+        (PACK.credits, "purchase"),
+        (-PACK.credits, "purchase_refund"),
+        (PACK.credits, "purchase"),  # restored after the refusal
+        (-PACK.credits, "purchase_refund"),
+    ]
+
+    again = admin_refund("charge-1")
+    assert again.status_code == 409 and again.json_body["error"]["code"] == "conflict"
+    assert len(fake_telegram.sent("refundStarPayment")) == 2
+
+
+def test_stars_already_refunded_by_telegram_leave_the_credits_taken(fake_telegram: FakeTelegram) -> None:
+    paid()
+    # An earlier refund went through but its answer never came back (a timeout).
+    fake_telegram.refuse_next("refundStarPayment", 400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+
+    response = admin_refund("charge-1")
+
+    assert response.status_code == 200
+    assert response.json_body["payment"]["status"] == "refunded"
+    assert balance(ALICE_ID) == 10
