@@ -19,9 +19,9 @@ from chalicelib import money, results
 from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError, ProviderError
 from chalicelib.jobs import Job
-from chalicelib.notify import alert_operator, deliver_pictures, tell_user_it_failed
+from chalicelib.notify import DeliveryDeferred, alert_operator, deliver_pictures, tell_user_it_failed
 from chalicelib.observability import MetricUnit, count, logger
-from chalicelib.providers.base import ImageProvider
+from chalicelib.providers.base import GeneratedImage, ImageProvider
 from chalicelib.tables import Generation
 from chalicelib.telegram import BotApi
 
@@ -29,30 +29,41 @@ from chalicelib.telegram import BotApi
 # job goes back to the queue untouched instead of being cut off mid-call.
 MIN_PROVIDER_SECONDS = 20.0
 # How long a claim protects a processing generation from takeover: longer than
-# one worker invocation, shorter than the queue's visibility timeout.
+# one worker invocation, shorter than the generation timeout, so a job whose
+# worker died can be taken over and still finish in time.
 DEFAULT_LEASE_SECONDS = 150
 
 
 class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"  # failed and refunded (permanent error or timeout)
-    SKIPPED = "skipped"  # missing, already finished, or held by another worker
+    SKIPPED = "skipped"  # missing, already finished, or the claim was lost meanwhile
     DELIVERED_LATE = "delivered_late"  # completed earlier; this run delivered it
 
 
 class RetryLater(NanoGenError):
-    """The job must go back to the queue (transient failure, or not enough time left)."""
+    """The job must go back to the queue (transient failure, busy, or not enough time left).
+
+    ``retry_after`` (seconds) is when a retry makes sense, when the cause
+    says so (Telegram's ``retry_after``, the end of another worker's lease);
+    otherwise the queue's backoff decides.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 @dataclass
 class Worker:
-    """Everything a job needs, so tests can swap the provider, Telegram and the clock."""
+    """Everything a job needs, so tests can swap the provider, Telegram and the clocks."""
 
     settings: Settings
     provider: ImageProvider
     bot: BotApi
     lease_seconds: int = DEFAULT_LEASE_SECONDS
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # for deadlines and latencies
+    wall_clock: Callable[[], float] = time.time  # for leases and timeouts (epoch seconds)
 
     def run(self, job: Job, *, deadline: float) -> Outcome:
         """Run one job; raise ``RetryLater`` when SQS should deliver it again."""
@@ -60,17 +71,24 @@ class Worker:
         if deadline - self.clock() < MIN_PROVIDER_SECONDS:
             raise RetryLater("not enough time left in this invocation for a provider call")
 
-        claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=self.lease_seconds)
+        now = self.wall_clock()
+        claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=self.lease_seconds, now=now)
         generation = claim.generation
+        if claim.outcome == money.ClaimOutcome.CLAIMED and generation is not None:
+            return self._generate(generation, deadline)
         if claim.outcome == money.ClaimOutcome.EXPIRED and generation is not None:
             self._failed(generation, "it waited too long in the queue and timed out.")
             return Outcome.FAILED
         if claim.outcome == money.ClaimOutcome.FINISHED and generation is not None:
             return self._finish_delivery(generation)
-        if claim.outcome != money.ClaimOutcome.CLAIMED or generation is None:
-            logger.info("nothing to do for this job", extra={"claim": claim.outcome.value})
-            return Outcome.SKIPPED
-        return self._generate(generation, deadline)
+        if claim.outcome == money.ClaimOutcome.BUSY and generation is not None:
+            # Another worker holds a live lease. It may be working, or it may have died
+            # (a killed Lambda releases nothing): keep the message and look again once
+            # the lease is over, when the claim can be taken over or the job is finished.
+            lease_left = max(0, int(generation.lease_until or 0) - int(now)) + 1
+            raise RetryLater("another worker holds this generation", retry_after=lease_left)
+        logger.info("nothing to do for this job", extra={"claim": claim.outcome.value})
+        return Outcome.SKIPPED
 
     def _generate(self, generation: Generation, deadline: float) -> Outcome:
         started = self.clock()
@@ -82,23 +100,16 @@ class Worker:
                 image_urls=[str(url) for url in generation.image_urls or []],
                 deadline=deadline,
             )
+            count("ProviderLatency", (self.clock() - started) * 1000, MetricUnit.Milliseconds)
+            keys = results.store_images(int(generation.user_id), generation.generation_id, images, self.settings)
         except ProviderError as error:
-            count("ProviderErrors")
-            if error.alerts_operator:
-                alert_operator(self.bot, self.settings, f"provider-{error.status}", str(error))
-            if error.transient:
-                money.release_claim(generation)
-                raise RetryLater(str(error)) from None
-            if money.fail_generation(generation, error=_public_reason(error), claim_token=generation.claim_token):
-                self._failed(generation, _public_reason(error))
-            return Outcome.FAILED
+            return self._provider_failed(generation, error)
         except BaseException:
-            # Anything unexpected: give the claim back so a redelivery can try again.
+            # Anything unexpected before completion (S3 down, a bug): give the claim back
+            # so the redelivery can try again at once instead of waiting for the lease.
             money.release_claim(generation)
             raise
-        count("ProviderLatency", (self.clock() - started) * 1000, MetricUnit.Milliseconds)
 
-        keys = results.store_images(int(generation.user_id), generation.generation_id, images, self.settings)
         if not money.complete_generation(generation, result_keys=keys, provider=self.provider.name):
             logger.warning("lost the claim before completing (timed out meanwhile); result discarded")
             return Outcome.SKIPPED
@@ -106,6 +117,18 @@ class Worker:
         count("EndToEndDuration", _seconds_since(generation.created_at) * 1000, MetricUnit.Milliseconds)
         self._deliver(generation, images)
         return Outcome.COMPLETED
+
+    def _provider_failed(self, generation: Generation, error: ProviderError) -> Outcome:
+        count("ProviderErrors")
+        if error.alerts_operator:
+            alert_operator(self.bot, self.settings, f"provider-{error.status}", str(error))
+        if error.transient:
+            money.release_claim(generation)
+            raise RetryLater(str(error)) from None
+        reason = _public_reason(error)
+        if money.fail_generation(generation, error=reason, claim_token=generation.claim_token):
+            self._failed(generation, reason)
+        return Outcome.FAILED
 
     def _finish_delivery(self, generation: Generation) -> Outcome:
         """A redelivered job for a completed generation whose picture may not have reached the chat."""
@@ -115,12 +138,14 @@ class Worker:
         self._deliver(generation, images)
         return Outcome.DELIVERED_LATE
 
-    def _deliver(self, generation: Generation, images: list) -> None:
+    def _deliver(self, generation: Generation, images: list[GeneratedImage]) -> None:
         try:
             deliver_pictures(self.bot, generation, images)
-        except Exception as error:
+        except DeliveryDeferred as deferred:
             # The generation is complete and paid for: retry delivery via SQS, never refund.
-            raise RetryLater(f"delivery deferred: {error}") from None
+            raise RetryLater(f"delivery deferred: {deferred}", retry_after=deferred.retry_after) from None
+        except Exception as error:
+            raise RetryLater(f"delivery deferred: {type(error).__name__}: {error}") from None
         money.mark_delivered(generation)
 
     def _failed(self, generation: Generation, reason: str) -> None:
@@ -129,12 +154,20 @@ class Worker:
         tell_user_it_failed(self.bot, generation, reason)
 
     def give_up(self, job: Job) -> bool:
-        """The job exhausted its retries (dead-letter queue): fail and refund unless it already ended."""
+        """The job exhausted its retries (dead-letter queue): fail and refund unless it already ended.
+
+        A generation another worker is still processing under a live lease is
+        left to it (``RetryLater``: the dead-letter message comes back later).
+        """
         logger.thread_safe_append_keys(user_id=job.user_id, generation_id=job.generation_id)
         generation = money.get_generation(job.user_id, job.generation_id)
         if generation is None or generation.status not in money.ACTIVE_STATUSES:
             logger.info("dead-lettered job needs nothing", extra={"status": getattr(generation, "status", None)})
             return False
+        now = self.wall_clock()
+        if generation.status == money.GenerationStatus.PROCESSING and int(generation.lease_until or 0) >= int(now):
+            lease_left = int(generation.lease_until or 0) - int(now) + 1
+            raise RetryLater("a worker still holds this generation", retry_after=lease_left)
         reason = "the image service kept failing; please try again later."
         if not money.fail_generation(generation, error="Failed after repeated attempts."):
             return False

@@ -19,7 +19,14 @@ _PERMANENT_DELIVERY_CODES = {400, 403}  # bad chat, bot blocked by the user: ret
 
 
 class DeliveryDeferred(Exception):
-    """Telegram asked us to wait or was unreachable: try the delivery again later (SQS redelivery)."""
+    """Telegram asked us to wait or was unreachable: try the delivery again later (SQS redelivery).
+
+    ``retry_after`` is Telegram's own wait (seconds) when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 def deliver_pictures(bot: BotApi, generation: Generation, images: list[GeneratedImage]) -> bool:
@@ -47,7 +54,7 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
                 count("DeliveryFailures")
                 return True
             count("DeliveryDeferred")
-            raise DeliveryDeferred(str(error)) from None
+            raise DeliveryDeferred(str(error), retry_after=error.retry_after) from None
     count("PicturesDelivered", len(images))
     return True
 

@@ -33,7 +33,7 @@ _stop = threading.Event()
 
 
 def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """SQS messages in the shape Lambda gives an SQS-triggered function."""
+    """SQS messages (as ``ReceiveMessage`` returns them) in the shape Lambda gives an SQS-triggered function."""
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     return {
         "Records": [
@@ -42,7 +42,7 @@ def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str
                 "receiptHandle": message["ReceiptHandle"],
                 "body": message["Body"],
                 "attributes": message.get("Attributes", {}),
-                "messageAttributes": message.get("MessageAttributes", {}),
+                "messageAttributes": _lambda_message_attributes(message.get("MessageAttributes", {})),
                 "md5OfBody": message.get("MD5OfBody", ""),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
@@ -50,6 +50,21 @@ def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str
             }
             for message in messages
         ]
+    }
+
+
+def _lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """``{"StringValue", "DataType"}`` as the SQS API has it -> ``{"stringValue", "dataType"}`` as Lambda has it."""
+    renamed = {
+        "StringValue": "stringValue",
+        "BinaryValue": "binaryValue",
+        "StringListValues": "stringListValues",
+        "BinaryListValues": "binaryListValues",
+        "DataType": "dataType",
+    }
+    return {
+        name: {renamed.get(key, key): value for key, value in attribute.items()}
+        for name, attribute in attributes.items()
     }
 
 
@@ -74,7 +89,11 @@ def run_batch(
     """Receive one batch, invoke the handler, delete what succeeded. Returns the batch size."""
     sqs = aws.client("sqs")
     received = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds, AttributeNames=["All"]
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=wait_seconds,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
     )
     messages = received.get("Messages", [])
     if not messages:
@@ -88,10 +107,12 @@ def run_batch(
         return len(messages)
     done = [m for m in messages if m["MessageId"] not in failed]
     if done:
-        sqs.delete_message_batch(
+        deleted = sqs.delete_message_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
         )
+        for failure in deleted.get("Failed", []):
+            logger.warning("could not delete a processed message; it will be redelivered", extra={"failure": failure})
     return len(messages)
 
 

@@ -2,14 +2,20 @@
 
 A batch's records run concurrently (Powertools' async batch processor over
 a thread pool), so a batch of ten takes about as long as its slowest job.
-Only the records that must be retried come back as ``batchItemFailures``.
+Only the records that must be retried come back as ``batchItemFailures``,
+and each of them is made visible again after its own backoff: the queue's
+visibility timeout (six times the Lambda timeout, as AWS advises for event
+sources) is longer than a generation may live, so a retry left to it would
+only come back after the sweeper had refunded the generation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +23,9 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.generate import Worker
+from chalicelib import aws, jobs
+from chalicelib.config import Settings
+from chalicelib.generate import RetryLater, Worker
 from chalicelib.http import flush_metrics
 from chalicelib.jobs import Job, MalformedJob
 from chalicelib.observability import logger
@@ -28,19 +36,60 @@ from chalicelib.telegram import get_bot_api
 # Seconds kept back from the Lambda's remaining time for storing, completing
 # and delivering after the provider answers.
 SAFETY_MARGIN_SECONDS = 10.0
+# A retried record comes back after RETRY_BASE_SECONDS, doubled at each
+# receive, at most RETRY_MAX_SECONDS; unless its failure says when (Telegram's
+# retry_after, the end of another worker's lease). With the default five
+# receives the dead-letter queue is reached well within GENERATION_TIMEOUT_SECONDS.
+RETRY_BASE_SECONDS = 10
+RETRY_MAX_SECONDS = 60
+_MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
 # One long-lived pool: its threads keep their DynamoDB sessions warm across
 # invocations of a warm Lambda.
 _POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="job")
 
+_installed: Worker | None = None
+
 
 @lru_cache(maxsize=1)
-def _worker() -> Worker:
+def _configured_worker() -> Worker:
     settings = ready()
     return Worker(settings=settings, provider=provider_from_settings(settings), bot=get_bot_api())
 
 
+def current_worker() -> Worker:
+    """The worker jobs run with: the one installed by ``use_worker``, else the configured one."""
+    return _installed or _configured_worker()
+
+
+def use_worker(worker: Worker | None) -> None:
+    """Run jobs with ``worker`` (tests and benchmarks swap its provider or clocks); None: the configured one."""
+    global _installed
+    _installed = worker
+    _configured_worker.cache_clear()
+
+
 def reset_worker() -> None:
-    _worker.cache_clear()
+    use_worker(None)
+
+
+@dataclass(frozen=True)
+class _Retry:
+    receipt_handle: str
+    delay_seconds: int
+
+
+def retry_delay(error: BaseException, receive_count: int) -> int:
+    """Seconds before a failed record is delivered again."""
+    if isinstance(error, RetryLater) and error.retry_after is not None:
+        return min(max(0, math.ceil(error.retry_after)), _MAX_VISIBILITY_SECONDS)
+    return min(RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1), RETRY_MAX_SECONDS)
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _deadline(context: Any) -> float:
@@ -54,19 +103,57 @@ def _run_job(body: str, deadline: float) -> None:
     except MalformedJob:
         logger.error("dropping a message that is not a generation job")
         return  # it can never succeed; retrying would only fill the dead-letter queue
-    _worker().run(job, deadline=deadline)
+    try:
+        current_worker().run(job, deadline=deadline)
+    except RetryLater as retry:
+        logger.warning("job will be retried: %s", retry, extra={"retry_after": retry.retry_after})
+        raise
+    except Exception:
+        logger.exception("job failed unexpectedly; it will be retried")
+        raise
+
+
+def _delay_retries(retries: list[_Retry], settings: Settings) -> None:
+    """Set each failed record's visibility to its backoff. Best effort: else the queue's timeout applies."""
+    if not retries:
+        return
+    try:
+        sqs = aws.client("sqs")
+        url = jobs.generation_queue_url(settings)
+        for start in range(0, len(retries), 10):
+            chunk = retries[start : start + 10]
+            response = sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": retry.receipt_handle, "VisibilityTimeout": retry.delay_seconds}
+                    for index, retry in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                logger.warning("could not set a retry's visibility", extra={"sqs_failure": failure})
+    except Exception:
+        logger.exception("could not set the retries' visibility; the queue's visibility timeout applies")
 
 
 def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    ready()
+    settings = ready()
     deadline = _deadline(context)
-    processor = AsyncBatchProcessor(event_type=EventType.SQS)
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    retries: list[_Retry] = []
 
     async def handle(record: SQSRecord) -> None:
-        await asyncio.get_running_loop().run_in_executor(_POOL, _run_job, record.body, deadline)
+        try:
+            await asyncio.get_running_loop().run_in_executor(_POOL, _run_job, record.body, deadline)
+        except Exception as error:
+            retries.append(_Retry(record.receipt_handle, retry_delay(error, _receive_count(record))))
+            raise
 
     try:
-        return async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+        response = async_process_partial_response(
+            event=event, record_handler=handle, processor=processor, context=context
+        )
+        _delay_retries(retries, settings)
+        return response
     finally:
         flush_metrics()
 
@@ -77,12 +164,16 @@ def _give_up(body: str) -> None:
     except MalformedJob:
         logger.error("dead-lettered message is not a generation job; dropped")
         return
-    _worker().give_up(job)
+    try:
+        current_worker().give_up(job)
+    except RetryLater as retry:
+        logger.info("dead-lettered job left for later: %s", retry)
+        raise
 
 
 def process_dead_letters(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     ready()
-    processor = AsyncBatchProcessor(event_type=EventType.SQS)
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     async def handle(record: SQSRecord) -> None:
         await asyncio.get_running_loop().run_in_executor(_POOL, _give_up, record.body)

@@ -1,0 +1,457 @@
+"""The generation worker (issue 5), driven the way Lambda drives it.
+
+Each test charges generations through ``money.start_generation``, puts their
+jobs on the (moto) generation queue, hands the received messages to
+``app.generation_worker`` as Lambda's SQS event, and checks balances, the
+ledger, the generation, the stored picture, what the fake AIML and Telegram
+servers received, and the ``batchItemFailures``. The ``aws`` fixture checks
+the money invariants of CONTRACT §6 after every test.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from chalicelib import generate, money, results
+from chalicelib.generate import RetryLater
+from chalicelib.handlers import worker as worker_handler
+from chalicelib.tables import User
+from local.lambda_context import LocalLambdaContext
+from local.worker import scheduled_event
+from tests.conftest import TEST_BOT_TOKEN
+from tests.worker_helpers import (
+    AIML_KEY,
+    B64_PICTURE,
+    URL_PICTURE,
+    Stack,
+    aiml_error,
+    b64_answer,
+    balance,
+    crashing_after,
+    generation,
+    ledger,
+    make_stack,
+    message_id,
+    metrics_in,
+    point_env,
+    stored_result,
+)
+
+CHARGED = [("generation", -1)]
+REFUNDED = [("generation", -1), ("refund", 1)]
+
+
+@pytest.fixture
+def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    point_env(httpserver, monkeypatch)
+
+
+@pytest.fixture
+def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    return make_stack(httpserver, monkeypatch)
+
+
+def active_generations(user_id: int) -> int:
+    return int(User.get(user_id, consistent_read=True).active_generations)
+
+
+# --- the happy path ------------------------------------------------------------------
+
+
+def test_a_job_stores_the_picture_completes_and_sends_it_with_the_prompt_as_caption(stack: Stack) -> None:
+    prompt = "a lighthouse at dawn, " + "very detailed, " * 100  # longer than a caption may be
+    job = stack.start_job(prompt)
+    event = stack.deliver(job)
+
+    assert stack.run(event) == []
+
+    key = f"results/{job.user_id}/{job.generation_id}/0.png"
+    done = generation(job)
+    assert (done.status, list(done.result_keys), done.delivered, done.provider) == ("completed", [key], True, "aiml")
+    assert stored_result(stack.settings, key) == (B64_PICTURE, "image/png")
+    assert balance(job) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 0
+
+    [request] = stack.aiml.requests
+    assert request.authorization == f"Bearer {AIML_KEY}"
+    assert request.body == {
+        "model": "google/gemini-2.5-flash-image",
+        "prompt": prompt,
+        "aspect_ratio": "1:1",
+        "num_images": 1,
+    }
+    [photo] = stack.telegram.calls
+    assert (photo.method, photo.token, photo.chat_id) == ("sendPhoto", TEST_BOT_TOKEN, str(job.user_id))
+    assert photo.fields["caption"] == prompt[:1023] + "…" and len(photo.fields["caption"]) == 1024
+    assert photo.files["photo"] == (f"nanogen-{job.generation_id}-0.png", B64_PICTURE)
+
+
+def test_base64_and_url_answers_both_become_the_stored_and_sent_picture(stack: Stack) -> None:
+    inline, linked = stack.start_job("inline picture"), stack.start_job("linked picture")
+    stack.aiml.script("linked picture", stack.aiml.url_answer())
+
+    assert stack.run(stack.deliver(inline, linked)) == []
+
+    for job, picture in ((inline, B64_PICTURE), (linked, URL_PICTURE)):
+        done = generation(job)
+        assert done.status == "completed" and done.delivered
+        assert stored_result(stack.settings, str(done.result_keys[0])) == (picture, "image/png")
+        [photo] = stack.telegram.pictures_to(job.user_id)
+        assert photo.files["photo"][1] == picture
+    [download] = stack.aiml.downloads
+    assert download.authorization is None  # the AIML key never goes to the file host
+
+
+def test_a_photo_telegram_refuses_is_sent_as_a_document(stack: Stack) -> None:
+    job = stack.start_job("a panorama 21:9 of the alps")
+    stack.telegram.refuse_next("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+
+    assert stack.run(stack.deliver(job)) == []
+
+    photo, document = stack.telegram.pictures_to(job.user_id)
+    assert (photo.method, document.method) == ("sendPhoto", "sendDocument")
+    assert document.files["document"] == (f"nanogen-{job.generation_id}-0.png", B64_PICTURE)
+    assert document.fields["caption"] == "a panorama 21:9 of the alps"
+    done = generation(job)
+    assert done.status == "completed" and done.delivered and ledger(job) == CHARGED
+
+
+# --- provider failures ------------------------------------------------------------------
+
+
+def test_aiml_400_fails_and_refunds_at_once_after_one_call(stack: Stack) -> None:
+    job = stack.start_job("a prompt AIML rejects")
+    stack.aiml.script("a prompt AIML rejects", aiml_error(400, "prompt: must not contain forbidden content"))
+
+    assert stack.run(stack.deliver(job)) == []  # permanent: not retried
+
+    assert stack.aiml.calls_for("a prompt AIML rejects") == 1
+    failed = generation(job)
+    assert failed.status == "failed" and failed.error == "the image service rejected this prompt or its images."
+    assert balance(job) == 10 and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
+    [told] = stack.telegram.texts_to(job.user_id)
+    assert "rejected this prompt" in told and "The 1 credit it cost was returned to your balance." in told
+    assert "forbidden content" not in told  # the provider's own words stay in the log
+    assert stack.telegram.pictures_to(job.user_id) == [] and stack.alerts() == []
+
+
+def test_aiml_429_then_success_completes(stack: Stack) -> None:
+    job = stack.start_job("busy service")
+    stack.aiml.script("busy service", aiml_error(429, "Too many requests"), b64_answer())
+
+    assert stack.run(stack.deliver(job)) == []
+
+    assert stack.aiml.calls_for("busy service") == 2
+    assert generation(job).status == "completed" and ledger(job) == CHARGED
+    assert len(stack.telegram.pictures_to(job.user_id)) == 1
+
+
+def test_repeated_500s_report_the_record_each_time_and_release_the_claim(stack: Stack) -> None:
+    job = stack.start_job("model under maintenance")
+    stack.aiml.script("model under maintenance", aiml_error(500, "Model is under maintenance"))
+    event = stack.deliver(job)
+
+    for invocation in (1, 2):
+        # One record, and it failed: still a partial-batch answer, not an exception.
+        assert stack.run(event) == [message_id(event, job)]
+        pending = generation(job)
+        assert (pending.status, pending.claim_token, int(pending.attempts)) == ("pending", None, invocation)
+        assert stack.aiml.calls_for("model under maintenance") == 3 * invocation  # the client's own 3 attempts
+    assert balance(job) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 1
+    assert stack.telegram.calls == []  # nothing to tell yet: it will be retried
+    money.cancel_generation(job.user_id, job.generation_id)  # (the dead-letter path is in test_dead_letter)
+
+
+def test_provider_401_and_403_refund_and_alert_the_operator_at_most_three_times(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # AIML's error message may echo what it was sent; the alert must not carry our key.
+    bad_key = aiml_error(401, f"Invalid API key {AIML_KEY}")
+    jobs = [stack.start_job(f"picture {index}") for index in range(5)]
+    for index in range(5):
+        stack.aiml.script(f"picture {index}", bad_key)
+
+    assert stack.run(stack.deliver(*jobs)) == []
+
+    for job in jobs:
+        assert generation(job).status == "failed" and ledger(job) == REFUNDED and balance(job) == 10
+        [told] = stack.telegram.texts_to(job.user_id)
+        assert "unavailable right now" in told and "returned to your balance" in told
+    assert len(stack.aiml.requests) == 5  # permanent: one call each
+    alerts = stack.alerts()
+    assert len(alerts) == 3  # five failures, three messages: the rest only logged
+    assert all("provider-401" in alert and AIML_KEY not in alert for alert in alerts)
+    assert metrics_in(capsys.readouterr().out)["OperatorAlerts"] == 5
+
+    out_of_credits = stack.start_job("one more")
+    stack.aiml.script("one more", aiml_error(403, "Insufficient balance"))
+    assert stack.run(stack.deliver(out_of_credits)) == []
+    assert ledger(out_of_credits) == REFUNDED
+    [alert] = stack.alerts()[3:]  # another kind of trouble has its own allowance
+    assert "provider-403" in alert and "Insufficient balance" in alert
+
+
+# --- redelivery -----------------------------------------------------------------------
+
+
+def test_a_redelivered_job_after_completion_calls_nothing_again(stack: Stack) -> None:
+    job = stack.start_job()
+    event = stack.deliver(job)
+    assert stack.run(event) == []
+
+    assert stack.run(event) == []  # the same message again
+    assert stack.run(stack.deliver(job)) == []  # and a duplicate copy
+
+    assert len(stack.aiml.requests) == 1 and len(stack.telegram.pictures_to(job.user_id)) == 1
+    assert generation(job).status == "completed" and ledger(job) == CHARGED
+
+
+def test_a_crash_between_complete_and_delivery_is_delivered_by_the_redelivery(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = stack.start_job()
+    event = stack.deliver(job)
+    real_delivery = generate.deliver_pictures
+    crashes: list[int] = []
+
+    def crash_once(*args: Any, **kwargs: Any) -> bool:
+        if not crashes:
+            crashes.append(1)
+            raise ConnectionResetError("Telegram went away")
+        return real_delivery(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "deliver_pictures", crash_once)
+
+    assert stack.run(event) == [message_id(event, job)]
+    completed = generation(job)
+    assert completed.status == "completed" and not completed.delivered
+    assert stack.telegram.calls == [] and ledger(job) == CHARGED
+
+    assert stack.run(event) == []
+    assert generation(job).delivered and len(stack.telegram.pictures_to(job.user_id)) == 1
+    assert len(stack.aiml.requests) == 1  # delivered from S3, not generated again
+    assert ledger(job) == CHARGED
+
+
+def test_a_job_held_by_another_worker_is_kept_and_taken_over_after_the_lease(stack: Stack) -> None:
+    job = stack.start_job()
+    now = time.time()
+    other = money.claim_generation(job.user_id, job.generation_id, lease_seconds=150, now=now)
+    assert other.outcome == money.ClaimOutcome.CLAIMED
+    event = stack.deliver(job)
+
+    # That worker may have died (a killed Lambda releases nothing): the message must not be dropped.
+    assert stack.run(event) == [message_id(event, job)]
+    assert other.generation is not None
+    assert stack.aiml.requests == [] and generation(job).claim_token == other.generation.claim_token
+
+    stack.worker_with(wall_clock=lambda: now + 151)  # SQS brings it back once the lease is over
+    assert stack.run(event) == []
+    assert generation(job).status == "completed" and len(stack.aiml.requests) == 1 and ledger(job) == CHARGED
+
+
+def test_an_unexpected_error_before_completion_releases_the_claim_for_an_immediate_retry(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = stack.start_job()
+    event = stack.deliver(job)
+    with crashing_after(monkeypatch, results, "store_images", OSError):
+        assert stack.run(event) == [message_id(event, job)]
+    released = generation(job)
+    assert (released.status, released.claim_token) == ("pending", None)
+
+    assert stack.run(event) == []
+    assert generation(job).status == "completed" and len(stack.aiml.requests) == 2 and ledger(job) == CHARGED
+
+
+# --- batches --------------------------------------------------------------------------
+
+
+def test_a_batch_of_ten_reports_exactly_its_three_failed_records(stack: Stack) -> None:
+    jobs = [stack.start_job(f"picture number {index}") for index in range(10)]
+    failing = {jobs[1], jobs[4], jobs[8]}
+    for job in failing:
+        stack.aiml.script(generation(job).prompt, aiml_error(502, "Bad gateway"))
+    event = stack.deliver(*jobs)
+
+    assert stack.run(event) == sorted(message_id(event, job) for job in failing)
+
+    for job in jobs:
+        current = generation(job)
+        if job in failing:
+            assert (current.status, current.claim_token) == ("pending", None)
+        else:
+            assert current.status == "completed" and current.delivered
+            [photo] = stack.telegram.pictures_to(job.user_id)
+            assert photo.fields["caption"] == current.prompt
+        assert ledger(job) == CHARGED
+    for job in failing:
+        money.cancel_generation(job.user_id, job.generation_id)
+
+
+def test_a_malformed_message_is_dropped_not_retried(stack: Stack) -> None:
+    job = stack.start_job()
+    stack.send("not json at all", '{"user_id": "1001", "generation_id": 7}', '{"generation_id": "x"}')
+    stack.send(job.to_message())
+    event = stack.receive()
+    assert len(event["Records"]) == 4
+
+    assert stack.run(event) == []  # nothing to retry: the junk can never succeed
+
+    assert generation(job).status == "completed" and len(stack.aiml.requests) == 1
+
+
+# --- time limits ----------------------------------------------------------------------
+
+
+def test_a_timed_out_generation_is_refunded_without_calling_the_provider(stack: Stack) -> None:
+    job = stack.start_job("too late", now=time.time() - stack.settings.generation_timeout_seconds - 100)
+
+    assert stack.run(stack.deliver(job)) == []
+
+    assert stack.aiml.requests == []
+    failed = generation(job)
+    assert failed.status == "failed" and ledger(job) == REFUNDED and balance(job) == 10
+    [told] = stack.telegram.texts_to(job.user_id)
+    assert "timed out" in told and "returned to your balance" in told
+
+
+def test_too_little_lambda_time_left_returns_the_job_untouched(stack: Stack) -> None:
+    job = stack.start_job()
+    event = stack.deliver(job)
+
+    # 25 s left - 10 s safety margin < the 20 s a provider call needs.
+    assert stack.run(event, seconds_left=25) == [message_id(event, job)]
+
+    untouched = generation(job)
+    assert (untouched.status, int(untouched.attempts), untouched.claim_token) == ("pending", 0, None)
+    assert stack.aiml.requests == [] and stack.telegram.calls == [] and ledger(job) == CHARGED
+    assert stack.run(event) == []  # the next invocation, with time enough, does it
+    assert generation(job).status == "completed"
+
+
+# --- delivery failures ----------------------------------------------------------------------
+
+
+def test_telegram_429_on_delivery_retries_the_record_without_refund(stack: Stack) -> None:
+    job = stack.start_job()
+    event = stack.deliver(job)
+    stack.telegram.refuse_next("sendPhoto", 429, "Too Many Requests: retry after 30", retry_after=30)
+
+    assert stack.run(event) == [message_id(event, job)]
+    waiting = generation(job)
+    assert waiting.status == "completed" and not waiting.delivered and ledger(job) == CHARGED
+
+    assert stack.run(event) == []  # the redelivery, once Telegram lets us
+    assert generation(job).delivered and len(stack.aiml.requests) == 1
+    assert [call.method for call in stack.telegram.calls] == ["sendPhoto", "sendPhoto"]
+    assert ledger(job) == CHARGED and balance(job) == 9
+
+
+def test_a_user_who_blocked_the_bot_gets_a_completed_unrefunded_generation_and_a_count(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = stack.start_job()
+    stack.telegram.refuse_next("sendPhoto", 403, "Forbidden: bot was blocked by the user")
+
+    assert stack.run(stack.deliver(job)) == []  # retrying cannot help
+
+    done = generation(job)
+    assert done.status == "completed" and done.delivered  # delivery is over, for good
+    assert ledger(job) == CHARGED and balance(job) == 9
+    assert metrics_in(capsys.readouterr().out)["DeliveryFailures"] == 1
+
+
+# --- retry timing ----------------------------------------------------------------------------
+
+
+def test_retry_delays_follow_the_failure_or_back_off() -> None:
+    assert worker_handler.retry_delay(RetryLater("telegram 429", retry_after=30), 1) == 30
+    assert worker_handler.retry_delay(RetryLater("lease", retry_after=0.2), 3) == 1
+    backoff = [worker_handler.retry_delay(RetryLater("500"), count) for count in range(1, 6)]
+    assert backoff == [10, 20, 40, 60, 60]
+    assert worker_handler.retry_delay(ValueError("bug"), 1) == 10
+    # Five receives' worth of backoff fit well inside a generation's lifetime.
+    assert sum(backoff[:4]) < 300 / 2
+
+
+# --- crash injection --------------------------------------------------------------------
+
+
+class Crash(Exception):
+    """The worker dies right after a write: nothing it would have done next happens."""
+
+
+def _crash_points(stack: Stack) -> dict[str, tuple[Any, str]]:
+    return {
+        "claim": (money, "claim_generation"),
+        "provider": (stack.worker.provider, "generate"),
+        "s3_upload": (results, "store_images"),
+        "complete": (money, "complete_generation"),
+        "telegram_send": (generate, "deliver_pictures"),
+        "mark_delivered": (money, "mark_delivered"),
+    }
+
+
+# What the retry does after each crash: provider calls in all, pictures sent in all.
+_AFTER_REDELIVERY = {
+    "claim": (1, 1),
+    "provider": (2, 1),
+    "s3_upload": (2, 1),
+    "complete": (1, 1),
+    "telegram_send": (1, 2),  # sent, then died before remembering it: at-least-once delivery
+    "mark_delivered": (1, 1),
+}
+_COMPLETED_BEFORE_CRASH = {"complete", "telegram_send", "mark_delivered"}
+
+
+@pytest.mark.parametrize("point", list(_AFTER_REDELIVERY))
+def test_a_crash_after_each_write_is_recovered_without_double_money(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    """Two jobs die at the same point: one comes back by SQS redelivery, the other is left to the sweeper."""
+    created = time.time() - stack.settings.generation_timeout_seconds - 100  # virtual time: T0
+    redelivered, swept = stack.start_job("redelivered", now=created), stack.start_job("swept", now=created)
+    event = stack.deliver(redelivered, swept)
+    stack.worker_with(wall_clock=lambda: created + 1)
+    target, name = _crash_points(stack)[point]
+
+    with crashing_after(monkeypatch, target, name, Crash), monkeypatch.context() as dead:
+        dead.setattr(money, "release_claim", lambda *args, **kwargs: False)  # the dead release nothing
+        assert stack.run(event) == sorted(message_id(event, job) for job in (redelivered, swept))
+    for job in (redelivered, swept):
+        assert ledger(job) == CHARGED
+
+    # SQS redelivers once the lease (150 s) is over, before the generation's timeout (300 s).
+    stack.worker_with(wall_clock=lambda: created + 152)
+    assert (
+        stack.run({"Records": [r for r in event["Records"] if r["messageId"] == message_id(event, redelivered)]}) == []
+    )
+    provider_calls, pictures = _AFTER_REDELIVERY[point]
+    assert stack.aiml.calls_for("redelivered") == provider_calls
+    assert len(stack.telegram.pictures_to(redelivered.user_id)) == pictures
+    done = generation(redelivered)
+    assert done.status == "completed" and done.delivered and ledger(redelivered) == CHARGED
+
+    # The other message is lost; the sweeper (real time: past the timeout) ends what was unfinished.
+    import app
+
+    app.sweeper(scheduled_event(), LocalLambdaContext("sweeper", 60))
+    app.sweeper(scheduled_event(), LocalLambdaContext("sweeper", 60))
+    if point in _COMPLETED_BEFORE_CRASH:
+        assert generation(swept).status == "completed" and ledger(swept) == CHARGED
+    else:
+        assert generation(swept).status == "failed" and ledger(swept) == REFUNDED
+        [told] = stack.telegram.texts_to(swept.user_id)
+        assert "timed out" in told
+    # A late copy of its message changes no money; it only delivers a completed, undelivered picture.
+    stack.worker_with(wall_clock=time.time)
+    swept_calls = stack.aiml.calls_for("swept")
+    assert stack.run(stack.deliver(swept)) == []
+    assert stack.aiml.calls_for("swept") == swept_calls
+    final = generation(swept)
+    assert ledger(swept) == (CHARGED if point in _COMPLETED_BEFORE_CRASH else REFUNDED)
+    assert final.delivered == (point in _COMPLETED_BEFORE_CRASH)

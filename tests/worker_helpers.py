@@ -1,0 +1,449 @@
+"""Fakes and builders for the worker tests.
+
+* ``FakeAiml`` answers ``POST /v1/images/generations`` as AIML does (both
+  documented response shapes, its error body), scripted per prompt, and
+  serves the files its ``url`` answers point at.
+* ``FakeTelegram`` answers ``/bot<token>/<method>`` as the Bot API does
+  (``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", ...}``)
+  and records every call, multipart uploads included.
+* ``Stack`` ties them to moto: generations are charged through
+  ``money.start_generation``, jobs go through the real generation queue and
+  come back as the SQS event Lambda would give ``app.generation_worker``.
+
+A test module wires them up with two fixtures, in this order, so the
+environment is in place before the ``aws`` fixture reads the settings::
+
+    @pytest.fixture
+    def stack_env(httpserver, monkeypatch): point_env(httpserver, monkeypatch)
+
+    @pytest.fixture
+    def stack(stack_env, aws, httpserver, monkeypatch): return make_stack(httpserver, monkeypatch)
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from PIL import Image
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from chalicelib import aws, money
+from chalicelib.config import Settings, get_settings
+from chalicelib.generate import Worker
+from chalicelib.handlers import worker as worker_handler
+from chalicelib.jobs import Job, generation_queue_url
+from chalicelib.providers import AimlClient
+from chalicelib.runtime import ready
+from chalicelib.tables import Generation, LedgerEntry, User
+from chalicelib.telegram import get_bot_api
+from local.lambda_context import LocalLambdaContext
+from local.worker import lambda_sqs_event
+from tests.conftest import reset_process_state
+from tests.money_helpers import order
+
+AIML_KEY = "sk-aiml-worker-test-4b1d9e"
+ALERT_CHAT_ID = "-1009876543210"
+GENERATIONS_PATH = "/v1/images/generations"
+LAMBDA_SECONDS = 120  # the worker Lambda's timeout
+
+
+def png(width: int = 4, height: int = 3, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+B64_PICTURE = png(colour=(200, 30, 30))  # what a b64_json answer carries
+URL_PICTURE = png(colour=(30, 30, 200))  # what a url answer points at
+
+
+# --- AIML ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AimlAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+def b64_answer(picture: bytes = B64_PICTURE) -> AimlAnswer:
+    """The ``data`` shape, with the picture inline."""
+    item = {"url": None, "b64_json": base64.b64encode(picture).decode()}
+    return AimlAnswer(200, {"data": [item], "meta": {"usage": {"tokens_used": 1290}}})
+
+
+def aiml_error(status: int, message: str) -> AimlAnswer:
+    """AIML's error body: ``{"message", "path", "requestId", "statusCode", "timestamp"}``."""
+    body = {
+        "message": message,
+        "path": GENERATIONS_PATH,
+        "requestId": str(uuid.uuid4()),
+        "statusCode": status,
+        "timestamp": "2026-11-27T20:00:00.000Z",
+    }
+    return AimlAnswer(status, body)
+
+
+@dataclass(frozen=True)
+class AimlRequest:
+    body: dict[str, Any]
+    authorization: str | None
+
+
+@dataclass(frozen=True)
+class Download:
+    name: str
+    authorization: str | None
+
+
+class FakeAiml:
+    """Plays AIML: each prompt follows its script (the last answer repeats); unscripted prompts succeed."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.requests: list[AimlRequest] = []
+        self.downloads: list[Download] = []
+        self.delay = 0.0  # seconds each generation takes
+        self._scripts: dict[str, list[AimlAnswer]] = {}
+        self._files: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        server.expect_request(GENERATIONS_PATH, method="POST").respond_with_handler(self._generate)
+        server.expect_request(re.compile(r"/files/[\w.-]+"), method="GET").respond_with_handler(self._download)
+
+    def script(self, prompt: str, *answers: AimlAnswer) -> None:
+        self._scripts[prompt] = list(answers)
+
+    def url_answer(self, picture: bytes = URL_PICTURE) -> AimlAnswer:
+        """The ``images`` shape, with a link (served here) instead of the picture."""
+        name = f"{uuid.uuid4().hex}.png"
+        self._files[name] = picture
+        item = {"url": self.server.url_for(f"/files/{name}"), "content_type": "image/png", "width": 4, "height": 3}
+        return AimlAnswer(200, {"images": [item]})
+
+    def calls_for(self, prompt: str) -> int:
+        return sum(1 for request in self.requests if request.body.get("prompt") == prompt)
+
+    def _generate(self, request: Request) -> Response:
+        body = request.get_json(force=True)
+        with self._lock:
+            self.requests.append(AimlRequest(body=body, authorization=request.headers.get("Authorization")))
+            script = self._scripts.get(str(body.get("prompt")))
+            answer = (script.pop(0) if len(script) > 1 else script[0]) if script else b64_answer()
+        if self.delay:
+            time.sleep(self.delay)
+        return Response(json.dumps(answer.body), status=answer.status, content_type="application/json")
+
+    def _download(self, request: Request) -> Response:
+        name = request.path.rsplit("/", 1)[-1]
+        with self._lock:
+            self.downloads.append(Download(name, request.headers.get("Authorization")))
+        if name not in self._files:
+            return Response("not found", status=404)
+        return Response(self._files[name], content_type="image/png")
+
+
+# --- Telegram ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TelegramCall:
+    token: str
+    method: str
+    fields: dict[str, Any]  # JSON body, or the form fields of a multipart upload
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # field -> (file name, content)
+
+    @property
+    def chat_id(self) -> str:
+        return str(self.fields.get("chat_id"))
+
+
+class FakeTelegram:
+    """Plays the Bot API and records every call; ``refuse_next`` scripts errors."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.calls: list[TelegramCall] = []
+        self._refusals: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+        self._message_ids = itertools.count(1)
+        server.expect_request(re.compile(r"/bot[^/]+/\w+"), method="POST").respond_with_handler(self._answer)
+
+    def refuse_next(
+        self, method: str, error_code: int, description: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
+        body: dict[str, Any] = {"ok": False, "error_code": error_code, "description": description}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+        self._refusals.setdefault(method, []).extend([(error_code, body)] * times)
+
+    def sent(self, method: str) -> list[TelegramCall]:
+        return [call for call in self.calls if call.method == method]
+
+    def texts_to(self, chat_id: int | str) -> list[str]:
+        return [str(call.fields["text"]) for call in self.sent("sendMessage") if call.chat_id == str(chat_id)]
+
+    def pictures_to(self, chat_id: int | str) -> list[TelegramCall]:
+        """Successful or not, every sendPhoto / sendDocument aimed at this chat."""
+        return [
+            call for call in self.calls if call.method in ("sendPhoto", "sendDocument") and call.chat_id == str(chat_id)
+        ]
+
+    def _answer(self, request: Request) -> Response:
+        token, method = request.path.removeprefix("/bot").split("/", 1)
+        if request.mimetype == "multipart/form-data":
+            fields: dict[str, Any] = dict(request.form)
+            files = {name: (upload.filename or "", upload.read()) for name, upload in request.files.items()}
+        else:
+            fields, files = request.get_json(force=True, silent=True) or {}, {}
+        with self._lock:
+            self.calls.append(TelegramCall(token=token, method=method, fields=fields, files=files))
+            refusals = self._refusals.get(method)
+            if refusals:
+                status, body = refusals.pop(0)
+            else:
+                status, body = 200, {"ok": True, "result": self._result(fields)}
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    def _result(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"message_id": next(self._message_ids), "date": int(time.time()), "chat": {"id": fields.get("chat_id")}}
+
+
+# --- The stack ------------------------------------------------------------------
+
+
+def point_env(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send AIML and Telegram calls to ``server``; operator alerts to ALERT_CHAT_ID."""
+    base = server.url_for("/").rstrip("/")
+    monkeypatch.setenv("AIML_API_KEY", AIML_KEY)
+    monkeypatch.setenv("AIML_API_BASE", base)
+    monkeypatch.setenv("TELEGRAM_API_BASE", base)
+    monkeypatch.setenv("ALERT_CHAT_ID", ALERT_CHAT_ID)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
+def serialize_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let in-process moto answer one request at a time, as AWS (and ``local.aws_server``) would.
+
+    The worker runs a batch's jobs on a thread pool. moto's DynamoDB is not
+    thread-safe (a transaction deep-copies whole tables and restores them on
+    failure), so concurrent requests could corrupt the books in ways AWS never
+    would. The jobs still run concurrently; only moto's request handling is serialized.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.process_request
+    lock = threading.RLock()
+
+    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
+
+
+_user_ids = itertools.count(7001)
+
+
+@dataclass
+class Stack:
+    server: HTTPServer
+    aiml: FakeAiml
+    telegram: FakeTelegram
+    settings: Settings
+    worker: Worker
+
+    # -- generations -------------------------------------------------------
+
+    def start_job(self, prompt: str = "a red fox in the snow", *, now: float | None = None, cost: int = 1) -> Job:
+        """A new user (10 welcome credits) starts one generation: charged, pending, not yet queued."""
+        user_id = next(_user_ids)
+        profile = money.Profile(user_id=user_id, first_name=f"User{user_id}")
+        result = money.start_generation(
+            profile, order(prompt, cost), self.settings, chat_id=user_id, source="bot", now=now
+        )
+        return Job(user_id, result.generation.generation_id)
+
+    # -- the queue and the Lambda ------------------------------------------------
+
+    def queue_url(self) -> str:
+        return generation_queue_url(self.settings)
+
+    def queue_arn(self, queue_url: str | None = None) -> str:
+        attributes = aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url or self.queue_url(), AttributeNames=["QueueArn"]
+        )
+        return str(attributes["Attributes"]["QueueArn"])
+
+    def send(self, *bodies: str, queue_url: str | None = None) -> list[str]:
+        """Put messages on the generation queue (or another); returns their message ids."""
+        sqs, url = aws.client("sqs"), queue_url or self.queue_url()
+        return [str(sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"]) for body in bodies]
+
+    def receive(self, queue_url: str | None = None) -> dict[str, Any]:
+        """Every visible message of the queue, as the SQS event Lambda would hand the function."""
+        url = queue_url or self.queue_url()
+        sqs = aws.client("sqs")
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+            if not batch.get("Messages"):
+                break
+            messages.extend(batch["Messages"])
+        return lambda_sqs_event(messages, self.queue_arn(url))
+
+    def deliver(self, *jobs: Job) -> dict[str, Any]:
+        """Queue the jobs and receive them: the event of one Lambda invocation."""
+        self.send(*(job.to_message() for job in jobs))
+        event = self.receive()
+        assert len(event["Records"]) == len(jobs)
+        return event
+
+    def run(self, event: dict[str, Any], *, seconds_left: float = LAMBDA_SECONDS) -> list[str]:
+        """Invoke ``app.generation_worker`` as Lambda does; returns the reported messageIds."""
+        import app
+
+        response = app.generation_worker(event, LocalLambdaContext("generation_worker", seconds_left))
+        return failed_ids(response)
+
+    def dead_letter_queue_url(self) -> str:
+        return aws.queue_url(self.settings.dead_letter_queue_name)
+
+    def shorten_queue_timing(self, *, visibility_timeout: int = 1, max_receive_count: int = 2) -> None:
+        """The generation queue's timing shortened so a test can watch SQS redeliver and dead-letter."""
+        redrive = {
+            "deadLetterTargetArn": self.queue_arn(self.dead_letter_queue_url()),
+            "maxReceiveCount": max_receive_count,
+        }
+        aws.client("sqs").set_queue_attributes(
+            QueueUrl=self.queue_url(),
+            Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
+        )
+
+    def queue_depth(self, queue_url: str | None = None) -> tuple[int, int]:
+        """(visible, in flight) messages of the queue."""
+        attributes = aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url or self.queue_url(),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def run_dead_letters(self, event: dict[str, Any]) -> list[str]:
+        import app
+
+        response = app.dead_letter_worker(event, LocalLambdaContext("dead_letter_worker", 60))
+        return failed_ids(response)
+
+    def use(self, worker: Worker) -> Worker:
+        """Run the next jobs with this worker (another provider, lease or clock)."""
+        worker_handler.use_worker(worker)
+        self.worker = worker
+        return worker
+
+    def worker_with(self, **changes: Any) -> Worker:
+        """A copy of the installed worker with some fields changed, installed."""
+        fields = {
+            "settings": self.worker.settings,
+            "provider": self.worker.provider,
+            "bot": self.worker.bot,
+            "lease_seconds": self.worker.lease_seconds,
+            "clock": self.worker.clock,
+            "wall_clock": self.worker.wall_clock,
+        }
+        return self.use(Worker(**{**fields, **changes}))
+
+    # -- reading back ------------------------------------------------------------------
+
+    def alerts(self) -> list[str]:
+        return self.telegram.texts_to(ALERT_CHAT_ID)
+
+
+def make_stack(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """After ``point_env`` and the ``aws`` fixture: fakes registered, a fast-retrying worker installed."""
+    if get_settings().aiml_api_base != server.url_for("/").rstrip("/"):
+        reset_process_state()  # the environment was changed after the aws fixture read it
+    settings = ready()
+    serialize_moto(monkeypatch)
+    aiml, telegram = FakeAiml(server), FakeTelegram(server)
+    # The real client against the fake server; only the backoff between attempts is shortened.
+    provider = AimlClient(AIML_KEY, settings.aiml_api_base, backoff_base=0.01)
+    worker = Worker(settings=settings, provider=provider, bot=get_bot_api())
+    worker_handler.use_worker(worker)
+    return Stack(server=server, aiml=aiml, telegram=telegram, settings=settings, worker=worker)
+
+
+# --- Assertions' helpers -----------------------------------------------------------
+
+
+def failed_ids(response: Any) -> list[str]:
+    assert isinstance(response, dict), f"the handler must answer with batchItemFailures, got {response!r}"
+    return sorted(str(item["itemIdentifier"]) for item in response["batchItemFailures"])
+
+
+def message_id(event: dict[str, Any], job: Job) -> str:
+    [record] = [r for r in event["Records"] if json.loads(r["body"])["generation_id"] == job.generation_id]
+    return str(record["messageId"])
+
+
+def generation(job: Job) -> Generation:
+    stored = money.get_generation(job.user_id, job.generation_id)
+    assert stored is not None
+    return stored
+
+
+def balance(job: Job) -> int:
+    return int(User.get(job.user_id, consistent_read=True).credits)
+
+
+def ledger(job: Job) -> list[tuple[str, int]]:
+    """(reason, delta) of the user's ledger entries about this generation, oldest first."""
+    entries = LedgerEntry.query(job.user_id, consistent_read=True)
+    return [(str(e.reason), int(e.delta)) for e in entries if e.generation_id == job.generation_id]
+
+
+def stored_result(settings: Settings, key: str) -> tuple[bytes, str]:
+    stored = aws.client("s3").get_object(Bucket=settings.results_bucket, Key=key)
+    return stored["Body"].read(), str(stored["ContentType"])
+
+
+def metrics_in(output: str) -> dict[str, float]:
+    """Sum of every CloudWatch EMF metric printed to ``output`` (Powertools' flush)."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                name = metric["Name"]
+                values = document[name] if isinstance(document[name], list) else [document[name]]
+                totals[name] = totals.get(name, 0) + sum(values)
+    return totals
+
+
+@contextmanager
+def crashing_after(
+    monkeypatch: pytest.MonkeyPatch, target: Any, name: str, error: type[BaseException]
+) -> Iterator[None]:
+    """``target.name`` does its work, then raises ``error``: a crash right after that write."""
+    original: Callable[..., Any] = getattr(target, name)
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)
+        raise error(f"injected crash after {name}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(target, name, crash)
+        yield
