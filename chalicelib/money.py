@@ -438,8 +438,10 @@ def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, no
     if current.status in FINAL_STATUSES:
         return Claim(ClaimOutcome.FINISHED, current)
     if current.timeout_at <= int(now):
-        fail_generation(current, error="Timed out before it could run.", only_if_expired=True, now=now)
-        return Claim(ClaimOutcome.EXPIRED, get_generation(user_id, generation_id))
+        # Only the call that refunded reports EXPIRED, so the user is told once.
+        if fail_generation(current, error="Timed out before it could run.", only_if_expired=True, now=now):
+            return Claim(ClaimOutcome.EXPIRED, current)
+        return Claim(ClaimOutcome.FINISHED, get_generation(user_id, generation_id))
     return Claim(ClaimOutcome.BUSY, current)
 
 
@@ -625,6 +627,26 @@ def stale_pending(settings: Settings, *, older_than_seconds: int, now: float | N
         for generation in unfinished_generations(timeout_before=horizon)
         if generation.status == GenerationStatus.PENDING and generation.timeout_at > now
     ]
+
+
+def mark_requeued(generation: Generation, *, every_seconds: int, now: float | None = None) -> bool:
+    """Record a re-queue of a pending generation, at most once per ``every_seconds``.
+
+    The sweeper runs every minute; without this a queue backlog would get a
+    duplicate message per pending generation per sweep. No money moves.
+    """
+    now = _now(now)
+    try:
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
+            actions=[Generation.requeued_at.set(int(now))],
+            condition=(Generation.status == GenerationStatus.PENDING)
+            & (Generation.requeued_at.does_not_exist() | (Generation.requeued_at <= int(now) - every_seconds)),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 # --------------------------------------------------------------------------

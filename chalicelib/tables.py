@@ -30,7 +30,9 @@ Table design (every table on demand, TTL on ``expires_at`` where it exists):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 from pynamodb.attributes import (
@@ -108,6 +110,7 @@ class Generation(Model):
     lease_until = NumberAttribute(null=True)  # after this another worker may take it over
     delivered = BooleanAttribute(default=False)
     provider = UnicodeAttribute(null=True)
+    requeued_at = NumberAttribute(null=True)  # the sweeper's last re-queue (epoch seconds)
     sweep_shard = UnicodeAttribute(null=True)  # present only while unfinished
     unfinished = UnfinishedIndex()
 
@@ -193,6 +196,7 @@ GUARD_MODELS: tuple[type[Model], ...] = (_Guard, IdempotencyRecord, RateLimitWin
 TTL_ATTRIBUTES = {"guards": "expires_at"}
 
 _bound_to: tuple[Any, ...] | None = None
+_bind_lock = threading.Lock()
 
 
 def table_names(settings: Settings) -> dict[str, str]:
@@ -218,13 +222,37 @@ def bind_tables(settings: Settings) -> None:
     signature = (tuple(sorted(names.items())), region, os.environ.get("AWS_ENDPOINT_URL"))
     if signature == _bound_to:
         return
-    for logical, model in TABLE_MODELS.items():
-        models = GUARD_MODELS if logical == "guards" else (model,)
-        for each in models:
-            each.Meta.table_name = names[logical]
-            each.Meta.region = region
-            each._connection = None
-    _bound_to = signature
+    with _bind_lock:
+        if signature == _bound_to:
+            return
+        for logical, model in TABLE_MODELS.items():
+            models = GUARD_MODELS if logical == "guards" else (model,)
+            for each in models:
+                each.Meta.table_name = names[logical]
+                each.Meta.region = region
+                each._connection = None
+        _bound_to = signature
+        _share_one_client()
+
+
+def _share_one_client() -> None:
+    """Point every model at the transactions' connection, and create its client now.
+
+    PynamoDB gives each model its own connection and creates its botocore
+    client lazily, without a lock: a cold worker running ten jobs in threads
+    would build a client per model and per thread (~150 ms of CPU each).
+    """
+    from chalicelib import transactions
+
+    shared = transactions.shared_connection()
+    models: tuple[type[Model], ...] = (User, Generation, LedgerEntry, Payment, *GUARD_MODELS)
+    for model in models:
+        table_connection = model._get_connection()
+        if table_connection.connection is not shared:
+            with contextlib.suppress(ValueError):  # the guard models share one table
+                shared.add_meta_table(table_connection.get_meta_table())
+            table_connection.connection = shared
+    _ = shared.client
 
 
 def current_binding() -> tuple[Any, ...] | None:

@@ -89,7 +89,7 @@ class Transaction:
         # A fresh token per attempt: the SDK's own retries of one attempt reuse
         # it (so an unknown outcome is not applied twice), while a retry after
         # a known cancellation must be a new request.
-        with TransactWrite(connection=_connection(), client_request_token=str(uuid.uuid4())) as tx:
+        with TransactWrite(connection=shared_connection(), client_request_token=str(uuid.uuid4())) as tx:
             for _, (model_cls, hash_key, range_key, condition) in self._checks:
                 tx.condition_check(model_cls, hash_key, range_key, condition=condition)
             for _, (item, condition) in self._puts:
@@ -106,14 +106,23 @@ _shared_connection: Connection | None = None
 _connection_binding: object = None
 
 
-def _connection() -> Connection:
-    """One low-level connection for transactions, rebuilt when the tables are rebound."""
+def shared_connection() -> Connection:
+    """The one low-level connection of this process (rebuilt when the tables are rebound).
+
+    Every model uses it too (``tables.bind_tables``), so the botocore client
+    is created once per container.
+    """
     global _shared_connection, _connection_binding
     from chalicelib import tables
 
-    if _shared_connection is None or _connection_binding != tables.current_binding():
+    binding = tables.current_binding()
+    if _shared_connection is None or _connection_binding != binding:
         _shared_connection = Connection(
-            region=getattr(tables.User.Meta, "region", None), connect_timeout_seconds=2, read_timeout_seconds=10
+            region=getattr(tables.User.Meta, "region", None),
+            connect_timeout_seconds=2,
+            read_timeout_seconds=10,
+            max_retry_attempts=3,
+            max_pool_connections=25,  # the worker runs ten jobs at once
         )
-        _connection_binding = tables.current_binding()
+        _connection_binding = binding
     return _shared_connection

@@ -14,6 +14,8 @@ from chalicelib.telegram import get_bot_api
 # A pending generation this old has probably lost its queue message (a crash
 # between the charge and the enqueue): send it again; claims make it safe.
 REQUEUE_AFTER_SECONDS = 60
+# ... and is sent again at most this often, so a backlog is not multiplied.
+REQUEUE_EVERY_SECONDS = 180
 
 
 def sweep(context: Any = None) -> dict[str, Any]:
@@ -27,7 +29,11 @@ def sweep(context: Any = None) -> dict[str, Any]:
             full = money.get_generation(int(stub.user_id), stub.generation_id)
             if full is not None:
                 tell_user_it_failed(bot, full, "it took too long and timed out.")
-        lost = money.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
+        lost = [
+            generation
+            for generation in money.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
+            if money.mark_requeued(generation, every_seconds=REQUEUE_EVERY_SECONDS)
+        ]
         if lost:
             jobs.enqueue([jobs.Job(int(g.user_id), g.generation_id) for g in lost], settings)
         logger.info("sweep done", extra={"expired": len(expired), "requeued": len(lost)})

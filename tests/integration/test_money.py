@@ -432,3 +432,13 @@ def test_cancellation_reasons_are_mapped_to_items_not_call_order() -> None:
 
 def test_order_helper_fingerprint_differs_by_prompt() -> None:
     assert order("a").fingerprint != order("b").fingerprint
+
+
+def test_a_pending_generation_is_requeued_at_most_once_per_interval() -> None:
+    now = time.time()
+    generation = start(ALICE, ready(), now=now - 120).generation
+    assert money.mark_requeued(generation, every_seconds=180, now=now)
+    assert not money.mark_requeued(generation, every_seconds=180, now=now + 60)
+    assert money.mark_requeued(generation, every_seconds=180, now=now + 180)
+    money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=now + 181)
+    assert not money.mark_requeued(generation, every_seconds=180, now=now + 999)  # no longer pending
