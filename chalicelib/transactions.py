@@ -7,7 +7,9 @@ every item in PynamoDB's order, so a cancelled transaction says *which*
 item's condition failed ("user", "rate", "idempotency", ...).
 
 Transient cancellations (``TransactionConflict`` with another transaction on
-the same item, throttling) are retried with jittered backoff.
+the same item, throttling) are retried with jittered backoff under a new
+``ClientRequestToken``; an unknown outcome (in progress, throttled, 5xx) is
+retried under the same token, so DynamoDB applies it at most once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import TransactionCancelled
 
 _RETRYABLE_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "InternalError"}
+_UNKNOWN_OUTCOME_CODES = {
+    "TransactionInProgressException",
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
 _MAX_ATTEMPTS = 6
 
 
@@ -62,14 +72,18 @@ class Transaction:
         return [label for label, _ in self._checks + self._puts + self._updates]
 
     def commit(self) -> None:
+        # The ClientRequestToken makes DynamoDB apply a retried request once.
+        # Kept while the outcome is unknown (in progress, throttled, 5xx);
+        # replaced only after a cancellation, when nothing was applied.
+        token = str(uuid.uuid4())
         for attempt in range(_MAX_ATTEMPTS):
             try:
-                self._send()
+                self._send(token)
                 return
             except TransactWriteError as error:
                 codes = [reason.code if reason else "None" for reason in error.cancellation_reasons]
                 if not codes:
-                    if error.cause_response_code in _RETRYABLE_CODES | {"TransactionInProgressException"}:
+                    if error.cause_response_code in _UNKNOWN_OUTCOME_CODES:
                         _backoff(attempt)
                         continue
                     raise
@@ -80,16 +94,14 @@ class Transaction:
                     if reason is not None and reason.raw_item
                 }
                 if "ConditionalCheckFailed" not in codes and set(codes) & _RETRYABLE_CODES:
+                    token = str(uuid.uuid4())  # cancelled: nothing was applied, so this is a new request
                     _backoff(attempt)
                     continue
                 raise TransactionCancelled(reasons, old_items) from None
         raise TransactionCancelled({label: "TransactionConflict" for label in self.labels})
 
-    def _send(self) -> None:
-        # A fresh token per attempt: the SDK's own retries of one attempt reuse
-        # it (so an unknown outcome is not applied twice), while a retry after
-        # a known cancellation must be a new request.
-        with TransactWrite(connection=shared_connection(), client_request_token=str(uuid.uuid4())) as tx:
+    def _send(self, token: str) -> None:
+        with TransactWrite(connection=shared_connection(), client_request_token=token) as tx:
             for _, (model_cls, hash_key, range_key, condition) in self._checks:
                 tx.condition_check(model_cls, hash_key, range_key, condition=condition)
             for _, (item, condition) in self._puts:
