@@ -142,13 +142,20 @@ def _with_secrets(env: Mapping[str, str]) -> Mapping[str, str]:
 
     try:
         values = get_parameters_by_name(
-            parameters={parameter: {} for parameter in wanted}, decrypt=True, max_age=SECRET_CACHE_SECONDS
+            parameters={parameter: {} for parameter in wanted},
+            decrypt=True,
+            max_age=SECRET_CACHE_SECONDS,
+            raise_on_error=False,
         )
     except Exception as error:
         raise ConfigurationError(f"could not read secrets from SSM ({type(error).__name__})") from None
     resolved = dict(env)
     for parameter, name in wanted.items():
-        resolved[name] = str(values[parameter])
+        # A parameter that does not exist leaves its variable unset: optional
+        # secrets (the admin token) stay optional; a missing bot token is
+        # refused below, naming the variable.
+        if parameter in values and parameter != "_errors":
+            resolved[name] = str(values[parameter])
     return resolved
 
 

@@ -17,6 +17,10 @@ from chalicelib.tables import TABLE_MODELS, TTL_ATTRIBUTES
 # while it still runs.
 WORKER_TIMEOUT_SECONDS = 120
 VISIBILITY_TIMEOUT_SECONDS = 6 * WORKER_TIMEOUT_SECONDS
+# The dead-letter handler is a Lambda too: its queue needs the same margin
+# (Lambda refuses an event source whose visibility is below the function timeout).
+DEAD_LETTER_WORKER_TIMEOUT_SECONDS = 60
+DEAD_LETTER_VISIBILITY_TIMEOUT_SECONDS = 6 * DEAD_LETTER_WORKER_TIMEOUT_SECONDS
 MAX_RECEIVE_COUNT = 5  # deliveries before a job goes to the dead-letter queue
 
 TABLE_LOGICAL_IDS = {
@@ -67,7 +71,11 @@ def resources() -> dict[str, Any]:
     }
     result["DeadLetterQueue"] = {
         "Type": "AWS::SQS::Queue",
-        "Properties": {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True},
+        "Properties": {
+            "VisibilityTimeout": DEAD_LETTER_VISIBILITY_TIMEOUT_SECONDS,
+            "MessageRetentionPeriod": 14 * 24 * 3600,
+            "SqsManagedSseEnabled": True,
+        },
     }
     result["GenerationQueue"] = {
         "Type": "AWS::SQS::Queue",
@@ -137,7 +145,10 @@ def create_locally(
     dlq_props = defined["DeadLetterQueue"]["Properties"]
     dlq_url = sqs.create_queue(
         QueueName=settings.dead_letter_queue_name,
-        Attributes={"MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"])},
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout or dlq_props["VisibilityTimeout"]),
+            "MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"]),
+        },
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_props = defined["GenerationQueue"]["Properties"]

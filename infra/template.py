@@ -98,6 +98,8 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
             _statement(
                 "HistoryAndAdmin", ["dynamodb:Query", "dynamodb:Scan"], _table_arns("users", "generations", "ledger")
             ),
+            # A webhook handler that fails releases its claim on the update.
+            _statement("ReleaseUpdateClaims", ["dynamodb:DeleteItem"], _table_arns("guards")),
             _statement("QueueJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], _arn("GenerationQueue")),
             # Presigned result URLs are signed with this role's credentials.
             _statement("ReadResults", ["s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/results/*"}),
@@ -154,8 +156,29 @@ def environment(stage: str) -> dict[str, Any]:
     return variables
 
 
+def _gateway_response(status: int | None, code: str, message: str) -> dict[str, Any]:
+    """``status`` None keeps the status API Gateway chose (the DEFAULT_* types cover many)."""
+    body = '{"error": {"code": "' + code + '", "message": ' + message + ', "request_id": "$context.requestId"}}'
+    response: dict[str, Any] = {"responseTemplates": {"application/json": body}}
+    if status is not None:
+        response["statusCode"] = status
+    return response
+
+
+# Answers API Gateway gives without reaching the Lambda (unknown route, wrong
+# method, throttling, oversized body), in the CONTRACT §4 error shape too.
+# They go into the API's own definition, so a redeployment cannot drop them.
+GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": _gateway_response(404, "not_found", '"No such route."'),
+    "THROTTLED": _gateway_response(429, "rate_limited", '"Too many requests; retry shortly."'),
+    "DEFAULT_4XX": _gateway_response(None, "invalid_request", "$context.error.messageString"),
+    "DEFAULT_5XX": _gateway_response(None, "internal_error", '"An unexpected error occurred."'),
+}
+
+
 def merge_template(stage: str) -> dict[str, Any]:
     merged: dict[str, Any] = dict(resources())
+    merged["RestAPI"] = {"Properties": {"DefinitionBody": {"x-amazon-apigateway-gateway-responses": GATEWAY_RESPONSES}}}
     env = environment(stage)
     for function in FUNCTIONS:
         merged[function] = {"Properties": {"Environment": {"Variables": env}}}

@@ -30,6 +30,7 @@ from chalicelib.http import flush_metrics
 from chalicelib.jobs import Job, MalformedJob
 from chalicelib.observability import logger
 from chalicelib.providers import provider_from_settings
+from chalicelib.providers.base import GeneratedImage, ImageProvider
 from chalicelib.runtime import ready
 from chalicelib.telegram import get_bot_api
 
@@ -50,10 +51,29 @@ _POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="job")
 _installed: Worker | None = None
 
 
+class _ProviderOnFirstUse:
+    """Builds the configured provider when a job first needs it.
+
+    The dead-letter handler never calls the provider: a missing AIML key must
+    not stop it from refunding.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._provider: ImageProvider | None = None
+        self.name = "aiml" if settings.aiml_api_key else "offline"
+
+    def generate(self, **request: Any) -> list[GeneratedImage]:
+        if self._provider is None:
+            self._provider = provider_from_settings(self._settings)
+            self.name = self._provider.name
+        return self._provider.generate(**request)
+
+
 @lru_cache(maxsize=1)
 def _configured_worker() -> Worker:
     settings = ready()
-    return Worker(settings=settings, provider=provider_from_settings(settings), bot=get_bot_api())
+    return Worker(settings=settings, provider=_ProviderOnFirstUse(settings), bot=get_bot_api())
 
 
 def current_worker() -> Worker:

@@ -74,6 +74,9 @@ def test_queue_visibility_covers_six_worker_timeouts_and_redrives(packaged: tupl
     queue = resources["GenerationQueue"]["Properties"]
     worker_timeout = resources["GenerationWorker"]["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    # Lambda refuses an SQS event source whose visibility is below the function's timeout.
+    dead_letters = resources["DeadLetterQueue"]["Properties"]
+    assert dead_letters["VisibilityTimeout"] >= 6 * resources["DeadLetterWorker"]["Properties"]["Timeout"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
     assert resources["DeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
@@ -108,6 +111,17 @@ def test_sqs_event_sources_point_at_this_templates_queues_with_partial_batches(
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     if function == "GenerationWorker":
         assert source["Properties"]["BatchSize"] == 10
+
+
+def test_api_gateway_answers_in_the_contract_error_shape(packaged: tuple[str, Path]) -> None:
+    definition = _resources(packaged)["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "paths" in definition  # Chalice's own definition survived the merge
+    responses = definition["x-amazon-apigateway-gateway-responses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == 404
+    for response in responses.values():
+        body = response["responseTemplates"]["application/json"]
+        assert body.startswith('{"error": {"code": "') and '"message": ' in body
 
 
 def test_sweeper_runs_on_a_schedule(packaged: tuple[str, Path]) -> None:
@@ -157,6 +171,9 @@ def test_iam_is_least_privilege(packaged: tuple[str, Path]) -> None:
         for target in targets:
             text = json.dumps(target)
             assert "arn:aws:" not in text, "no hard-coded partition, region or account"
+    api_actions = {a for role, s in statements if role == "ApiHandlerRole" for a in s["Action"]}
+    # the webhook releases a failed update's claim; transactions need per-item rights
+    assert {"dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"} <= api_actions
     worker_actions = {a for role, s in statements if role == "GenerationWorkerRole" for a in s["Action"]}
     assert "dynamodb:Scan" not in worker_actions and "sqs:SendMessage" not in worker_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions

@@ -104,8 +104,22 @@ def test_secrets_are_read_from_ssm_when_only_their_parameter_names_are_given() -
     assert settings.admin_api_token == "admin-from-ssm"
 
 
-def test_a_missing_secret_parameter_is_a_configuration_error_without_the_value() -> None:
+def test_a_missing_optional_secret_parameter_leaves_it_unset_but_the_bot_token_is_required() -> None:
+    import boto3
     from moto import mock_aws
 
-    with mock_aws(), pytest.raises(ConfigurationError, match="could not read secrets from SSM"):
-        load_settings({"AWS_DEFAULT_REGION": "us-east-1", "AIML_API_KEY_PARAMETER": "/nanogen/dev/missing"})
+    with mock_aws():
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name="/nanogen/dev/telegram-bot-token", Value="777:FromSsm", Type="SecureString"
+        )
+        in_lambda = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "nanogen-dev-sweeper"}
+        settings = load_settings(
+            {
+                **in_lambda,
+                "TELEGRAM_BOT_TOKEN_PARAMETER": "/nanogen/dev/telegram-bot-token",
+                "ADMIN_API_TOKEN_PARAMETER": "/nanogen/dev/missing",
+            }
+        )
+        assert settings.admin_api_token is None and settings.telegram_bot_token == "777:FromSsm"
+        with pytest.raises(ConfigurationError, match="TELEGRAM_BOT_TOKEN is required"):
+            load_settings({**in_lambda, "TELEGRAM_BOT_TOKEN_PARAMETER": "/nanogen/dev/absent"})
