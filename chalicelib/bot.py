@@ -328,6 +328,9 @@ def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) 
             chat_id=message.chat_id,
             source="bot",
             idempotency_key=idempotency_key(message),
+            # One message is one generation: a re-sent update must not start a
+            # second one after the first failed or was cancelled (CONTRACT §6.5).
+            replay_any_status=True,
         )
     except ApiError as refused:
         _say(bot, message.chat_id, refusal_text(refused), reply_to=message.message_id)
@@ -339,7 +342,11 @@ def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) 
         jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
         count("GenerationsStarted")
         count("CreditsSpent", int(generation.cost))
-    _say(bot, message.chat_id, _queued_text(result, wanted.model.name), reply_to=message.message_id)
+    try:
+        _say(bot, message.chat_id, _queued_text(result, wanted.model.name), reply_to=message.message_id)
+    except TelegramError as error:
+        # The charge is made and the job queued: a re-sent update would only repeat the reply.
+        logger.warning("queued reply not delivered", extra={"error_code": error.error_code})
 
 
 def refusal_text(error: ApiError) -> str:
@@ -359,6 +366,8 @@ def _queued_text(result: money.StartResult, model_name: str) -> str:
         )
     if generation.status == money.GenerationStatus.COMPLETED:
         return f"This prompt was already drawn; the picture was sent to this chat. {balance}"
+    if generation.status in (money.GenerationStatus.FAILED, money.GenerationStatus.CANCELLED):
+        return f"This message's generation already ended ({generation.status}); send the prompt again. {balance}"
     return f"Your picture is queued and will arrive in this chat shortly; it was charged once. {balance}"
 
 

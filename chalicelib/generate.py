@@ -169,7 +169,10 @@ class Worker:
             lease_left = int(generation.lease_until or 0) - int(now) + 1
             raise RetryLater("a worker still holds this generation", retry_after=lease_left)
         reason = "the image service kept failing; please try again later."
-        if not money.fail_generation(generation, error="Failed after repeated attempts."):
+        # Conditional on no live claim: a worker may have claimed it since the read above.
+        if not money.fail_generation(
+            generation, error="Failed after repeated attempts.", only_if_unclaimed=True, now=now
+        ):
             return False
         self._failed(generation, reason)
         alert_operator(

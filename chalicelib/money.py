@@ -123,6 +123,11 @@ def _ledger(user_id: int, delta: int, reason: LedgerReason, now: float, **refs: 
     )
 
 
+def _put_ledger(tx: Transaction, entry: LedgerEntry) -> None:
+    """Every ledger entry is put on condition that its id is new: a replayed write never overwrites one."""
+    tx.put("ledger", entry, condition=LedgerEntry.entry_id.does_not_exist())
+
+
 def _user_exists() -> Any:
     return User.user_id.exists()
 
@@ -164,7 +169,7 @@ def register(
     tx = Transaction()
     tx.put("user", user, condition=User.user_id.does_not_exist())
     if settings.welcome_credits:
-        tx.put("ledger", _ledger(profile.user_id, settings.welcome_credits, LedgerReason.WELCOME, now))
+        _put_ledger(tx, _ledger(profile.user_id, settings.welcome_credits, LedgerReason.WELCOME, now))
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
@@ -198,9 +203,13 @@ def start_generation(
     chat_id: int,
     source: str,
     idempotency_key: str | None = None,
+    replay_any_status: bool = False,
     now: float | None = None,
 ) -> StartResult:
     """Charge ``order.cost`` and create a pending generation, in one transaction.
+
+    ``replay_any_status`` (the bot: one Telegram message, one generation)
+    replays a key even after its generation failed or was cancelled.
 
     The transaction debits the user on condition that the balance covers the
     cost, the user is not banned and has fewer than MAX_ACTIVE_GENERATIONS
@@ -238,10 +247,9 @@ def start_generation(
             condition=RateLimitWindow.used.does_not_exist() | (RateLimitWindow.used < settings.rate_limit_per_minute),
         )
         tx.put("generation", generation, condition=Generation.generation_id.does_not_exist())
-        tx.put(
-            "ledger",
+        _put_ledger(
+            tx,
             _ledger(profile.user_id, -order.cost, LedgerReason.GENERATION, now, generation_id=generation.generation_id),
-            condition=LedgerEntry.entry_id.does_not_exist(),
         )
         if idempotency_key is not None:
             record = IdempotencyRecord(
@@ -260,7 +268,9 @@ def start_generation(
         except TransactionCancelled as cancelled:
             if cancelled.failed("idempotency"):
                 assert idempotency_key is not None
-                replay, replacing = _resolve_key_reuse(profile.user_id, idempotency_key, order, now)
+                replay, replacing = _resolve_key_reuse(
+                    profile.user_id, idempotency_key, order, now, replay_any_status=replay_any_status
+                )
                 if replay is not None:
                     return replay
                 continue
@@ -319,7 +329,7 @@ def _shard_of(generation_id: str) -> str:
 
 
 def _resolve_key_reuse(
-    user_id: int, idempotency_key: str, order: GenerationOrder, now: float
+    user_id: int, idempotency_key: str, order: GenerationOrder, now: float, *, replay_any_status: bool = False
 ) -> tuple[StartResult | None, str | None]:
     """An Idempotency-Key is already taken: replay, refuse, or allow a new charge.
 
@@ -336,7 +346,7 @@ def _resolve_key_reuse(
     if record.fingerprint != order.fingerprint:
         raise IdempotencyKeyReused()
     earlier = get_generation(user_id, record.generation_id)
-    if earlier is not None and earlier.status in REPLAYABLE_STATUSES:
+    if earlier is not None and (replay_any_status or earlier.status in REPLAYABLE_STATUSES):
         user = get_user(user_id)
         return StartResult(generation=earlier, credits=int(user.credits) if user else 0, replayed=True), None
     return None, record.generation_id
@@ -518,12 +528,15 @@ def fail_generation(
     error: str,
     claim_token: str | None = None,
     only_if_expired: bool = False,
+    only_if_unclaimed: bool = False,
     now: float | None = None,
 ) -> bool:
     """pending/processing -> failed with its refund, at most once. False if it had already ended.
 
     ``claim_token`` restricts the transition to the worker holding the claim;
-    ``only_if_expired`` to a generation past its ``timeout_at`` (the sweeper).
+    ``only_if_expired`` to a generation past its ``timeout_at`` (the sweeper);
+    ``only_if_unclaimed`` to one no worker holds a live lease on (the
+    dead-letter handler must not refund a picture a worker is finishing).
     """
     now = _now(now)
     condition = Generation.status.is_in(*ACTIVE_STATUSES)
@@ -531,6 +544,8 @@ def fail_generation(
         condition &= Generation.claim_token == claim_token
     if only_if_expired:
         condition &= Generation.timeout_at <= int(now)
+    if only_if_unclaimed:
+        condition &= (Generation.status == GenerationStatus.PENDING) | (Generation.lease_until < int(now))
     return _refund(generation, GenerationStatus.FAILED, error[:500], condition, now)
 
 
@@ -558,10 +573,8 @@ def _refund(generation: Generation, status: GenerationStatus, error: str | None,
         [User.credits.add(cost), User.active_generations.add(-1), User.updated_at.set(iso_utc(now))],
         condition=_user_exists(),
     )
-    tx.put(
-        "ledger",
-        _ledger(int(generation.user_id), cost, LedgerReason.REFUND, now, generation_id=generation.generation_id),
-        condition=LedgerEntry.entry_id.does_not_exist(),
+    _put_ledger(
+        tx, _ledger(int(generation.user_id), cost, LedgerReason.REFUND, now, generation_id=generation.generation_id)
     )
     try:
         tx.commit()
@@ -615,22 +628,31 @@ def sweep_expired(*, now: float | None = None) -> list[Generation]:
 
 
 def stale_pending(settings: Settings, *, older_than_seconds: int, now: float | None = None) -> list[Generation]:
-    """Pending generations created more than ``older_than_seconds`` ago and not yet timed out.
+    """Unfinished generations that look abandoned but have not timed out yet.
 
-    Their queue message may have been lost (a crash between the charge and
-    the enqueue): the sweeper sends them again; the claim makes duplicates harmless.
+    Pending ones created more than ``older_than_seconds`` ago may have lost
+    their queue message (a crash between the charge and the enqueue);
+    processing ones whose lease ran out lost their worker (a Lambda timeout
+    or crash) and would otherwise wait out the queue's long visibility
+    timeout. The sweeper sends both again; the claim makes duplicates harmless.
     """
     now = _now(now)
     horizon = now + settings.generation_timeout_seconds - older_than_seconds
     return [
         generation
         for generation in unfinished_generations(timeout_before=horizon)
-        if generation.status == GenerationStatus.PENDING and generation.timeout_at > now
+        if generation.timeout_at > now and _abandoned(generation, now)
     ]
 
 
+def _abandoned(generation: Generation, now: float) -> bool:
+    if generation.status == GenerationStatus.PENDING:
+        return True
+    return generation.status == GenerationStatus.PROCESSING and (generation.lease_until or 0) < int(now)
+
+
 def mark_requeued(generation: Generation, *, every_seconds: int, now: float | None = None) -> bool:
-    """Record a re-queue of a pending generation, at most once per ``every_seconds``.
+    """Record a re-queue of an abandoned generation, at most once per ``every_seconds``.
 
     The sweeper runs every minute; without this a queue backlog would get a
     duplicate message per pending generation per sweep. No money moves.
@@ -639,7 +661,10 @@ def mark_requeued(generation: Generation, *, every_seconds: int, now: float | No
     try:
         Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
             actions=[Generation.requeued_at.set(int(now))],
-            condition=(Generation.status == GenerationStatus.PENDING)
+            condition=(
+                (Generation.status == GenerationStatus.PENDING)
+                | ((Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now)))
+            )
             & (Generation.requeued_at.does_not_exist() | (Generation.requeued_at <= int(now) - every_seconds)),
         )
     except UpdateError as error:
@@ -667,7 +692,7 @@ def change_credits(user_id: int, amount: int, *, note: str, now: float | None = 
         [User.credits.add(amount), User.updated_at.set(iso_utc(now))],
         condition=condition,
     )
-    tx.put("ledger", _ledger(user_id, amount, LedgerReason.ADMIN, now, note=note))
+    _put_ledger(tx, _ledger(user_id, amount, LedgerReason.ADMIN, now, note=note))
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
@@ -771,7 +796,7 @@ def credit_purchase(
         [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
         condition=_user_exists(),
     )
-    tx.put("ledger", _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
+    _put_ledger(tx, _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
@@ -789,11 +814,19 @@ def get_payment(charge_id: str) -> Payment | None:
 
 
 def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
-    """Remove a payment's credits before its Stars are refunded (409 if already spent)."""
+    """Remove a payment's credits before its Stars are refunded (409 if already spent).
+
+    The payment becomes ``refunding`` until Telegram confirms
+    (``confirm_purchase_refund``) or definitely refuses
+    (``restore_purchase``). A payment still ``refunding`` (Telegram's answer
+    was lost) is returned as it is, so the operator can simply try again.
+    """
     now = _now(now)
     payment = get_payment(charge_id)
     if payment is None:
         raise NotFound("No such payment.")
+    if payment.status == "refunding":
+        return payment
     if payment.status != "credited":
         raise Conflict("This payment was already refunded.")
     credits = int(payment.credits)
@@ -801,7 +834,7 @@ def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
     tx.update(
         "payment",
         Payment(charge_id=charge_id),
-        [Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
+        [Payment.status.set("refunding"), Payment.updated_at.set(iso_utc(now))],
         condition=Payment.status == "credited",
     )
     tx.update(
@@ -810,9 +843,8 @@ def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
         [User.credits.add(-credits), User.updated_at.set(iso_utc(now))],
         condition=_user_exists() & (User.credits >= credits),
     )
-    tx.put(
-        "ledger",
-        _ledger(int(payment.user_id), -credits, LedgerReason.PURCHASE_REFUND, now, payment_charge_id=charge_id),
+    _put_ledger(
+        tx, _ledger(int(payment.user_id), -credits, LedgerReason.PURCHASE_REFUND, now, payment_charge_id=charge_id)
     )
     try:
         tx.commit()
@@ -822,15 +854,28 @@ def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
         if cancelled.failed("user"):
             raise Conflict("The credits of this payment were already spent; it cannot be refunded.") from None
         raise
-    payment.status = "refunded"
+    payment.status = "refunding"
     return payment
 
 
+def confirm_purchase_refund(charge_id: str, *, now: float | None = None) -> None:
+    """Telegram returned the Stars: the refund is final. No money moves."""
+    now = _now(now)
+    try:
+        Payment(charge_id=charge_id).update(
+            actions=[Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
+            condition=Payment.status == "refunding",
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
 def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
-    """Undo ``take_back_purchase`` when Telegram refused the Stars refund."""
+    """Undo ``take_back_purchase`` when Telegram definitely refused the Stars refund."""
     now = _now(now)
     payment = get_payment(charge_id)
-    if payment is None or payment.status != "refunded":
+    if payment is None or payment.status != "refunding":
         return
     credits = int(payment.credits)
     tx = Transaction()
@@ -838,7 +883,7 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
         "payment",
         Payment(charge_id=charge_id),
         [Payment.status.set("credited"), Payment.updated_at.set(iso_utc(now))],
-        condition=Payment.status == "refunded",
+        condition=Payment.status == "refunding",
     )
     tx.update(
         "user",
@@ -846,8 +891,8 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
         [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
         condition=_user_exists(),
     )
-    tx.put(
-        "ledger",
+    _put_ledger(
+        tx,
         _ledger(
             int(payment.user_id), credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id, note="restored"
         ),

@@ -79,7 +79,7 @@ class User(Model):
 class UnfinishedIndex(GlobalSecondaryIndex["Generation"]):
     class Meta:
         index_name = "unfinished"
-        projection = IncludeProjection(["status", "cost", "created_at"])
+        projection = IncludeProjection(["status", "cost", "created_at", "lease_until"])
 
     sweep_shard = UnicodeAttribute(hash_key=True)
     timeout_at = NumberAttribute(range_key=True)
@@ -138,7 +138,7 @@ class Payment(Model):
     pack_id = UnicodeAttribute()
     credits = NumberAttribute()
     stars = NumberAttribute()
-    status = UnicodeAttribute()  # credited | refunded
+    status = UnicodeAttribute()  # credited | refunding (credits taken, Telegram not yet confirmed) | refunded
     provider_charge_id = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()

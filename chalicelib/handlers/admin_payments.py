@@ -37,11 +37,19 @@ def refund(request: Request, charge_id: str) -> dict[str, Any]:
     try:
         get_bot_api().refund_star_payment(user_id, charge_id)
     except TelegramError as error:
+        if _outcome_unknown(error):
+            # Telegram may have returned the Stars: keep the credits taken; a retry finishes the job.
+            logger.warning("Stars refund unconfirmed; credits stay taken", extra={"charge_id": charge_id})
+            raise Conflict(
+                f"Telegram did not answer ({error.description}). The credits stay removed; "
+                "call this again to complete the refund."
+            ) from None
         if _ALREADY_REFUNDED not in error.description.upper():
             money.restore_purchase(charge_id)
             logger.warning("Stars refund refused; credits restored", extra={"charge_id": charge_id})
-            raise Conflict(_refused_message(error)) from None
+            raise Conflict(f"Telegram refused the refund: {error.description}. The credits were restored.") from None
         logger.info("Stars were already refunded; credits stay taken", extra={"charge_id": charge_id})
+    money.confirm_purchase_refund(charge_id)
     logger.info("payment refunded", extra={"charge_id": charge_id, "admin": admin.via, "target_user_id": user_id})
     count("PaymentsRefunded")
     refunded = money.get_payment(charge_id) or payment
@@ -51,8 +59,6 @@ def refund(request: Request, charge_id: str) -> dict[str, Any]:
     return {"payment": payment_view(refunded), "user": user_view(user)}
 
 
-def _refused_message(error: TelegramError) -> str:
-    if error.error_code is None:
-        # No answer (timeout, network): if the refund did go through, a retry is told so and completes.
-        return f"Telegram could not be reached ({error.description}); the credits were restored. Try again."
-    return f"Telegram refused the refund: {error.description}. The credits were restored."
+def _outcome_unknown(error: TelegramError) -> bool:
+    """No answer, a server error or throttling: the refund may or may not have happened."""
+    return error.error_code is None or error.error_code >= 500 or error.error_code == 429

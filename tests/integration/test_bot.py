@@ -165,6 +165,19 @@ def test_a_prompt_delivered_three_times_under_different_update_ids_is_charged_on
     assert all("charged once" in reply for reply in replies[1:])
 
 
+def test_a_prompt_re_sent_after_its_generation_failed_is_not_charged_again(fake_telegram: FakeTelegram) -> None:
+    first = text_update("a red fox in the snow")
+    handled(first)
+    [generation] = generations_of(ALICE_ID)
+    assert money.fail_generation(generation, error="the provider refused it")  # refunded: 10 again
+
+    handled({**first, "update_id": next_update_id()})  # Telegram re-sends the same message
+
+    assert [g.generation_id for g in generations_of(ALICE_ID)] == [generation.generation_id]
+    assert len(charges_of(ALICE_ID)) == 1 and balance(ALICE_ID) == 10
+    assert "already ended (failed)" in fake_telegram.texts()[-1]
+
+
 def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -344,10 +344,14 @@ def test_stale_pending_finds_lost_jobs_but_not_fresh_or_expired_ones() -> None:
     settings = settings_with(MAX_ACTIVE_GENERATIONS="10")
     now = time.time()
     lost = start(ALICE, settings, now=now - 120).generation
+    orphaned = start(ALICE, settings, now=now - 120).generation  # its worker died: lease over
+    money.claim_generation(ALICE.user_id, orphaned.generation_id, lease_seconds=30, now=now - 100)
+    held = start(ALICE, settings, now=now - 120).generation  # a live worker holds it
+    money.claim_generation(ALICE.user_id, held.generation_id, lease_seconds=150, now=now - 100)
     start(ALICE, settings, now=now)  # fresh
     start(ALICE, settings, now=now - 1000)  # expired: the sweeper's job, not a requeue
     found = money.stale_pending(settings, older_than_seconds=60, now=now)
-    assert [g.generation_id for g in found] == [lost.generation_id]
+    assert sorted(g.generation_id for g in found) == sorted([lost.generation_id, orphaned.generation_id])
     money.sweep_expired(now=now)
 
 
@@ -406,10 +410,18 @@ def test_take_back_purchase_refuses_when_spent_and_can_be_restored() -> None:
     money.change_credits(ALICE.user_id, 20, note="topped up")
     money.take_back_purchase("ch-1")
     assert balance(ALICE.user_id) == 15
+    # Telegram's answer was lost: taking back again changes nothing and allows a retry.
+    assert money.take_back_purchase("ch-1").status == "refunding"
+    assert balance(ALICE.user_id) == 15
+    money.restore_purchase("ch-1")  # Telegram definitely refused
+    assert balance(ALICE.user_id) == 25
+    money.take_back_purchase("ch-1")
+    money.confirm_purchase_refund("ch-1")  # Telegram returned the Stars
+    assert money.get_payment("ch-1").status == "refunded"  # type: ignore[union-attr]
     with pytest.raises(Conflict):
         money.take_back_purchase("ch-1")
-    money.restore_purchase("ch-1")
-    assert balance(ALICE.user_id) == 25
+    money.restore_purchase("ch-1")  # too late: a confirmed refund is final
+    assert balance(ALICE.user_id) == 15
 
 
 # --- the transaction wrapper -------------------------------------------------------------
@@ -436,9 +448,34 @@ def test_order_helper_fingerprint_differs_by_prompt() -> None:
 
 def test_a_pending_generation_is_requeued_at_most_once_per_interval() -> None:
     now = time.time()
-    generation = start(ALICE, ready(), now=now - 120).generation
+    generation = start(ALICE, settings_with(GENERATION_TIMEOUT_SECONDS="3600"), now=now - 120).generation
     assert money.mark_requeued(generation, every_seconds=180, now=now)
     assert not money.mark_requeued(generation, every_seconds=180, now=now + 60)
     assert money.mark_requeued(generation, every_seconds=180, now=now + 180)
     money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=now + 181)
-    assert not money.mark_requeued(generation, every_seconds=180, now=now + 999)  # no longer pending
+    assert not money.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE - 1)  # a worker holds it
+    assert money.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE + 1)  # its lease ran out
+
+
+def test_a_bot_key_replays_even_after_the_generation_failed() -> None:
+    settings = ready()
+    first = money.start_generation(
+        ALICE, order(), settings, chat_id=1, source="bot", idempotency_key="tg:1:5", replay_any_status=True
+    )
+    money.fail_generation(first.generation, error="provider said no")
+    again = money.start_generation(
+        ALICE, order(), settings, chat_id=1, source="bot", idempotency_key="tg:1:5", replay_any_status=True
+    )
+    assert again.replayed and again.generation.generation_id == first.generation.generation_id
+    assert again.generation.status == "failed" and balance(ALICE.user_id) == 10
+
+
+def test_fail_only_if_unclaimed_spares_a_generation_under_a_live_lease() -> None:
+    now = time.time()
+    generation = start(ALICE, ready(), now=now).generation
+    claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=60, now=now)
+    assert claimed.generation is not None
+    assert not money.fail_generation(generation, error="dead letter", only_if_unclaimed=True, now=now + 30)
+    assert balance(ALICE.user_id) == 9
+    assert money.fail_generation(generation, error="dead letter", only_if_unclaimed=True, now=now + 61)
+    assert balance(ALICE.user_id) == 10

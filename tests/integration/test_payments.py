@@ -191,3 +191,20 @@ def test_stars_already_refunded_by_telegram_leave_the_credits_taken(fake_telegra
     assert response.status_code == 200
     assert response.json_body["payment"]["status"] == "refunded"
     assert balance(ALICE_ID) == 10
+
+
+def test_a_refund_telegram_does_not_answer_keeps_the_credits_taken_until_a_retry(fake_telegram: FakeTelegram) -> None:
+    paid()
+    fake_telegram.refuse_next("refundStarPayment", 502, "Bad Gateway")  # the Stars may have been returned
+
+    unknown = admin_refund("charge-1")
+
+    assert unknown.status_code == 409 and "call this again" in unknown.json_body["error"]["message"]
+    assert balance(ALICE_ID) == 10  # the pack's credits stay removed: no Stars-and-credits
+    assert money.get_payment("charge-1").status == "refunding"  # type: ignore[union-attr]
+
+    retried = admin_refund("charge-1")
+
+    assert retried.status_code == 200 and retried.json_body["payment"]["status"] == "refunded"
+    assert balance(ALICE_ID) == 10
+    assert len(fake_telegram.sent("refundStarPayment")) == 2
