@@ -36,7 +36,8 @@ _CREDIT_CHANGE_FIELDS = ("amount", "reason")
 # C0 controls other than tab/newline/carriage return, DEL, and lone UTF-16
 # surrogates (JSON's "\ud800" decodes to one, and it cannot be stored as UTF-8).
 _FORBIDDEN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")
+# Printable ASCII (CONTRACT §5); no space at either end, where HTTP would trim it.
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 _USER_ID_RE = re.compile(r"[0-9]{1,16}")
 
@@ -252,15 +253,15 @@ def _carries_bot_token(parts: SplitResult) -> bool:
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
-    """The ``Idempotency-Key`` header: 1-128 visible ASCII characters (0x21-0x7E).
+    """The ``Idempotency-Key`` header: 1-128 printable ASCII characters (CONTRACT §5).
 
-    Spaces are refused: proxies may trim or fold them, and two keys that differ
-    only in whitespace would then collide or split.
+    Spaces are allowed inside, not at either end: HTTP trims those, so two
+    keys differing only there would collide.
     """
     if value is None:
         return None
     if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
-        _invalid("Idempotency-Key must be 1 to 128 visible ASCII characters without spaces (a UUID works).")
+        _invalid("Idempotency-Key must be 1 to 128 printable ASCII characters, not starting or ending with a space.")
     return value
 
 

@@ -222,7 +222,7 @@ BAD_BODIES: dict[str, bytes] = {
 BAD_IDEMPOTENCY_KEYS = {
     "empty": "",
     "too long": "k" * 129,
-    "with a space": "my key",
+    "ending with a space": "my key ",
     "non-ASCII": "ключ",
 }
 
