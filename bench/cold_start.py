@@ -1,6 +1,6 @@
-"""Cold-start import cost: each Lambda's imports in a fresh process, next to `import boto3`.
+"""Cold start: each Lambda's imports in a fresh process next to `import boto3`, and the package size.
 
-    .venv/bin/python -m bench.cold_start [--runs 7]
+    .venv/bin/python -m bench.cold_start [--runs 7] [--no-package]
 
 Every Lambda loads app.py; the API Lambda then imports its handler module on
 its first request, the worker its own. Each figure is the median wall time
@@ -12,6 +12,7 @@ are warm, as they are when the package ships .pyc files.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -37,10 +38,33 @@ def measure(statement: str) -> float:
     return float(output.strip().splitlines()[-1])
 
 
+def package_size() -> str:
+    """Build the real deployment package (infra.package) in a temporary folder and weigh it."""
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "dev"
+        env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+        subprocess.run([sys.executable, "-m", "infra.package", "dev", str(out)], cwd=ROOT, env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        archive = out / "deployment.zip"
+        with zipfile.ZipFile(archive) as zipped:
+            files = len(zipped.namelist())
+            unpacked = sum(item.file_size for item in zipped.infolist())
+        return (
+            f"deployment package: {archive.stat().st_size / 1e6:.1f} MB zipped, "
+            f"{unpacked / 1e6:.1f} MB unpacked, {files} files (boto3/botocore left to the runtime)\n"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-package", action="store_true", help="skip building the deployment package")
     args = parser.parse_args()
+    if not args.no_package:
+        print(package_size())
     measure("import app")  # warm the bytecode caches once
     baseline = None
     print(f"median of {args.runs} fresh processes\n")

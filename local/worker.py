@@ -1,6 +1,6 @@
 """The local stand-in for Lambda's SQS triggers and the sweeper's schedule.
 
-Long-polls the generation queue and the dead-letter queue and hands each
+Polls the generation queue and the dead-letter queue and hands each
 batch, shaped as Lambda's SQS event, to the very handlers deployed as
 Lambdas (``app.generation_worker``, ``app.dead_letter_worker``). As Lambda
 does with ``ReportBatchItemFailures``, it deletes the records that succeeded
