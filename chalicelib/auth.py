@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from chalicelib.config import Settings
 from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.text import storable_text
 
 # Real initData is well under 1 KB; the bound keeps parsing and hashing cheap.
 MAX_INIT_DATA_BYTES = 4096
@@ -91,7 +92,7 @@ def _parse_fields(raw: str) -> dict[str, str]:
 
 def _optional_text(user: Mapping[str, Any], key: str) -> str | None:
     value = user.get(key)
-    if value is not None and not isinstance(value, str):
+    if value is not None and storable_text(value) is None:
         raise Unauthorized("initData user is malformed.")
     return value
 
@@ -104,11 +105,11 @@ def _parse_user(raw_user: str) -> TelegramUser:
     if not isinstance(user, dict):
         raise Unauthorized("initData user is malformed.")
     user_id = user.get("id")
-    first_name = user.get("first_name")
+    first_name = storable_text(user.get("first_name"))
     # bool is an int in Python; ``"id": true`` must not become user 1.
     if type(user_id) is not int or not 0 < user_id <= MAX_TELEGRAM_ID:
         raise Unauthorized("initData user has no valid id.")
-    if not isinstance(first_name, str):
+    if first_name is None:
         raise Unauthorized("initData user has no first name.")
     return TelegramUser(
         id=user_id,

@@ -30,7 +30,8 @@ from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError, UserBanned
 from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
-from chalicelib.validation import MAX_PROMPT_CHARS, parse_generation_request
+from chalicelib.text import storable_text
+from chalicelib.validation import CHARGE_ID_RE, MAX_PROMPT_CHARS, parse_generation_request
 
 # Telegram's deep-link payload: https://t.me/<bot>?start=<1-64 of A-Z a-z 0-9 _ ->.
 _START_PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -39,7 +40,6 @@ _COMMAND_RE = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(.
 # A chat that cannot receive our message (bot blocked, chat gone, query too old):
 # re-sending the update would fail the same way for 24 h and hold back the chat.
 _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
-_MAX_CHARGE_ID_CHARS = 256
 
 OPEN_APP_BUTTON_TEXT = "Open NanoGen"
 PRE_CHECKOUT_UNKNOWN_PACK = "This offer is no longer available. Send /buy to see the current packs."
@@ -129,8 +129,7 @@ def _profile(sender: object) -> money.Profile | None:
         return None
 
     def text(key: str) -> str | None:
-        value = sender.get(key)
-        return value if isinstance(value, str) else None
+        return storable_text(sender.get(key))
 
     return money.Profile(
         user_id=user_id,
@@ -411,7 +410,7 @@ def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) ->
     charge_id = payment.get("telegram_payment_charge_id")
     provider_charge_id = payment.get("provider_payment_charge_id")
     pack = _pack_of(payment.get("invoice_payload"))
-    valid_charge = isinstance(charge_id, str) and 0 < len(charge_id) <= _MAX_CHARGE_ID_CHARS
+    valid_charge = isinstance(charge_id, str) and CHARGE_ID_RE.fullmatch(charge_id) is not None
     if (
         not valid_charge
         or pack is None
@@ -425,7 +424,11 @@ def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) ->
         message.sender,
         settings,
         charge_id=charge_id,
-        provider_charge_id=provider_charge_id if isinstance(provider_charge_id, str) else None,
+        provider_charge_id=(
+            provider_charge_id
+            if isinstance(provider_charge_id, str) and CHARGE_ID_RE.fullmatch(provider_charge_id)
+            else None
+        ),
         pack_id=pack.id,
         credits=pack.credits,
         stars=pack.stars,

@@ -252,6 +252,10 @@ def _carries_bot_token(parts: SplitResult) -> bool:
     return _BOT_TOKEN_RE.search(unquote(parts.geturl())) is not None
 
 
+# What a Telegram payment charge id looks like (letters, digits, _ . : -).
+CHARGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
+
+
 def parse_idempotency_key(value: str | None) -> str | None:
     """The ``Idempotency-Key`` header: 1-128 printable ASCII characters (CONTRACT §5).
 

@@ -8,7 +8,6 @@ the credits are restored and nothing has changed.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chalice.app import Request
@@ -19,10 +18,11 @@ from chalicelib.errors import Conflict, NotFound, TelegramError
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
 from chalicelib.telegram import get_bot_api
+from chalicelib.validation import CHARGE_ID_RE
 from chalicelib.views import payment_view, user_view
 
 # Telegram's charge ids are short ASCII tokens; anything else names no payment.
-_CHARGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
+
 # Telegram's answer when the Stars were already returned (say, by a refund whose
 # answer we never received): the credits we just took stay taken.
 _ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
@@ -30,7 +30,7 @@ _ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
 def refund(request: Request, charge_id: str) -> dict[str, Any]:
     admin = authenticate_admin(request.headers, ready())
-    if not _CHARGE_ID_RE.fullmatch(charge_id):
+    if not CHARGE_ID_RE.fullmatch(charge_id):
         raise NotFound("No such payment.")
     payment = money.take_back_purchase(charge_id)
     user_id = int(payment.user_id)
