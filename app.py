@@ -15,7 +15,8 @@ from chalice.app import Request
 
 from chalicelib.http import JsonApi
 
-app = Chalice(app_name="nanogen")
+# Logging is Powertools' (chalicelib.observability), on the same "nanogen" logger.
+app = Chalice(app_name="nanogen", configure_logs=False)
 api = JsonApi(app)
 
 # Queue names as Chalice knows them; the deployment template points the event

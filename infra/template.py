@@ -159,7 +159,11 @@ def environment(stage: str) -> dict[str, Any]:
 def _gateway_response(status: int | None, code: str, message: str) -> dict[str, Any]:
     """``status`` None keeps the status API Gateway chose (the DEFAULT_* types cover many)."""
     body = '{"error": {"code": "' + code + '", "message": ' + message + ', "request_id": "$context.requestId"}}'
-    response: dict[str, Any] = {"responseTemplates": {"application/json": body}}
+    response: dict[str, Any] = {
+        "responseTemplates": {"application/json": body},
+        # The Mini App reads these errors from another origin too.
+        "responseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+    }
     if status is not None:
         response["statusCode"] = status
     return response
