@@ -312,17 +312,9 @@ def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) 
     assert message.text is not None  # plan() sends only text messages here
     try:
         wanted = parse_generation_request({"prompt": message.text}, settings)
-        order = money.GenerationOrder(
-            prompt=wanted.prompt,
-            model=wanted.model.id,
-            aspect_ratio=wanted.aspect_ratio,
-            image_urls=wanted.image_urls,
-            cost=wanted.model.cost,
-            fingerprint=wanted.fingerprint(),
-        )
         result = money.start_generation(
             message.sender,
-            order,
+            wanted.order(),
             settings,
             chat_id=message.chat_id,
             source="bot",

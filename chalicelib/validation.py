@@ -21,6 +21,7 @@ from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
+from chalicelib.money import GenerationOrder
 
 MAX_BODY_BYTES = 16_384
 MAX_PROMPT_CHARS = 2000
@@ -127,6 +128,17 @@ class GenerationRequest:
     model: ImageModel
     aspect_ratio: str
     image_urls: tuple[str, ...]
+
+    def order(self) -> GenerationOrder:
+        """What the money core charges for: these parameters at the model's price."""
+        return GenerationOrder(
+            prompt=self.prompt,
+            model=self.model.id,
+            aspect_ratio=self.aspect_ratio,
+            image_urls=self.image_urls,
+            cost=self.model.cost,
+            fingerprint=self.fingerprint(),
+        )
 
     def fingerprint(self) -> str:
         """Stable digest of the parameters: an Idempotency-Key reused with another one is a 422."""

@@ -447,3 +447,19 @@ def crashing_after(
     with monkeypatch.context() as patch:
         patch.setattr(target, name, crash)
         yield
+
+
+# What a user's ledger shows after one generation charged, and after its refund.
+CHARGED = [("generation", -1)]
+REFUNDED = [("generation", -1), ("refund", 1)]
+
+
+@pytest.fixture
+def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app pointed at the fake AIML and Telegram servers (before moto starts)."""
+    point_env(httpserver, monkeypatch)
+
+
+@pytest.fixture
+def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    return make_stack(httpserver, monkeypatch)

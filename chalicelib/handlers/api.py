@@ -55,16 +55,8 @@ def create_generation(request: Request) -> Response:
     body = parse_json_object(request.raw_body)
     wanted = parse_generation_request(body, settings)
     key = parse_idempotency_key(request.headers.get("idempotency-key"))
-    order = money.GenerationOrder(
-        prompt=wanted.prompt,
-        model=wanted.model.id,
-        aspect_ratio=wanted.aspect_ratio,
-        image_urls=wanted.image_urls,
-        cost=wanted.model.cost,
-        fingerprint=wanted.fingerprint(),
-    )
     result = money.start_generation(
-        profile, order, settings, chat_id=profile.user_id, source="api", idempotency_key=key
+        profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
     )
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)

@@ -11,35 +11,21 @@ import time
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 import app
 from chalicelib import money
 from chalicelib.handlers import worker as worker_handler
 from local.worker import run_batch
 from tests.worker_helpers import (
+    CHARGED,
+    REFUNDED,
     Stack,
     aiml_error,
     failed_ids,
     generation,
     ledger,
-    make_stack,
     message_id,
-    point_env,
 )
-
-CHARGED = [("generation", -1)]
-REFUNDED = [("generation", -1), ("refund", 1)]
-
-
-@pytest.fixture
-def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    point_env(httpserver, monkeypatch)
-
-
-@pytest.fixture
-def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    return make_stack(httpserver, monkeypatch)
 
 
 def test_a_job_that_keeps_failing_is_dead_lettered_then_refunded_once_with_one_alert(

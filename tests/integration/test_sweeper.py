@@ -6,27 +6,11 @@ import json
 import time
 from typing import Any
 
-import pytest
-from pytest_httpserver import HTTPServer
-
 import app
 from chalicelib import money
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
-from tests.worker_helpers import Stack, generation, ledger, make_stack, point_env
-
-CHARGED = [("generation", -1)]
-REFUNDED = [("generation", -1), ("refund", 1)]
-
-
-@pytest.fixture
-def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    point_env(httpserver, monkeypatch)
-
-
-@pytest.fixture
-def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    return make_stack(httpserver, monkeypatch)
+from tests.worker_helpers import CHARGED, REFUNDED, Stack, generation, ledger
 
 
 def sweep() -> Any:

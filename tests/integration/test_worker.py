@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from chalicelib import generate, money, results
 from chalicelib.generate import RetryLater
@@ -26,6 +25,8 @@ from tests.conftest import TEST_BOT_TOKEN
 from tests.worker_helpers import (
     AIML_KEY,
     B64_PICTURE,
+    CHARGED,
+    REFUNDED,
     URL_PICTURE,
     Stack,
     aiml_error,
@@ -34,25 +35,10 @@ from tests.worker_helpers import (
     crashing_after,
     generation,
     ledger,
-    make_stack,
     message_id,
     metrics_in,
-    point_env,
     stored_result,
 )
-
-CHARGED = [("generation", -1)]
-REFUNDED = [("generation", -1), ("refund", 1)]
-
-
-@pytest.fixture
-def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    point_env(httpserver, monkeypatch)
-
-
-@pytest.fixture
-def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    return make_stack(httpserver, monkeypatch)
 
 
 def active_generations(user_id: int) -> int:
