@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from local import aws_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,23 +97,12 @@ def tables(in_process: bool) -> Iterator[str]:
             create_locally(ready())
             yield "moto in process (one request at a time)"
         return
-    server = subprocess.Popen(
-        [sys.executable, "-m", "local.aws_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    server, endpoint = aws_server.start(stderr=subprocess.DEVNULL)
     try:
-        assert server.stdout is not None
-        match = re.search(r"http://[\d.]+:\d+", server.stdout.readline())
-        if not match:
-            raise RuntimeError("local.aws_server did not start")
-        os.environ["AWS_ENDPOINT_URL"] = match.group(0)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
         reset_process_state()
         create_locally(ready())
-        yield f"local.aws_server at {match.group(0)} (one request at a time)"
+        yield f"local.aws_server at {endpoint} (one request at a time)"
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from local import aws_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,14 +79,9 @@ def main() -> None:
     print(f"moto ThreadedMotoServer:  {acknowledged} decrements acknowledged for a balance of {args.balance}, "
           f"final value {final}")  # fmt: skip
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.aws_server", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    match = re.search(r"http://[\d.]+:\d+", process.stdout.readline())
-    assert match, "local AWS did not start"
+    process, endpoint = aws_server.start()
     try:
-        acknowledged, final = race(match.group(0), args.threads, args.attempts, args.balance)
+        acknowledged, final = race(endpoint, args.threads, args.attempts, args.balance)
     finally:
         process.terminate()
         process.wait()

@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,15 +71,11 @@ def _moto_one_request_at_a_time() -> Iterator[None]:
     from moto import mock_aws
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from local.aws_server import one_request_at_a_time
+
     original = BotocoreStubber.process_request
-    lock = threading.RLock()
-
-    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
-
     with mock_aws():
-        BotocoreStubber.process_request = one_at_a_time  # type: ignore[method-assign]
+        BotocoreStubber.process_request = one_request_at_a_time(original)  # type: ignore[method-assign]
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError
+from chalicelib.observability import count, logger
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,6 @@ def generation_queue_url(settings: Settings) -> str:
 
 def send_to_worker(user_id: int, generation_id: str, settings: Settings) -> None:
     """Queue one paid generation. If SQS fails the charge stands: the sweeper re-queues it."""
-    from chalicelib.observability import count, logger
-
     try:
         enqueue([Job(user_id=user_id, generation_id=generation_id)], settings)
     except Exception:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
 
 from chalicelib.config import Settings
@@ -48,7 +48,7 @@ from chalicelib.tables import (
     RateLimitWindow,
     User,
 )
-from chalicelib.transactions import Transaction
+from chalicelib.transactions import Transaction, conditional_update
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 TOO_MANY_ACTIVE_RETRY_AFTER = 10  # seconds: about one generation's run time
@@ -427,21 +427,19 @@ def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, no
     claimable = (Generation.status == GenerationStatus.PENDING) | (
         (Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now))
     )
-    try:
-        generation.update(
-            actions=[
-                Generation.status.set(GenerationStatus.PROCESSING.value),
-                Generation.claim_token.set(token),
-                Generation.lease_until.set(int(now) + lease_seconds),
-                Generation.attempts.add(1),
-                Generation.updated_at.set(iso_utc(now)),
-            ],
-            condition=claimable & (Generation.timeout_at > int(now)),
-        )
+    claimed = conditional_update(
+        generation,
+        [
+            Generation.status.set(GenerationStatus.PROCESSING.value),
+            Generation.claim_token.set(token),
+            Generation.lease_until.set(int(now) + lease_seconds),
+            Generation.attempts.add(1),
+            Generation.updated_at.set(iso_utc(now)),
+        ],
+        claimable & (Generation.timeout_at > int(now)),
+    )
+    if claimed:
         return Claim(ClaimOutcome.CLAIMED, generation)
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
     current = get_generation(user_id, generation_id)
     if current is None:
         return Claim(ClaimOutcome.MISSING, None)
@@ -463,22 +461,16 @@ def release_claim(generation: Generation, *, now: float | None = None) -> bool:
     now = _now(now)
     if not generation.claim_token:
         return False
-    try:
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
-            actions=[
-                Generation.status.set(GenerationStatus.PENDING.value),
-                Generation.claim_token.remove(),
-                Generation.lease_until.remove(),
-                Generation.updated_at.set(iso_utc(now)),
-            ],
-            condition=(Generation.status == GenerationStatus.PROCESSING)
-            & (Generation.claim_token == generation.claim_token),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return conditional_update(
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        [
+            Generation.status.set(GenerationStatus.PENDING.value),
+            Generation.claim_token.remove(),
+            Generation.lease_until.remove(),
+            Generation.updated_at.set(iso_utc(now)),
+        ],
+        (Generation.status == GenerationStatus.PROCESSING) & (Generation.claim_token == generation.claim_token),
+    )
 
 
 def complete_generation(
@@ -591,14 +583,11 @@ def _refund(generation: Generation, status: GenerationStatus, error: str | None,
 
 def mark_delivered(generation: Generation) -> None:
     """Remember that the picture reached the chat, so a redelivery does not send it again."""
-    try:
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
-            actions=[Generation.delivered.set(True)],
-            condition=Generation.status == GenerationStatus.COMPLETED,
-        )
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    conditional_update(
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        [Generation.delivered.set(True)],
+        Generation.status == GenerationStatus.COMPLETED,
+    )
     generation.delivered = True
 
 
@@ -658,20 +647,15 @@ def mark_requeued(generation: Generation, *, every_seconds: int, now: float | No
     duplicate message per pending generation per sweep. No money moves.
     """
     now = _now(now)
-    try:
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id).update(
-            actions=[Generation.requeued_at.set(int(now))],
-            condition=(
-                (Generation.status == GenerationStatus.PENDING)
-                | ((Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now)))
-            )
-            & (Generation.requeued_at.does_not_exist() | (Generation.requeued_at <= int(now) - every_seconds)),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    abandoned = (Generation.status == GenerationStatus.PENDING) | (
+        (Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now))
+    )
+    not_lately = Generation.requeued_at.does_not_exist() | (Generation.requeued_at <= int(now) - every_seconds)
+    return conditional_update(
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        [Generation.requeued_at.set(int(now))],
+        abandoned & not_lately,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -707,16 +691,11 @@ def change_credits(user_id: int, amount: int, *, note: str, now: float | None = 
 
 def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
     now = _now(now)
-    try:
-        User(user_id=user_id).update(
-            actions=[User.banned.set(banned), User.updated_at.set(iso_utc(now))],
-            condition=_user_exists(),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise NotFound("No such user.") from None
-        raise
-    return _existing_user(user_id)
+    user = User(user_id=user_id)
+    # The update returns the whole item: no second read for the answer.
+    if not conditional_update(user, [User.banned.set(banned), User.updated_at.set(iso_utc(now))], _user_exists()):
+        raise NotFound("No such user.")
+    return user
 
 
 def _existing_user(user_id: int) -> User:
@@ -829,46 +808,25 @@ def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
         return payment
     if payment.status != "credited":
         raise Conflict("This payment was already refunded.")
-    credits = int(payment.credits)
-    tx = Transaction()
-    tx.update(
-        "payment",
-        Payment(charge_id=charge_id),
-        [Payment.status.set("refunding"), Payment.updated_at.set(iso_utc(now))],
-        condition=Payment.status == "credited",
-    )
-    tx.update(
-        "user",
-        User(user_id=payment.user_id),
-        [User.credits.add(-credits), User.updated_at.set(iso_utc(now))],
-        condition=_user_exists() & (User.credits >= credits),
-    )
-    _put_ledger(
-        tx, _ledger(int(payment.user_id), -credits, LedgerReason.PURCHASE_REFUND, now, payment_charge_id=charge_id)
-    )
     try:
-        tx.commit()
+        _move_payment(payment, "credited", "refunding", -int(payment.credits), LedgerReason.PURCHASE_REFUND, now)
     except TransactionCancelled as cancelled:
         if cancelled.failed("payment"):
             raise Conflict("This payment was already refunded.") from None
         if cancelled.failed("user"):
             raise Conflict("The credits of this payment were already spent; it cannot be refunded.") from None
         raise
-    payment.status = "refunding"
     return payment
 
 
 def confirm_purchase_refund(charge_id: str, *, now: float | None = None) -> None:
     """Telegram returned the Stars: the refund is final. No money moves."""
     now = _now(now)
-    try:
-        Payment(charge_id=charge_id).update(
-            actions=[Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
-            condition=Payment.status == "refunding",
-        )
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    conditional_update(
+        Payment(charge_id=charge_id),
+        [Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
+        Payment.status == "refunding",
+    )
 
 
 def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
@@ -877,28 +835,39 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
     payment = get_payment(charge_id)
     if payment is None or payment.status != "refunding":
         return
-    credits = int(payment.credits)
-    tx = Transaction()
-    tx.update(
-        "payment",
-        Payment(charge_id=charge_id),
-        [Payment.status.set("credited"), Payment.updated_at.set(iso_utc(now))],
-        condition=Payment.status == "refunding",
-    )
-    tx.update(
-        "user",
-        User(user_id=payment.user_id),
-        [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
-        condition=_user_exists(),
-    )
-    _put_ledger(
-        tx,
-        _ledger(
-            int(payment.user_id), credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id, note="restored"
-        ),
-    )
     try:
-        tx.commit()
+        _move_payment(payment, "refunding", "credited", int(payment.credits), LedgerReason.PURCHASE, now, "restored")
     except TransactionCancelled as cancelled:
         if not cancelled.failed("payment"):
             raise
+
+
+def _move_payment(
+    payment: Payment,
+    from_status: str,
+    to_status: str,
+    delta: int,
+    reason: LedgerReason,
+    now: float,
+    note: str | None = None,
+) -> None:
+    """Change a payment's status and its user's balance by ``delta``, with the ledger entry: one transaction.
+
+    Raises ``TransactionCancelled`` ("payment": the status moved meanwhile;
+    "user": the balance does not cover a negative ``delta``).
+    """
+    user_id = int(payment.user_id)
+    user_condition = _user_exists() if delta >= 0 else _user_exists() & (User.credits >= -delta)
+    tx = Transaction()
+    tx.update(
+        "payment",
+        Payment(charge_id=payment.charge_id),
+        [Payment.status.set(to_status), Payment.updated_at.set(iso_utc(now))],
+        condition=Payment.status == from_status,
+    )
+    tx.update(
+        "user", User(user_id=user_id), [User.credits.add(delta), User.updated_at.set(iso_utc(now))], user_condition
+    )
+    _put_ledger(tx, _ledger(user_id, delta, reason, now, payment_charge_id=payment.charge_id, note=note))
+    tx.commit()
+    payment.status = to_status

@@ -79,7 +79,9 @@ class User(Model):
 class UnfinishedIndex(GlobalSecondaryIndex["Generation"]):
     class Meta:
         index_name = "unfinished"
-        projection = IncludeProjection(["status", "cost", "created_at", "lease_until"])
+        # What the sweeper needs without reading the item again: to refund
+        # (cost), to tell the user (chat_id) and to spot an abandoned claim.
+        projection = IncludeProjection(["status", "cost", "chat_id", "lease_until"])
 
     sweep_shard = UnicodeAttribute(hash_key=True)
     timeout_at = NumberAttribute(range_key=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -108,6 +108,20 @@ class Transaction:
                 tx.save(item, condition=condition)
             for _, (item, actions, condition, want_old) in self._updates:
                 tx.update(item, actions, condition=condition, return_values=ALL_OLD if want_old else None)
+
+
+def conditional_update(item: Model, actions: list[Action], condition: Condition) -> bool:
+    """One conditional UpdateItem; False when the condition does not hold (nothing changed).
+
+    ``item`` gets the item's new attributes when the update succeeds.
+    """
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def _backoff(attempt: int) -> None:

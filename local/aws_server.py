@@ -12,12 +12,57 @@ still accepted concurrently, so clients queue instead of failing.
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(port: int = 0, *, env: dict[str, str] | None = None, **popen: Any) -> tuple[subprocess.Popen[str], str]:
+    """Run the server in a child process; return it and its URL once it listens.
+
+    ``port`` 0 picks a free one. Extra keyword arguments go to ``Popen``.
+    """
+    environment = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.aws_server", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"http://[\d.]+:\d+", line)
+    if not match:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"local AWS did not start on port {port}: {line!r}")
+    return process, match.group(0)
+
+
+def one_request_at_a_time(process_request: Callable[..., Any]) -> Callable[..., Any]:
+    """The same serialization for in-process moto: wrap ``BotocoreStubber.process_request``.
+
+    Tests and benchmarks whose code runs threads (the worker's batch) patch
+    moto with this, because its DynamoDB is not thread-safe either.
+    """
+    lock = threading.RLock()
+
+    def serialized(self: Any, request: Any) -> Any:
+        with lock:
+            return process_request(self, request)
+
+    return serialized
 
 
 def serialized_moto_app() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -24,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
+
+from local import aws_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_USER = {"id": 100000001, "first_name": "Dev", "last_name": "User", "username": "nanogen_dev", "language_code": "en"}
@@ -37,13 +38,12 @@ class Stack:
         self.children: list[tuple[str, subprocess.Popen[str]]] = []
         self.stopping = False
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], *, capture: bool = False) -> subprocess.Popen[str]:
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             argv,
             cwd=ROOT,
             env=env,
             text=True,
-            stdout=subprocess.PIPE if capture else None,
             start_new_session=True,  # so stopping can signal the child's whole group
         )
         self.children.append((name, process))
@@ -145,15 +145,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        aws_server = stack.start(
-            "local AWS", [sys.executable, "-m", "local.aws_server", "--port", aws_port], env, capture=True
-        )
-        assert aws_server.stdout is not None
-        line = aws_server.stdout.readline()
-        match = re.search(r"http://[\d.]+:\d+", line)
-        if not match:
-            raise RuntimeError(f"local AWS did not start (is port {aws_port} free?)")
-        aws_endpoint = match.group(0)
+        server, aws_endpoint = aws_server.start(int(aws_port), env=env, start_new_session=True)
+        stack.children.append(("local AWS", server))
         env["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
 
         from chalicelib.runtime import ready

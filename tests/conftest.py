@@ -11,10 +11,7 @@
 from __future__ import annotations
 
 import itertools
-import os
-import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,22 +102,11 @@ def aws(clean_env: None) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def emulator_endpoint() -> Iterator[str]:
     """Start ``local.aws_server`` once per session on a free port."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.aws_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"http://[\d.]+:\d+", line)
-    if not match:
-        process.kill()
-        raise RuntimeError(f"local AWS did not start: {line!r}")
+    from local import aws_server
+
+    process, endpoint = aws_server.start(stderr=subprocess.DEVNULL)
     try:
-        yield match.group(0)
+        yield endpoint
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -244,14 +244,9 @@ def serialize_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     from moto.core.botocore_stubber import BotocoreStubber
 
-    original = BotocoreStubber.process_request
-    lock = threading.RLock()
+    from local.aws_server import one_request_at_a_time
 
-    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_request_at_a_time(BotocoreStubber.process_request))
 
 
 _user_ids = itertools.count(7001)

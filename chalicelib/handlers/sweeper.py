@@ -23,12 +23,10 @@ def sweep(context: Any = None) -> dict[str, Any]:
     try:
         expired = money.sweep_expired()
         bot = get_bot_api()
-        for stub in expired:
+        for generation in expired:  # from the index: cost and chat_id are projected
             count("GenerationsFailed")
-            count("CreditsRefunded", int(stub.cost))
-            full = money.get_generation(int(stub.user_id), stub.generation_id)
-            if full is not None:
-                tell_user_it_failed(bot, full, "it took too long and timed out.")
+            count("CreditsRefunded", int(generation.cost))
+            tell_user_it_failed(bot, generation, "it took too long and timed out.")
         lost = [
             generation
             for generation in money.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
