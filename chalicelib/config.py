@@ -121,6 +121,10 @@ class _Reader:
 
 
 SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "AIML_API_KEY", "ADMIN_API_TOKEN")
+# Read from SSM like the secrets though not secret: the stack sets it, and the
+# API function cannot reference the Mini App's CloudFront distribution in
+# its environment (the distribution references the API: a cycle).
+PARAMETER_VARIABLES = (*SECRET_VARIABLES, "MINI_APP_URL")
 SECRET_CACHE_SECONDS = 300
 
 
@@ -133,7 +137,7 @@ def _with_secrets(env: Mapping[str, str]) -> Mapping[str, str]:
     """
     wanted = {
         env[f"{name}_PARAMETER"]: name
-        for name in SECRET_VARIABLES
+        for name in PARAMETER_VARIABLES
         if not env.get(name, "").strip() and env.get(f"{name}_PARAMETER", "").strip()
     }
     if not wanted:

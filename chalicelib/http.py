@@ -9,6 +9,7 @@ goes to the log, never to the client).
 from __future__ import annotations
 
 import functools
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,8 +22,9 @@ from chalicelib.observability import logger, metrics
 # Accept any content type: the body is parsed (and refused with a clear 400
 # in our error format) by chalicelib.validation, not by Chalice's own 415.
 ACCEPTED_CONTENT_TYPES = ["*/*"]
-# The Mini App runs on another origin. Authentication is an explicit header,
-# never a cookie, so allowing any origin grants nothing to a foreign page.
+# Authentication is an explicit header, never a cookie, so allowing any
+# origin grants nothing to a foreign page; still, in AWS only the Mini App's
+# origin is allowed (``cors_origin``), and '*' is left to local development.
 CORS = CORSConfig(
     allow_origin="*",
     allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
@@ -64,6 +66,17 @@ def request_id_of(app: Chalice) -> str:
     return str(value or uuid.uuid4())
 
 
+# Set by the deployment template on the API stage (infra/template.py).
+CORS_STAGE_VARIABLE = "corsOrigin"
+
+
+def cors_origin(app: Chalice) -> str | None:
+    """The one origin allowed to read answers: the stage's, else ``CORS_ALLOW_ORIGIN``, else None ('*')."""
+    stage_vars = getattr(app.current_request, "stage_vars", None) or {}
+    origin = stage_vars.get(CORS_STAGE_VARIABLE) if isinstance(stage_vars, dict) else None
+    return origin or os.environ.get("CORS_ALLOW_ORIGIN", "").strip() or None
+
+
 class JsonApi:
     """Registers routes on a Chalice app with NanoGen's error handling."""
 
@@ -81,6 +94,13 @@ class JsonApi:
         return register
 
     def _run(self, view: Callable[..., Any], params: dict[str, Any]) -> Response:
+        response = self._answer(view, params)
+        origin = cors_origin(self.app)
+        if origin:  # Chalice adds its CORS headers only where none is set
+            response.headers["Access-Control-Allow-Origin"] = origin
+        return response
+
+    def _answer(self, view: Callable[..., Any], params: dict[str, Any]) -> Response:
         request_id = request_id_of(self.app)
         logger.remove_keys(_REQUEST_LOG_KEYS)
         logger.set_correlation_id(request_id)

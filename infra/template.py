@@ -10,7 +10,12 @@ write a policy that knows them. ``merge_template(stage)`` adds:
   ``FunctionResponseTypes: [ReportBatchItemFailures]``;
 * every function's environment wired to the resources by reference, and the
   names (never the values) of the secrets in SSM Parameter Store;
-* one least-privilege policy per function role.
+* one least-privilege policy per function role;
+* the API stage's throttling, JSON access log and gateway responses in the
+  CONTRACT §4 shape that never echo the request (``api_stage``);
+* the alarms, dashboard and log retention of ``infra.monitoring``;
+* the Mini App's bucket and CloudFront distribution of ``infra.miniapp``,
+  whose origin is the only one the API's CORS allows.
 
     python -m infra.template dev > build/merge-dev.json
 """
@@ -19,8 +24,11 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import http
+from infra import miniapp, monitoring
 from infra.resources import TABLE_LOGICAL_IDS, resources
 
 FUNCTIONS = ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper")
@@ -37,6 +45,35 @@ SECRET_PARAMETERS = {
     "AIML_API_KEY": "aiml-api-key",
     "ADMIN_API_TOKEN": "admin-api-token",
 }
+# Not a secret: set by the stack itself (see infra.miniapp for why not in the environment).
+MINI_APP_URL_PARAMETER = "mini-app-url"
+API_STAGE = "api"  # .chalice/config.json's api_gateway_stage
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    # The most concurrent generation-worker invocations the SQS poller makes
+    # (ScalingConfig.MaximumConcurrency): excess messages wait in the queue
+    # instead of being throttled and counted towards maxReceiveCount, as
+    # reserved concurrency would do. It also bounds concurrent AIML calls.
+    worker_max_concurrency: int
+    # API Gateway stage throttling, requests per second and burst, for all
+    # routes together (the per-user limits of CONTRACT §2 apply below this).
+    api_rate_limit: int
+    api_burst_limit: int
+    log_retention_days: int
+
+
+STAGES = {
+    "dev": StageSettings(worker_max_concurrency=10, api_rate_limit=20, api_burst_limit=40, log_retention_days=14),
+    "prod": StageSettings(worker_max_concurrency=50, api_rate_limit=200, api_burst_limit=400, log_retention_days=90),
+}
+# The dead-letter handler refunds or delivers one job at a time; 2 is the least Lambda allows.
+DEAD_LETTER_MAX_CONCURRENCY = 2
+
+
+def stage_settings(stage: str) -> StageSettings:
+    return STAGES.get(stage, STAGES["dev"])
 
 
 def parameter_prefix(stage: str) -> str:
@@ -153,48 +190,232 @@ def environment(stage: str) -> dict[str, Any]:
     }
     for variable, name in SECRET_PARAMETERS.items():
         variables[f"{variable}_PARAMETER"] = f"{parameter_prefix(stage)}/{name}"
+    variables["MINI_APP_URL_PARAMETER"] = mini_app_url_parameter(stage)
     return variables
 
 
+def mini_app_url_parameter(stage: str) -> str:
+    return f"{parameter_prefix(stage)}/{MINI_APP_URL_PARAMETER}"
+
+
+# The API's allowed CORS origin (the Mini App's), a stage variable so the
+# preflight answers, the gateway responses and the functions (through the
+# request's stageVariables) all read the one value the stack sets.
+CORS_STAGE_VARIABLE = http.CORS_STAGE_VARIABLE
+
+
 def _gateway_response(status: int | None, code: str, message: str) -> dict[str, Any]:
-    """``status`` None keeps the status API Gateway chose (the DEFAULT_* types cover many)."""
-    body = '{"error": {"code": "' + code + '", "message": ' + message + ', "request_id": "$context.requestId"}}'
-    response: dict[str, Any] = {
-        "responseTemplates": {"application/json": body},
-        # The Mini App reads these errors from another origin too.
-        "responseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+    """``status`` None keeps the status API Gateway chose (the DEFAULT_* types cover many).
+
+    The body is fixed text plus the request id: never ``$context.error.message``,
+    which for an unknown route called with an ``Authorization`` header quotes
+    that header, nor any other part of the request.
+    """
+    body = json.dumps({"error": {"code": code, "message": message, "request_id": "$context.requestId"}})
+    parameters = {
+        # The Mini App's origin may read these errors; no other origin.
+        "gatewayresponse.header.Access-Control-Allow-Origin": f"stageVariables.{CORS_STAGE_VARIABLE}",
+        "gatewayresponse.header.Cache-Control": "'no-store'",
+        "gatewayresponse.header.X-Content-Type-Options": "'nosniff'",
     }
+    if code == "rate_limited":
+        parameters["gatewayresponse.header.Retry-After"] = "'1'"
+    response: dict[str, Any] = {"responseTemplates": {"application/json": body}, "responseParameters": parameters}
     if status is not None:
         response["statusCode"] = status
     return response
 
 
+_NO_ROUTE = "No such route."
+_TOO_MANY = "Too many requests; retry shortly."
 # Answers API Gateway gives without reaching the Lambda (unknown route, wrong
 # method, throttling, oversized body), in the CONTRACT §4 error shape too.
 # They go into the API's own definition, so a redeployment cannot drop them.
+# An unknown route with an Authorization header that is not SigV4 is an
+# INCOMPLETE_SIGNATURE, not MISSING_AUTHENTICATION_TOKEN: both are a 404.
 GATEWAY_RESPONSES = {
-    "MISSING_AUTHENTICATION_TOKEN": _gateway_response(404, "not_found", '"No such route."'),
-    "THROTTLED": _gateway_response(429, "rate_limited", '"Too many requests; retry shortly."'),
-    "DEFAULT_4XX": _gateway_response(None, "invalid_request", "$context.error.messageString"),
-    "DEFAULT_5XX": _gateway_response(None, "internal_error", '"An unexpected error occurred."'),
+    "MISSING_AUTHENTICATION_TOKEN": _gateway_response(404, "not_found", _NO_ROUTE),
+    "INCOMPLETE_SIGNATURE": _gateway_response(404, "not_found", _NO_ROUTE),
+    "INVALID_SIGNATURE": _gateway_response(404, "not_found", _NO_ROUTE),
+    "THROTTLED": _gateway_response(429, "rate_limited", _TOO_MANY),
+    "QUOTA_EXCEEDED": _gateway_response(429, "rate_limited", _TOO_MANY),
+    "REQUEST_TOO_LARGE": _gateway_response(413, "invalid_request", "The request is too large."),
+    "BAD_REQUEST_BODY": _gateway_response(400, "invalid_request", "The request body is not valid."),
+    "BAD_REQUEST_PARAMETERS": _gateway_response(400, "invalid_request", "The request parameters are not valid."),
+    "INTEGRATION_TIMEOUT": _gateway_response(504, "internal_error", "The request took too long; try again."),
+    "DEFAULT_4XX": _gateway_response(None, "invalid_request", "The request was refused."),
+    "DEFAULT_5XX": _gateway_response(None, "internal_error", "An unexpected error occurred; try again."),
 }
+
+# One JSON line per request. Request facts only: no headers, no query
+# string, no body, no $context.error.message (it can quote a header).
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "errorType": "$context.error.responseType",
+}
+# Every NanoGen stack's access log lives under this prefix, so the one
+# account-wide API Gateway logging role (whichever stack set it last) can
+# write all of them.
+ACCESS_LOG_PREFIX = "/aws/apigateway/nanogen/"
+
+
+def _cors_preflights() -> dict[str, Any]:
+    """Point every route's OPTIONS answer at the CORS stage variable (Chalice writes ``'*'``)."""
+    from app import app
+
+    paths: dict[str, Any] = {}
+    for path, methods in app.routes.items():
+        if any(entry.cors for entry in methods.values()):
+            paths[path] = {
+                "options": {
+                    "x-amazon-apigateway-integration": {
+                        "responses": {
+                            "default": {
+                                "responseParameters": {
+                                    "method.response.header.Access-Control-Allow-Origin": (
+                                        f"stageVariables.{CORS_STAGE_VARIABLE}"
+                                    )
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+    return paths
+
+
+def api_logging() -> dict[str, Any]:
+    """The access log group and API Gateway's account-level CloudWatch role.
+
+    API Gateway writes logs only with a role set on the account
+    (``AWS::ApiGateway::Account``, one per account and region). The role
+    may write NanoGen's access logs only.
+    """
+    log_groups = {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:" + ACCESS_LOG_PREFIX + "*"
+    }
+    return {
+        "ApiGatewayLoggingRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "ApiGatewayLoggingRolePolicy",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                _statement(
+                                    "WriteNanoGenAccessLogs",
+                                    [
+                                        "logs:CreateLogStream",
+                                        "logs:DescribeLogGroups",
+                                        "logs:DescribeLogStreams",
+                                        "logs:PutLogEvents",
+                                    ],
+                                    log_groups,
+                                )
+                            ],
+                        },
+                    }
+                ],
+            },
+        },
+        "ApiGatewayAccount": {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": _arn("ApiGatewayLoggingRole")},
+        },
+    }
+
+
+def api_stage(stage: str) -> dict[str, Any]:
+    """What the merge adds to Chalice's ``RestAPI`` (an ``AWS::Serverless::Api``)."""
+    settings = stage_settings(stage)
+    return {
+        # The stage's logging needs the account's role first.
+        "DependsOn": ["ApiGatewayAccount"],
+        "Properties": {
+            "Name": {"Fn::Sub": "${AWS::StackName}"},
+            # CloudFront fronts it (infra.miniapp): an edge-optimized API would be a second CloudFront.
+            "EndpointConfiguration": "REGIONAL",
+            "DefinitionBody": {
+                "x-amazon-apigateway-gateway-responses": GATEWAY_RESPONSES,
+                "paths": _cors_preflights(),
+            },
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": settings.api_rate_limit,
+                    "ThrottlingBurstLimit": settings.api_burst_limit,
+                    "MetricsEnabled": True,
+                    "DataTraceEnabled": False,
+                    "LoggingLevel": "OFF",
+                }
+            ],
+            "AccessLogSetting": {
+                "DestinationArn": _arn("ApiAccessLogGroup"),
+                "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+            },
+            "Variables": {CORS_STAGE_VARIABLE: miniapp.mini_app_origin()},
+        },
+    }
 
 
 def merge_template(stage: str) -> dict[str, Any]:
+    settings = stage_settings(stage)
     merged: dict[str, Any] = dict(resources())
-    merged["RestAPI"] = {"Properties": {"DefinitionBody": {"x-amazon-apigateway-gateway-responses": GATEWAY_RESPONSES}}}
+    merged.update(api_logging())
+    merged["ApiAccessLogGroup"] = {
+        "Type": "AWS::Logs::LogGroup",
+        "Properties": {
+            "LogGroupName": {"Fn::Sub": ACCESS_LOG_PREFIX + "${AWS::StackName}"},
+            "RetentionInDays": settings.log_retention_days,
+        },
+    }
+    merged["RestAPI"] = api_stage(stage)
+    merged.update(miniapp.resources(api_stage=API_STAGE, url_parameter_name=mini_app_url_parameter(stage)))
+    merged.update(
+        monitoring.resources(
+            FUNCTIONS,
+            retention_days=settings.log_retention_days,
+            api_name={"Fn::Sub": "${AWS::StackName}"},
+            api_stage=API_STAGE,
+        )
+    )
     env = environment(stage)
     for function in FUNCTIONS:
         merged[function] = {"Properties": {"Environment": {"Variables": env}}}
-    for function, queue, event in (
-        ("GenerationWorker", "GenerationQueue", "GenerationWorkerSqsEventSource"),
-        ("DeadLetterWorker", "DeadLetterQueue", "DeadLetterWorkerSqsEventSource"),
+    for function, queue, event, concurrency in (
+        ("GenerationWorker", "GenerationQueue", "GenerationWorkerSqsEventSource", settings.worker_max_concurrency),
+        ("DeadLetterWorker", "DeadLetterQueue", "DeadLetterWorkerSqsEventSource", DEAD_LETTER_MAX_CONCURRENCY),
     ):
         merged[function]["Properties"]["Events"] = {
             event: {
                 "Properties": {
                     "Queue": {"Fn::Sub": f"${{{queue}.Arn}}"},
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": concurrency},
                 }
             }
         }
@@ -210,12 +431,18 @@ def merge_template(stage: str) -> dict[str, Any]:
             }
         }
     return {
+        "Parameters": {**monitoring.parameters(), **miniapp.parameters()},
+        "Conditions": {**monitoring.conditions(), **miniapp.conditions()},
         "Resources": merged,
         "Outputs": {
             "GenerationQueueUrl": {"Value": {"Ref": "GenerationQueue"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
             "ResultsBucketName": {"Value": {"Ref": "ResultsBucket"}},
             "SecretParameterPrefix": {"Value": parameter_prefix(stage)},
+            "AlarmTopicArn": {"Value": {"Ref": monitoring.TOPIC}},
+            "DashboardName": {"Value": {"Ref": "Dashboard"}},
+            "ApiAccessLogGroupName": {"Value": {"Ref": "ApiAccessLogGroup"}},
+            **miniapp.outputs(),
         },
     }
 
