@@ -37,7 +37,11 @@ unit: $(VENV)/.dev-deps
 
 # --- AWS -------------------------------------------------------------------
 # `make package STAGE=prod` writes build/prod/sam.json (+ deployment.zip);
-# `make deploy STAGE=prod DEPLOY_BUCKET=my-artifacts` uploads and deploys it;
+# `make deploy STAGE=prod DEPLOY_BUCKET=my-artifacts` uploads and deploys it,
+# then uploads webapp/dist (if built) to the Mini App bucket and invalidates
+# CloudFront; optional stack parameters: ALARM_EMAIL=ops@example.org (alarm
+# e-mails) and MINI_APP_URL_OVERRIDE=https://... (a Mini App hosted elsewhere).
+# Unset ones keep the stack's current value.
 # `make set-webhook STAGE=prod` points the bot at the deployed webhook.
 
 package: $(VENV)/.dev-deps
@@ -47,12 +51,21 @@ package: $(VENV)/.dev-deps
 $(BIN)/aws: | $(BIN)/python
 	$(PIP) awscli
 
+STACK_PARAMETERS := $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
+	$(if $(MINI_APP_URL_OVERRIDE),MiniAppUrl=$(MINI_APP_URL_OVERRIDE))
+
 deploy: package $(BIN)/aws
 	@test -n "$(DEPLOY_BUCKET)" || (echo "set DEPLOY_BUCKET to an S3 bucket for the deployment artifacts" && exit 2)
 	$(BIN)/aws cloudformation package --template-file build/$(STAGE)/sam.json \
 		--s3-bucket $(DEPLOY_BUCKET) --output-template-file build/$(STAGE)/packaged.yaml
 	$(BIN)/aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name $(STACK) \
-		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		$(if $(strip $(STACK_PARAMETERS)),--parameter-overrides $(strip $(STACK_PARAMETERS)))
+	@if [ -f webapp/dist/index.html ]; then \
+		$(BIN)/python -m scripts.mini_app_upload --stack $(STACK) webapp/dist; \
+	else \
+		echo "webapp/dist/index.html not found: the Mini App was not uploaded (build it, then make deploy again)"; \
+	fi
 	$(BIN)/aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
 
 set-webhook: $(BIN)/aws
