@@ -77,6 +77,37 @@ def _alarm(description: str, **properties: Any) -> dict[str, Any]:
     }
 
 
+def _dead_letter_alarm() -> dict[str, Any]:
+    """Any message in the dead-letter queue: waiting there, or received by its handler.
+
+    The handler takes a message within seconds, so the one-minute samples of
+    ``ApproximateNumberOfMessagesVisible`` alone would miss most; messages
+    received count each one (a job redriven there is never "sent").
+    """
+    queue = [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+
+    def stat(metric_id: str, metric: str, statistic: str) -> dict[str, Any]:
+        return {
+            "Id": metric_id,
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/SQS", "MetricName": metric, "Dimensions": queue},
+                "Period": 60,
+                "Stat": statistic,
+            },
+        }
+
+    alarm = _alarm("A generation job reached the dead-letter queue (its user is refunded; find out why).")
+    for key in ("Period", "Statistic"):
+        del alarm["Properties"][key]
+    alarm["Properties"]["Metrics"] = [
+        stat("waiting", "ApproximateNumberOfMessagesVisible", "Maximum"),
+        stat("received", "NumberOfMessagesReceived", "Sum"),
+        {"Id": "held", "Expression": "MAX([waiting, received])", "Label": "dead letters", "ReturnData": True},
+    ]
+    return alarm
+
+
 def resources(functions: tuple[str, ...], *, retention_days: int, api_name: Any, api_stage: str) -> dict[str, Any]:
     """The topic, its optional subscription, every alarm, the dashboard and the functions' log groups."""
     result: dict[str, Any] = {
@@ -86,13 +117,7 @@ def resources(functions: tuple[str, ...], *, retention_days: int, api_name: Any,
             "Condition": "HasAlarmEmail",
             "Properties": {"TopicArn": {"Ref": TOPIC}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
         },
-        "DeadLetterQueueAlarm": _alarm(
-            "A generation job reached the dead-letter queue (its user is refunded; find out why).",
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}],
-            Statistic="Maximum",
-        ),
+        "DeadLetterQueueAlarm": _dead_letter_alarm(),
         "Api5xxAlarm": _alarm(
             "The API answered 5xx.",
             Namespace="AWS/ApiGateway",

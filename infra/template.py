@@ -368,7 +368,8 @@ def api_stage(stage: str) -> dict[str, Any]:
                     "HttpMethod": "*",
                     "ThrottlingRateLimit": settings.api_rate_limit,
                     "ThrottlingBurstLimit": settings.api_burst_limit,
-                    "MetricsEnabled": True,
+                    # Per-method metrics are paid custom metrics; the API-wide ones (5XXError) are free.
+                    "MetricsEnabled": False,
                     "DataTraceEnabled": False,
                     "LoggingLevel": "OFF",
                 }

@@ -179,6 +179,7 @@ def test_api_stage_is_throttled_and_writes_a_json_access_log(packaged: tuple[str
     assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
     assert 0 < method["ThrottlingRateLimit"] <= method["ThrottlingBurstLimit"]
     assert method["DataTraceEnabled"] is False  # full request logging would write headers and bodies
+    assert method["LoggingLevel"] == "OFF"
     access = api["AccessLogSetting"]
     assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
     fields = json.loads(access["Format"])
@@ -313,18 +314,19 @@ def test_alarms_notify_a_topic_with_an_optional_email_subscriber(packaged: tuple
         properties = alarm["Properties"]
         assert properties["AlarmActions"] == [{"Ref": topic}]
         assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and properties["Threshold"] == 1
-        dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
-        watched.add((properties["Namespace"], properties["MetricName"], json.dumps(dimensions, sort_keys=True)))
+        metrics = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        for metric in metrics or [properties]:
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            watched.add((metric["Namespace"], metric["MetricName"], json.dumps(dimensions, sort_keys=True)))
 
     def dims(**values: Any) -> str:
         return json.dumps(values, sort_keys=True)
 
+    dead_letters = dims(QueueName={"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]})
     expected = {
-        (
-            "AWS/SQS",
-            "ApproximateNumberOfMessagesVisible",
-            dims(QueueName={"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}),
-        ),
+        # Waiting there, or taken by the dead-letter handler within the minute.
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters),
+        ("AWS/SQS", "NumberOfMessagesReceived", dead_letters),
         ("AWS/ApiGateway", "5XXError", dims(ApiName={"Fn::Sub": "${AWS::StackName}"}, Stage="api")),
         # What the worker emits through Powertools (which adds service=nanogen) on AIML 401/403.
         ("NanoGen", "ProviderAuthRefused", dims(service="nanogen")),
