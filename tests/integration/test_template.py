@@ -71,6 +71,7 @@ def test_tables_are_on_demand_encrypted_recoverable_with_ttl(packaged: tuple[str
 
 
 def test_queue_visibility_lets_a_crashed_job_retry_within_the_generation_timeout(packaged: tuple[str, Path]) -> None:
+    from chalicelib.config import load_settings
     from infra.resources import (
         DEAD_LETTER_WORKER_TIMEOUT_SECONDS,
         GENERATION_TIMEOUT_SECONDS,
@@ -87,6 +88,7 @@ def test_queue_visibility_lets_a_crashed_job_retry_within_the_generation_timeout
     assert queue["VisibilityTimeout"] >= worker_timeout
     # A message whose attempt crashed reappears, and its retry ends, before the sweeper fails the job.
     assert queue["VisibilityTimeout"] + worker_timeout <= GENERATION_TIMEOUT_SECONDS
+    assert load_settings({}).generation_timeout_seconds == GENERATION_TIMEOUT_SECONDS  # the deployed default
     dead_letters = resources["DeadLetterQueue"]["Properties"]
     assert dead_letters["VisibilityTimeout"] >= resources["DeadLetterWorker"]["Properties"]["Timeout"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
