@@ -568,3 +568,37 @@ def test_no_dependency_cycle_between_the_api_its_functions_and_cloudfront(packag
 
     for node in graph:
         visit(node)
+
+
+def test_package_carries_the_catalogues_and_only_our_languages_of_babel(packaged: tuple[str, Path]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(packaged[1] / "deployment.zip") as archive:
+        names = archive.namelist()
+    assert {"chalicelib/locales/en.ftl", "chalicelib/locales/ru.ftl"} <= set(names)
+    babel_locales = {name for name in names if name.startswith("babel/locale-data/") and name.endswith(".dat")}
+    assert babel_locales == {"babel/locale-data/root.dat", "babel/locale-data/en.dat", "babel/locale-data/ru.dat"}
+    assert "babel/global.dat" in names
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_the_texts_format_from_the_unpacked_package_alone(
+    packaged: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What the Lambda has: the zip's files and the standard library (-S: no site-packages), TZ=:UTC."""
+    import zipfile
+
+    unpacked = tmp_path_factory.mktemp(f"unpacked-{packaged[0]}")
+    with zipfile.ZipFile(packaged[1] / "deployment.zip") as archive:
+        archive.extractall(unpacked)
+    code = (
+        "import sys; from chalicelib import i18n; i18n.strict = True\n"
+        "assert not any(path.endswith('site-packages') for path in sys.path), sys.path\n"
+        "print(i18n.t('ru', 'payment-credited', credits=21, balance=22)); print(i18n.credits('en', 1))\n"
+    )
+    env = {"PYTHONPATH": str(unpacked), "TZ": ":UTC", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=unpacked, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Спасибо! Добавили вам 21 кредит. Ваш баланс: 22 кредита.", "1 credit"]
