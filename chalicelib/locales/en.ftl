@@ -157,7 +157,7 @@ refusal-unknown = The picture could not be started. Please try again in a minute
 # $reason: one of the failure-reason-* texts.
 generation-failed =
     Sorry, your picture could not be made: { $reason }
-    { CREDITS($cost) } went back to your balance.
+    The { CREDITS($cost) } it cost went back to your balance.
 failure-reason-timeout = it waited too long in the queue.
 failure-reason-rejected = the image service rejected this prompt or its images.
 failure-reason-unavailable = the image service is unavailable right now.
@@ -170,7 +170,7 @@ failure-reason-retries = the image service kept failing; please try again later.
 button-again = 🔁 Again
 button-edit = ✏️ Edit
 button-original = 📎 Original
-callback-again-queued = Queued again: { CREDITS($cost) }.
+callback-again-queued = Queued again. Cost: { CREDITS($cost) }.
 callback-edit-coming-soon = Editing pictures is coming soon.
 callback-original-sent = Sending the original file.
 # A button from an old message, or callback data we did not make.

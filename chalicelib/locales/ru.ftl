@@ -129,7 +129,7 @@ generation-replay-ended = Картинка по этому сообщению { 
         [failed] не получилась
        *[cancelled] отменена
     }; пришлите описание ещё раз. Баланс: { CREDITS($balance) }.
-generation-replay-queued = Картинка уже в очереди и скоро придёт в этот чат; списание было одно. Баланс: { CREDITS($balance) }.
+generation-replay-queued = Картинка уже в очереди и скоро придёт в этот чат; кредиты списаны один раз. Баланс: { CREDITS($balance) }.
 # Названия состояний, для /history.
 generation-status = { $status ->
         [pending] В очереди
@@ -181,7 +181,7 @@ failure-reason-retries = сервис изображений раз за раз�
 button-again = 🔁 Ещё раз
 button-edit = ✏️ Изменить
 button-original = 📎 Оригинал
-callback-again-queued = Снова в очереди: { CREDITS($cost) }.
+callback-again-queued = Снова в очереди. Стоимость: { CREDITS($cost) }.
 callback-edit-coming-soon = Редактирование картинок скоро появится.
 callback-original-sent = Отправляю оригинал.
 # Кнопка из старого сообщения или данные, которые создали не мы.
@@ -191,10 +191,10 @@ callback-stale = Эта кнопка устарела.
 ## Редактирование фото
 
 edit-ask-instruction = Напишите, что изменить на этой картинке.
-edit-photo-remembered = Фото получил. Теперь напишите, что на нём изменить: следующее сообщение станет указанием.
+edit-photo-remembered = Фото получено. Теперь напишите, что на нём изменить: следующее сообщение станет указанием.
 edit-not-an-image = Это не картинка. Пришлите фото или файл JPEG, PNG или WebP.
 edit-too-large = Картинка слишком большая: можно до { $max_mb } МБ.
-edit-sticker-refused = Стикеры изменять нельзя. Пришлите фото.
+edit-sticker-refused = Стикеры редактировать нельзя. Пришлите обычное фото.
 edit-album-trimmed = { $model } принимает не больше { $max_images } фото, поэтому { $left_out ->
         [one] { $left_out } фото не вошло
        *[other] { $left_out } фото не вошли
@@ -243,9 +243,9 @@ terms-builtin =
 
 promo-usage = Напишите код после команды, например: /promo SPRING
 promo-granted = Код принят: добавили вам { CREDITS($credits) }. Ваш баланс: { CREDITS($balance) }.
-promo-unknown = Такого кода нет, или срок его действия истёк.
+promo-unknown = Такого кода нет или срок его действия истёк.
 promo-already-redeemed = Вы уже воспользовались этим кодом.
-promo-exhausted = Этот код уже закончился.
+promo-exhausted = Лимит активаций этого кода исчерпан.
 
 
 ## /invite: реферальная ссылка
