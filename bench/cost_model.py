@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import dynamodb_calls
+from chalicelib import queries
+from chalicelib.model import GenerationOrder, Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICES_AS_OF = "2025-06-01"
@@ -133,11 +135,11 @@ def measure_dynamodb() -> dict[str, Units]:
         from chalicelib.runtime import ready
 
         settings = ready()
-        profile = money.Profile(user_id=43, first_name="Poller")
-        order = money.GenerationOrder("a fox", "google/gemini-2.5-flash-image", "1:1", (), 1, "fp")
+        profile = Profile(user_id=43, first_name="Poller")
+        order = GenerationOrder("a fox", "google/gemini-2.5-flash-image", "1:1", (), 1, "fp")
         generation = money.start_generation(profile, order, settings, chat_id=43, source="api").generation
         with dynamodb_calls.counting() as poll:
-            money.get_generation(43, generation.generation_id)
+            queries.get_generation(43, generation.generation_id)
         rows.append(("GET /api/generation/{id}", poll))
     return {name: billed_units(tally) for name, tally in rows}
 

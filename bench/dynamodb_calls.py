@@ -22,6 +22,9 @@ from typing import Any
 
 import botocore.session
 
+from chalicelib import records
+from chalicelib.model import GenerationOrder, Profile, StartResult
+
 _CAPACITY_OPS = {
     "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
     "TransactWriteItems", "TransactGetItems", "BatchGetItem", "BatchWriteItem",
@@ -125,8 +128,8 @@ def run_use_cases() -> list[tuple[str, Tally]]:
 
     settings = ready()
     create_locally(settings)
-    profile = money.Profile(user_id=42, first_name="Bench")
-    order = money.GenerationOrder("a fox", "google/gemini-2.5-flash-image", "1:1", (), 1, "fp")
+    profile = Profile(user_id=42, first_name="Bench")
+    order = GenerationOrder("a fox", "google/gemini-2.5-flash-image", "1:1", (), 1, "fp")
     rows: list[tuple[str, Tally]] = []
 
     def measure(name: str, action: Callable[[], Any]) -> Any:
@@ -139,7 +142,7 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     measure("GET /api/user/me (first call: registers)", lambda: money.get_or_register(profile, settings))
     measure("GET /api/user/me", lambda: money.get_or_register(profile, settings))
 
-    def start(key: str | None = None) -> money.StartResult:
+    def start(key: str | None = None) -> StartResult:
         return money.start_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key)
 
     ok = measure("start_generation (with Idempotency-Key)", lambda: start("k1"))
@@ -147,7 +150,7 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     gid = ok.generation.generation_id
     claim = measure("claim (worker)", lambda: money.claim_generation(42, gid, lease_seconds=60))
     measure("complete (worker)", lambda: money.complete_generation(claim.generation, result_keys=["k"], provider="x"))
-    measure("mark delivered (worker)", lambda: money.mark_delivered(claim.generation))
+    measure("mark delivered (worker)", lambda: records.mark_delivered(claim.generation))
 
     failed = start().generation
     claimed = money.claim_generation(42, failed.generation_id, lease_seconds=60).generation

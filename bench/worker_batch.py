@@ -36,6 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from statistics import median
 from typing import Any
 
+from chalicelib import queries
+from chalicelib.model import GenerationOrder, Profile
+
 JOBS_PER_BATCH = 10  # the worker's SQS batch size (app.py)
 WARM_BATCHES = 3  # judged on their median, so another process's burst does not decide
 LIMIT_FACTOR = 1.5
@@ -147,8 +150,8 @@ def _one_batch(batch: int, jobs_count: int) -> float:
     started_jobs = []
     for index in range(jobs_count):
         user_id = 900_000 + batch * 100 + index
-        profile = money.Profile(user_id=user_id, first_name=f"Bench{index}")
-        order = money.GenerationOrder(
+        profile = Profile(user_id=user_id, first_name=f"Bench{index}")
+        order = GenerationOrder(
             prompt=f"benchmark picture {batch}-{index}",
             model="google/gemini-2.5-flash-image",
             aspect_ratio="1:1",
@@ -172,7 +175,7 @@ def _one_batch(batch: int, jobs_count: int) -> float:
     response = app.generation_worker(event, LocalLambdaContext("generation_worker", 120))
     elapsed = time.perf_counter() - started
 
-    statuses = [getattr(money.get_generation(job.user_id, job.generation_id), "status", None) for job in started_jobs]
+    statuses = [getattr(queries.get_generation(job.user_id, job.generation_id), "status", None) for job in started_jobs]
     if response.get("batchItemFailures") or statuses != ["completed"] * jobs_count:
         raise SystemExit(f"batch {batch} did not complete: {response}, statuses {statuses}")
     return elapsed

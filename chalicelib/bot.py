@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import catalogue, jobs, money
+from chalicelib import catalogue, jobs, money, queries
 from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError, UserBanned
+from chalicelib.model import GenerationStatus, Profile, StartResult
 from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
 from chalicelib.text import storable_text
@@ -62,7 +63,7 @@ class ChatMessage:
     message_id: int
     chat_id: int
     private: bool
-    sender: money.Profile
+    sender: Profile
     text: str | None
     payment: Mapping[str, Any] | None  # the ``successful_payment`` object
 
@@ -120,7 +121,7 @@ def _command(message: ChatMessage, text: str) -> Action:
 # --------------------------------------------------------------------------
 
 
-def _profile(sender: object) -> money.Profile | None:
+def _profile(sender: object) -> Profile | None:
     """The human behind ``from``; None for bots and anything malformed."""
     if not isinstance(sender, dict) or sender.get("is_bot") is not False:
         return None
@@ -131,7 +132,7 @@ def _profile(sender: object) -> money.Profile | None:
     def text(key: str) -> str | None:
         return storable_text(sender.get(key))
 
-    return money.Profile(
+    return Profile(
         user_id=user_id,
         first_name=text("first_name") or "",
         last_name=text("last_name"),
@@ -264,7 +265,7 @@ def _help(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: st
 
 def _buy(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     """One Telegram Stars invoice per pack; the pack's payload comes back with the payment."""
-    user = money.get_user(message.sender.user_id)
+    user = queries.get_user(message.sender.user_id)
     if user is not None and user.banned:
         _say(bot, message.chat_id, UserBanned.default_message)
         return
@@ -347,7 +348,7 @@ def refusal_text(error: ApiError) -> str:
     return error.message
 
 
-def _queued_text(result: money.StartResult, model_name: str) -> str:
+def _queued_text(result: StartResult, model_name: str) -> str:
     generation = result.generation
     balance = f"Balance: {_credits(result.credits)}."
     if not result.replayed:
@@ -355,9 +356,9 @@ def _queued_text(result: money.StartResult, model_name: str) -> str:
             f"Queued! {model_name} is drawing your picture; it will arrive in this chat shortly.\n"
             f"Cost: {_credits(int(generation.cost))}. {balance}"
         )
-    if generation.status == money.GenerationStatus.COMPLETED:
+    if generation.status == GenerationStatus.COMPLETED:
         return f"This prompt was already drawn; the picture was sent to this chat. {balance}"
-    if generation.status in (money.GenerationStatus.FAILED, money.GenerationStatus.CANCELLED):
+    if generation.status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
         return f"This message's generation already ended ({generation.status}); send the prompt again. {balance}"
     return f"Your picture is queued and will arrive in this chat shortly; it was charged once. {balance}"
 
@@ -378,7 +379,7 @@ def _answer_pre_checkout(bot: BotApi, settings: Settings, *, query: Mapping[str,
     elif query.get("currency") != "XTR" or query.get("total_amount") != pack.stars:
         error = PRE_CHECKOUT_WRONG_PRICE
     else:
-        user = money.get_user(sender.user_id)
+        user = queries.get_user(sender.user_id)
         if user is not None and user.banned:
             error = UserBanned.default_message
     if error is not None:
@@ -430,7 +431,7 @@ def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) ->
         return
     count("PaymentsCredited")
     count("CreditsPurchased", pack.credits)
-    user = money.get_user(message.sender.user_id)
+    user = queries.get_user(message.sender.user_id)
     balance = int(user.credits) if user is not None else pack.credits
     text = f"Thank you! {_credits(pack.credits)} added. Your balance: {_credits(balance)}."
     try:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib import money, results
+from chalicelib import money, queries, records, results
 from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError, ProviderError
 from chalicelib.jobs import Job
+from chalicelib.model import ACTIVE_STATUSES, ClaimOutcome, GenerationStatus
 from chalicelib.notify import DeliveryDeferred, alert_operator, deliver_pictures, tell_user_it_failed
 from chalicelib.observability import MetricUnit, count, logger
 from chalicelib.providers.base import GeneratedImage, ImageProvider
@@ -74,14 +75,14 @@ class Worker:
         now = self.wall_clock()
         claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=self.lease_seconds, now=now)
         generation = claim.generation
-        if claim.outcome == money.ClaimOutcome.CLAIMED and generation is not None:
+        if claim.outcome == ClaimOutcome.CLAIMED and generation is not None:
             return self._generate(generation, deadline)
-        if claim.outcome == money.ClaimOutcome.EXPIRED and generation is not None:
+        if claim.outcome == ClaimOutcome.EXPIRED and generation is not None:
             self._failed(generation, "it waited too long in the queue and timed out.")
             return Outcome.FAILED
-        if claim.outcome == money.ClaimOutcome.FINISHED and generation is not None:
+        if claim.outcome == ClaimOutcome.FINISHED and generation is not None:
             return self._finish_delivery(generation)
-        if claim.outcome == money.ClaimOutcome.BUSY and generation is not None:
+        if claim.outcome == ClaimOutcome.BUSY and generation is not None:
             # Another worker holds a live lease. It may be working, or it may have died
             # (a killed Lambda releases nothing): keep the message and look again once
             # the lease is over, when the claim can be taken over or the job is finished.
@@ -132,7 +133,7 @@ class Worker:
 
     def _finish_delivery(self, generation: Generation) -> Outcome:
         """A redelivered job for a completed generation whose picture may not have reached the chat."""
-        if generation.status != money.GenerationStatus.COMPLETED or generation.delivered:
+        if generation.status != GenerationStatus.COMPLETED or generation.delivered:
             return Outcome.SKIPPED
         images = results.load_images([str(key) for key in generation.result_keys or []], self.settings)
         self._deliver(generation, images)
@@ -146,7 +147,7 @@ class Worker:
             raise RetryLater(f"delivery deferred: {deferred}", retry_after=deferred.retry_after) from None
         except Exception as error:
             raise RetryLater(f"delivery deferred: {type(error).__name__}: {error}") from None
-        money.mark_delivered(generation)
+        records.mark_delivered(generation)
 
     def _failed(self, generation: Generation, reason: str) -> None:
         count("GenerationsFailed")
@@ -160,12 +161,12 @@ class Worker:
         left to it (``RetryLater``: the dead-letter message comes back later).
         """
         logger.thread_safe_append_keys(user_id=job.user_id, generation_id=job.generation_id)
-        generation = money.get_generation(job.user_id, job.generation_id)
-        if generation is None or generation.status not in money.ACTIVE_STATUSES:
+        generation = queries.get_generation(job.user_id, job.generation_id)
+        if generation is None or generation.status not in ACTIVE_STATUSES:
             logger.info("dead-lettered job needs nothing", extra={"status": getattr(generation, "status", None)})
             return False
         now = self.wall_clock()
-        if generation.status == money.GenerationStatus.PROCESSING and int(generation.lease_until or 0) >= int(now):
+        if generation.status == GenerationStatus.PROCESSING and int(generation.lease_until or 0) >= int(now):
             lease_left = int(generation.lease_until or 0) - int(now) + 1
             raise RetryLater("a worker still holds this generation", retry_after=lease_left)
         reason = "the image service kept failing; please try again later."

@@ -1,4 +1,8 @@
-"""Where money moves. Every debit, refund and grant of NanoGen is in this file.
+"""Where money moves. Every debit, refund and grant of NanoGen is in this file,
+and every change of a generation's status.
+
+Nothing else lives here: the types are in ``chalicelib.model``, the reads in
+``chalicelib.queries``, writes that move no money in ``chalicelib.records``.
 
 Each use case is one DynamoDB transaction (TransactWriteItems) whenever its
 rule spans several items, so the invariants of CONTRACT §6 hold at every
@@ -18,12 +22,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, cast
 
-from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
 
 from chalicelib.config import Settings
@@ -38,7 +38,22 @@ from chalicelib.errors import (
     TransactionCancelled,
     UserBanned,
 )
+from chalicelib.guards import idempotency_record
 from chalicelib.ids import iso_utc, new_id
+from chalicelib.model import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    REPLAYABLE_STATUSES,
+    Claim,
+    ClaimOutcome,
+    GenerationOrder,
+    GenerationStatus,
+    LedgerReason,
+    PaymentStatus,
+    Profile,
+    StartResult,
+)
+from chalicelib.queries import get_generation, get_payment, get_user, unfinished_generations
 from chalicelib.tables import (
     SWEEP_SHARDS,
     Generation,
@@ -53,59 +68,6 @@ from chalicelib.transactions import Transaction, conditional_update
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 TOO_MANY_ACTIVE_RETRY_AFTER = 10  # seconds: about one generation's run time
 _MAX_START_ATTEMPTS = 4
-
-
-class GenerationStatus(StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING)
-FINAL_STATUSES = (GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED)
-# A replayed Idempotency-Key returns these instead of charging again (CONTRACT §5).
-REPLAYABLE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING, GenerationStatus.COMPLETED)
-
-
-class LedgerReason(StrEnum):
-    WELCOME = "welcome"
-    GENERATION = "generation"
-    REFUND = "refund"
-    ADMIN = "admin"
-    PURCHASE = "purchase"
-    PURCHASE_REFUND = "purchase_refund"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Who a Telegram user says they are (from signed initData or a bot update)."""
-
-    user_id: int
-    first_name: str = ""
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-
-
-@dataclass(frozen=True)
-class GenerationOrder:
-    """What is being bought: validated by the caller, priced by the catalogue."""
-
-    prompt: str
-    model: str
-    aspect_ratio: str
-    image_urls: tuple[str, ...]
-    cost: int
-    fingerprint: str  # same parameters <=> same fingerprint (idempotency)
-
-
-@dataclass(frozen=True)
-class StartResult:
-    generation: Generation
-    credits: int  # the balance after the debit (or now, for a replay)
-    replayed: bool
 
 
 def _now(now: float | None) -> float:
@@ -137,13 +99,6 @@ def _user_exists() -> Any:
 # --------------------------------------------------------------------------
 
 
-def get_user(user_id: int) -> User | None:
-    try:
-        return User.get(user_id, consistent_read=True)
-    except DoesNotExist:
-        return None
-
-
 def register(
     profile: Profile, settings: Settings, *, start_payload: str | None = None, now: float | None = None
 ) -> tuple[User, bool]:
@@ -170,16 +125,12 @@ def register(
     tx.put("user", user, condition=User.user_id.does_not_exist())
     if settings.welcome_credits:
         _put_ledger(tx, _ledger(profile.user_id, settings.welcome_credits, LedgerReason.WELCOME, now))
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        if not cancelled.failed("user"):
-            raise
-        existing = get_user(profile.user_id)
-        if existing is None:  # pragma: no cover - a user is never deleted
-            raise
-        return existing, False
-    return user, True
+    if tx.try_commit("user"):
+        return user, True
+    existing = get_user(profile.user_id)
+    if existing is None:  # pragma: no cover - a user is never deleted
+        raise Conflict("The user could not be registered; please retry.")
+    return existing, False
 
 
 def get_or_register(profile: Profile, settings: Settings, *, now: float | None = None) -> User:
@@ -337,9 +288,8 @@ def _resolve_key_reuse(
     when the earlier generation failed or was cancelled and a new one may
     replace it (CONTRACT §5).
     """
-    try:
-        record = IdempotencyRecord.get(IdempotencyRecord.key(user_id, idempotency_key), consistent_read=True)
-    except DoesNotExist:
+    record = idempotency_record(user_id, idempotency_key)
+    if record is None:
         return None, None  # expired and deleted meanwhile: the key is free again
     if record.expires_at < int(now):
         return None, None
@@ -381,13 +331,6 @@ def _raise_for_user(
 # --------------------------------------------------------------------------
 
 
-def get_generation(user_id: int, generation_id: str) -> Generation | None:
-    try:
-        return Generation.get(user_id, generation_id, consistent_read=True)
-    except DoesNotExist:
-        return None
-
-
 def cancel_generation(user_id: int, generation_id: str, *, now: float | None = None) -> Generation:
     """Cancel a pending generation of this user and refund it (404 / 409 otherwise)."""
     now = _now(now)
@@ -399,20 +342,6 @@ def cancel_generation(user_id: int, generation_id: str, *, now: float | None = N
     if not _refund(generation, GenerationStatus.CANCELLED, None, Generation.status == GenerationStatus.PENDING, now):
         raise NotCancellable("The generation has already started; it can no longer be cancelled.")
     return generation
-
-
-class ClaimOutcome(StrEnum):
-    CLAIMED = "claimed"  # this worker owns it now
-    MISSING = "missing"  # no such generation
-    BUSY = "busy"  # another worker holds a live lease
-    FINISHED = "finished"  # completed, failed or cancelled already
-    EXPIRED = "expired"  # past its timeout: failed and refunded instead
-
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    generation: Generation | None
 
 
 def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, now: float | None = None) -> Claim:
@@ -501,12 +430,8 @@ def complete_generation(
         [User.active_generations.add(-1), User.updated_at.set(iso_utc(now))],
         condition=_user_exists(),
     )
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        if cancelled.failed("generation"):
-            return False
-        raise
+    if not tx.try_commit("generation"):
+        return False
     generation.status = GenerationStatus.COMPLETED.value
     generation.result_keys = cast(Any, result_keys)
     generation.provider = provider
@@ -568,12 +493,8 @@ def _refund(generation: Generation, status: GenerationStatus, error: str | None,
     _put_ledger(
         tx, _ledger(int(generation.user_id), cost, LedgerReason.REFUND, now, generation_id=generation.generation_id)
     )
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        if cancelled.failed("generation"):
-            return False
-        raise
+    if not tx.try_commit("generation"):
+        return False
     generation.status = status.value
     generation.updated_at = iso_utc(now)
     if error is not None:
@@ -581,25 +502,9 @@ def _refund(generation: Generation, status: GenerationStatus, error: str | None,
     return True
 
 
-def mark_delivered(generation: Generation) -> None:
-    """Remember that the picture reached the chat, so a redelivery does not send it again."""
-    conditional_update(
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
-        [Generation.delivered.set(True)],
-        Generation.status == GenerationStatus.COMPLETED,
-    )
-    generation.delivered = True
-
-
 # --------------------------------------------------------------------------
 # The sweeper
 # --------------------------------------------------------------------------
-
-
-def unfinished_generations(*, timeout_before: float) -> Iterator[Generation]:
-    """Unfinished generations whose ``timeout_at`` is before the given time (sparse GSI)."""
-    for shard in range(SWEEP_SHARDS):
-        yield from Generation.unfinished.query(str(shard), Generation.timeout_at < int(timeout_before))
 
 
 def sweep_expired(*, now: float | None = None) -> list[Generation]:
@@ -614,48 +519,6 @@ def sweep_expired(*, now: float | None = None) -> list[Generation]:
         for generation in unfinished_generations(timeout_before=now + 1)
         if fail_generation(generation, error="Timed out.", only_if_expired=True, now=now)
     ]
-
-
-def stale_pending(settings: Settings, *, older_than_seconds: int, now: float | None = None) -> list[Generation]:
-    """Unfinished generations that look abandoned but have not timed out yet.
-
-    Pending ones created more than ``older_than_seconds`` ago may have lost
-    their queue message (a crash between the charge and the enqueue);
-    processing ones whose lease ran out lost their worker (a Lambda timeout
-    or crash) and would otherwise wait out the queue's long visibility
-    timeout. The sweeper sends both again; the claim makes duplicates harmless.
-    """
-    now = _now(now)
-    horizon = now + settings.generation_timeout_seconds - older_than_seconds
-    return [
-        generation
-        for generation in unfinished_generations(timeout_before=horizon)
-        if generation.timeout_at > now and _abandoned(generation, now)
-    ]
-
-
-def _abandoned(generation: Generation, now: float) -> bool:
-    if generation.status == GenerationStatus.PENDING:
-        return True
-    return generation.status == GenerationStatus.PROCESSING and (generation.lease_until or 0) < int(now)
-
-
-def mark_requeued(generation: Generation, *, every_seconds: int, now: float | None = None) -> bool:
-    """Record a re-queue of an abandoned generation, at most once per ``every_seconds``.
-
-    The sweeper runs every minute; without this a queue backlog would get a
-    duplicate message per pending generation per sweep. No money moves.
-    """
-    now = _now(now)
-    abandoned = (Generation.status == GenerationStatus.PENDING) | (
-        (Generation.status == GenerationStatus.PROCESSING) & (Generation.lease_until < int(now))
-    )
-    not_lately = Generation.requeued_at.does_not_exist() | (Generation.requeued_at <= int(now) - every_seconds)
-    return conditional_update(
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
-        [Generation.requeued_at.set(int(now))],
-        abandoned & not_lately,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -689,48 +552,11 @@ def change_credits(user_id: int, amount: int, *, note: str, now: float | None = 
     return _existing_user(user_id)
 
 
-def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
-    now = _now(now)
-    user = User(user_id=user_id)
-    # The update returns the whole item: no second read for the answer.
-    if not conditional_update(user, [User.banned.set(banned), User.updated_at.set(iso_utc(now))], _user_exists()):
-        raise NotFound("No such user.")
-    return user
-
-
 def _existing_user(user_id: int) -> User:
     user = get_user(user_id)
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def latest_ledger(user_id: int, limit: int = 20) -> list[LedgerEntry]:
-    return list(LedgerEntry.query(user_id, scan_index_forward=False, limit=limit))
-
-
-def stats() -> dict[str, Any]:
-    """Counts for the operator. Scans: an admin-only, occasional call."""
-    users = sum(1 for _ in User.scan(attributes_to_get=["user_id"]))
-    by_status = {status.value: 0 for status in GenerationStatus}
-    for generation in Generation.scan(attributes_to_get=["status"]):
-        by_status[generation.status] = by_status.get(generation.status, 0) + 1
-    totals = {"granted": 0, "removed": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
-    for entry in LedgerEntry.scan(attributes_to_get=["delta", "reason"]):
-        delta = int(entry.delta)
-        if entry.reason == LedgerReason.GENERATION:
-            totals["spent"] += -delta
-        elif entry.reason == LedgerReason.REFUND:
-            totals["refunded"] += delta
-        elif entry.reason == LedgerReason.ADMIN and delta > 0:
-            totals["granted"] += delta
-        elif entry.reason == LedgerReason.ADMIN:
-            totals["removed"] += -delta
-        elif entry.reason == LedgerReason.WELCOME:
-            totals["welcome"] += delta
-        elif entry.reason in (LedgerReason.PURCHASE, LedgerReason.PURCHASE_REFUND):
-            totals["purchased"] += delta
-    return {"users": users, "generations": by_status, "credits": totals}
 
 
 # --------------------------------------------------------------------------
@@ -762,7 +588,7 @@ def credit_purchase(
         pack_id=pack_id,
         credits=credits,
         stars=stars,
-        status="credited",
+        status=PaymentStatus.CREDITED.value,
         provider_charge_id=provider_charge_id,
         created_at=iso_utc(now),
         updated_at=iso_utc(now),
@@ -776,20 +602,7 @@ def credit_purchase(
         condition=_user_exists(),
     )
     _put_ledger(tx, _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        if cancelled.failed("payment"):
-            return False
-        raise
-    return True
-
-
-def get_payment(charge_id: str) -> Payment | None:
-    try:
-        return Payment.get(charge_id, consistent_read=True)
-    except DoesNotExist:
-        return None
+    return tx.try_commit("payment")
 
 
 def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
@@ -804,12 +617,19 @@ def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
     payment = get_payment(charge_id)
     if payment is None:
         raise NotFound("No such payment.")
-    if payment.status == "refunding":
+    if payment.status == PaymentStatus.REFUNDING:
         return payment
-    if payment.status != "credited":
+    if payment.status != PaymentStatus.CREDITED:
         raise Conflict("This payment was already refunded.")
     try:
-        _move_payment(payment, "credited", "refunding", -int(payment.credits), LedgerReason.PURCHASE_REFUND, now)
+        _move_payment(
+            payment,
+            PaymentStatus.CREDITED,
+            PaymentStatus.REFUNDING,
+            -int(payment.credits),
+            LedgerReason.PURCHASE_REFUND,
+            now,
+        )
     except TransactionCancelled as cancelled:
         if cancelled.failed("payment"):
             raise Conflict("This payment was already refunded.") from None
@@ -824,8 +644,8 @@ def confirm_purchase_refund(charge_id: str, *, now: float | None = None) -> None
     now = _now(now)
     conditional_update(
         Payment(charge_id=charge_id),
-        [Payment.status.set("refunded"), Payment.updated_at.set(iso_utc(now))],
-        Payment.status == "refunding",
+        [Payment.status.set(PaymentStatus.REFUNDED.value), Payment.updated_at.set(iso_utc(now))],
+        Payment.status == PaymentStatus.REFUNDING,
     )
 
 
@@ -833,10 +653,18 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
     """Undo ``take_back_purchase`` when Telegram definitely refused the Stars refund."""
     now = _now(now)
     payment = get_payment(charge_id)
-    if payment is None or payment.status != "refunding":
+    if payment is None or payment.status != PaymentStatus.REFUNDING:
         return
     try:
-        _move_payment(payment, "refunding", "credited", int(payment.credits), LedgerReason.PURCHASE, now, "restored")
+        _move_payment(
+            payment,
+            PaymentStatus.REFUNDING,
+            PaymentStatus.CREDITED,
+            int(payment.credits),
+            LedgerReason.PURCHASE,
+            now,
+            "restored",
+        )
     except TransactionCancelled as cancelled:
         if not cancelled.failed("payment"):
             raise
@@ -844,8 +672,8 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
 
 def _move_payment(
     payment: Payment,
-    from_status: str,
-    to_status: str,
+    from_status: PaymentStatus,
+    to_status: PaymentStatus,
     delta: int,
     reason: LedgerReason,
     now: float,
@@ -862,7 +690,7 @@ def _move_payment(
     tx.update(
         "payment",
         Payment(charge_id=payment.charge_id),
-        [Payment.status.set(to_status), Payment.updated_at.set(iso_utc(now))],
+        [Payment.status.set(to_status.value), Payment.updated_at.set(iso_utc(now))],
         condition=Payment.status == from_status,
     )
     tx.update(
@@ -870,4 +698,4 @@ def _move_payment(
     )
     _put_ledger(tx, _ledger(user_id, delta, reason, now, payment_charge_id=payment.charge_id, note=note))
     tx.commit()
-    payment.status = to_status
+    payment.status = to_status.value

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
+from chalicelib import guards
 from chalicelib.config import Settings
 from chalicelib.errors import TelegramError
 from chalicelib.observability import count, logger
 from chalicelib.providers.base import GeneratedImage
-from chalicelib.tables import AlertWindow, Generation
+from chalicelib.tables import Generation
 from chalicelib.telegram import CAPTION_LIMIT, BotApi, photo_refused, truncate
-from chalicelib.transactions import conditional_update
 
 ALERT_WINDOW_SECONDS = 900
 ALERTS_PER_WINDOW = 3  # per kind: an outage sends a few messages, not thousands
@@ -80,13 +80,7 @@ def alert_operator(bot: BotApi, settings: Settings, kind: str, text: str, *, now
     if not settings.alert_chat_id:
         return False
     now = time.time() if now is None else now
-    window_start = int(now // ALERT_WINDOW_SECONDS) * ALERT_WINDOW_SECONDS
-    counted = conditional_update(
-        AlertWindow(pk=AlertWindow.key(kind, window_start)),
-        [AlertWindow.sent.add(1), AlertWindow.expires_at.set(window_start + 2 * ALERT_WINDOW_SECONDS)],
-        AlertWindow.sent.does_not_exist() | (AlertWindow.sent < ALERTS_PER_WINDOW),
-    )
-    if not counted:
+    if not guards.count_alert(kind, window_seconds=ALERT_WINDOW_SECONDS, limit=ALERTS_PER_WINDOW, now=now):
         return False  # enough said this window
     try:
         bot.send_message(settings.alert_chat_id, f"NanoGen alert ({kind}): {text}")

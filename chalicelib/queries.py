@@ -1,4 +1,8 @@
-"""Read-only questions about generations: a user's history, page by page."""
+"""Every plain read: a user, a generation, a payment, a history page, the sweeper's lists, the operator's stats.
+
+Nothing here writes; money moves in ``chalicelib.money``, other writes are in
+``chalicelib.records`` and ``chalicelib.guards``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,16 @@ import base64
 import binascii
 import json
 import re
+import time
+from collections.abc import Iterator
+from typing import Any
 
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
-from chalicelib.tables import Generation
+from chalicelib.model import GenerationStatus, LedgerReason
+from chalicelib.tables import SWEEP_SHARDS, Generation, LedgerEntry, Payment, User
 
 # A ULID in Crockford base32, as ``chalicelib.ids.new_id`` writes it.
 _GENERATION_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -55,3 +66,82 @@ def history_page(user_id: int, *, limit: int, cursor: str | None) -> tuple[list[
         return items, None
     page = items[:limit]
     return page, encode_cursor(page[-1].generation_id)
+
+
+def get_user(user_id: int) -> User | None:
+    try:
+        return User.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_generation(user_id: int, generation_id: str) -> Generation | None:
+    try:
+        return Generation.get(user_id, generation_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_payment(charge_id: str) -> Payment | None:
+    try:
+        return Payment.get(charge_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def latest_ledger(user_id: int, limit: int = 20) -> list[LedgerEntry]:
+    return list(LedgerEntry.query(user_id, scan_index_forward=False, limit=limit))
+
+
+def stats() -> dict[str, Any]:
+    """Counts for the operator. Scans: an admin-only, occasional call."""
+    users = sum(1 for _ in User.scan(attributes_to_get=["user_id"]))
+    by_status = {status.value: 0 for status in GenerationStatus}
+    for generation in Generation.scan(attributes_to_get=["status"]):
+        by_status[generation.status] = by_status.get(generation.status, 0) + 1
+    totals = {"granted": 0, "removed": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
+    for entry in LedgerEntry.scan(attributes_to_get=["delta", "reason"]):
+        delta = int(entry.delta)
+        if entry.reason == LedgerReason.GENERATION:
+            totals["spent"] += -delta
+        elif entry.reason == LedgerReason.REFUND:
+            totals["refunded"] += delta
+        elif entry.reason == LedgerReason.ADMIN and delta > 0:
+            totals["granted"] += delta
+        elif entry.reason == LedgerReason.ADMIN:
+            totals["removed"] += -delta
+        elif entry.reason == LedgerReason.WELCOME:
+            totals["welcome"] += delta
+        elif entry.reason in (LedgerReason.PURCHASE, LedgerReason.PURCHASE_REFUND):
+            totals["purchased"] += delta
+    return {"users": users, "generations": by_status, "credits": totals}
+
+
+def unfinished_generations(*, timeout_before: float) -> Iterator[Generation]:
+    """Unfinished generations whose ``timeout_at`` is before the given time (sparse GSI)."""
+    for shard in range(SWEEP_SHARDS):
+        yield from Generation.unfinished.query(str(shard), Generation.timeout_at < int(timeout_before))
+
+
+def stale_pending(settings: Settings, *, older_than_seconds: int, now: float | None = None) -> list[Generation]:
+    """Unfinished generations that look abandoned but have not timed out yet.
+
+    Pending ones created more than ``older_than_seconds`` ago may have lost
+    their queue message (a crash between the charge and the enqueue);
+    processing ones whose lease ran out lost their worker (a Lambda timeout
+    or crash) and would otherwise wait out the queue's long visibility
+    timeout. The sweeper sends both again; the claim makes duplicates harmless.
+    """
+    now = time.time() if now is None else now
+    horizon = now + settings.generation_timeout_seconds - older_than_seconds
+    return [
+        generation
+        for generation in unfinished_generations(timeout_before=horizon)
+        if generation.timeout_at > now and _abandoned(generation, now)
+    ]
+
+
+def _abandoned(generation: Generation, now: float) -> bool:
+    if generation.status == GenerationStatus.PENDING:
+        return True
+    return generation.status == GenerationStatus.PROCESSING and (generation.lease_until or 0) < int(now)

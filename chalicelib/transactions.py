@@ -100,6 +100,19 @@ class Transaction:
                 raise TransactionCancelled(reasons, old_items) from None
         raise TransactionCancelled({label: "TransactionConflict" for label in self.labels})
 
+    def try_commit(self, label: str) -> bool:
+        """Commit; False when the item labelled ``label`` failed its condition (nothing was applied).
+
+        Any other cancellation is raised: it means something the caller did not plan for.
+        """
+        try:
+            self.commit()
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(label):
+                return False
+            raise
+        return True
+
     def _send(self, token: str) -> None:
         with TransactWrite(connection=shared_connection(), client_request_token=token) as tx:
             for _, (model_cls, hash_key, range_key, condition) in self._checks:

@@ -21,7 +21,7 @@ from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
-from chalicelib.money import GenerationOrder
+from chalicelib.model import GenerationOrder
 
 MAX_BODY_BYTES = 16_384
 MAX_PROMPT_CHARS = 2000

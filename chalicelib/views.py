@@ -6,6 +6,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
+from chalicelib.model import GenerationStatus
 from chalicelib.tables import Generation, LedgerEntry, Payment, User
 
 RESULT_URL_SECONDS = 3600
@@ -29,7 +30,7 @@ def generation_view(generation: Generation, settings: Settings) -> dict[str, Any
     link has expired; presigning is local computation, not an AWS call.
     """
     result_urls: list[str] = []
-    if generation.status == "completed" and generation.result_keys:
+    if generation.status == GenerationStatus.COMPLETED and generation.result_keys:
         s3 = aws.client("s3")
         result_urls = [
             s3.generate_presigned_url(
@@ -48,7 +49,7 @@ def generation_view(generation: Generation, settings: Settings) -> dict[str, Any
         "image_urls": list(generation.image_urls or []),
         "cost": int(generation.cost),
         "result_urls": result_urls,
-        "error": generation.error if generation.status == "failed" else None,
+        "error": generation.error if generation.status == GenerationStatus.FAILED else None,
         "created_at": generation.created_at,
         "updated_at": generation.updated_at,
     }

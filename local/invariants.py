@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from chalicelib.model import ACTIVE_STATUSES, REFUNDED_STATUSES, LedgerReason, PaymentStatus
 from chalicelib.tables import Generation, LedgerEntry, Payment, User
-
-ACTIVE = {"pending", "processing"}
 
 
 def violations() -> list[str]:
@@ -27,26 +26,26 @@ def violations() -> list[str]:
     purchases: Counter[str] = Counter()
     for entry in ledger:
         balance_from_ledger[int(entry.user_id)] += int(entry.delta)
-        if entry.reason == "generation":
+        if entry.reason == LedgerReason.GENERATION:
             charges[entry.generation_id or ""] += 1
-        elif entry.reason == "refund":
+        elif entry.reason == LedgerReason.REFUND:
             refunds[entry.generation_id or ""] += 1
-        elif entry.reason == "purchase":
+        elif entry.reason == LedgerReason.PURCHASE:
             purchases[entry.payment_charge_id or ""] += 1
-        elif entry.reason == "purchase_refund":
+        elif entry.reason == LedgerReason.PURCHASE_REFUND:
             purchases[entry.payment_charge_id or ""] -= 1
 
     active: Counter[int] = Counter()
     for generation in generations:
         gid = generation.generation_id
-        if generation.status in ACTIVE:
+        if generation.status in ACTIVE_STATUSES:
             active[int(generation.user_id)] += 1
         if charges[gid] != 1:
             problems.append(f"generation {gid} charged {charges[gid]} times")
-        expected_refunds = 1 if generation.status in ("failed", "cancelled") else 0
+        expected_refunds = 1 if generation.status in REFUNDED_STATUSES else 0
         if refunds[gid] != expected_refunds:
             problems.append(f"generation {gid} ({generation.status}) refunded {refunds[gid]} times")
-        if generation.status in ACTIVE and generation.sweep_shard is None:
+        if generation.status in ACTIVE_STATUSES and generation.sweep_shard is None:
             problems.append(f"generation {gid} is {generation.status} but invisible to the sweeper")
     known = {generation.generation_id for generation in generations}
     for gid in set(charges) | set(refunds):
@@ -67,7 +66,7 @@ def violations() -> list[str]:
         problems.append(f"ledger entries for unknown user {user_id}")
 
     for payment in payments:
-        expected = 1 if payment.status == "credited" else 0
+        expected = 1 if payment.status == PaymentStatus.CREDITED else 0
         if purchases[payment.charge_id] != expected:
             problems.append(f"payment {payment.charge_id} ({payment.status}) credited {purchases[payment.charge_id]}x")
     return problems

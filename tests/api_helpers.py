@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib import aws, money
+from chalicelib import aws, money, queries
 from chalicelib.auth import sign_init_data
 from chalicelib.jobs import Job, generation_queue_url
+from chalicelib.model import Claim, ClaimOutcome
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_BOT_TOKEN
@@ -139,12 +140,12 @@ def assert_error(reply: Reply, status: int, code: str) -> None:
 
 def balance(user_id: int) -> int | None:
     """The stored balance, or None when there is no such user."""
-    user = money.get_user(user_id)
+    user = queries.get_user(user_id)
     return None if user is None else int(user.credits)
 
 
 def stored_user(user_id: int) -> User:
-    user = money.get_user(user_id)
+    user = queries.get_user(user_id)
     assert user is not None, f"user {user_id} does not exist"
     return user
 
@@ -159,7 +160,7 @@ def generations(user_id: int) -> list[Generation]:
 
 
 def stored_generation(user_id: int, generation_id: str) -> Generation:
-    generation = money.get_generation(user_id, generation_id)
+    generation = queries.get_generation(user_id, generation_id)
     assert generation is not None, f"generation {generation_id} of {user_id} does not exist"
     return generation
 
@@ -199,9 +200,7 @@ def queued_jobs() -> list[Job]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def complete_with_picture(
-    user_id: int, generation_id: str, key: str, *, claim: money.Claim | None = None
-) -> Generation:
+def complete_with_picture(user_id: int, generation_id: str, key: str, *, claim: Claim | None = None) -> Generation:
     """Run a generation to ``completed`` as the worker would, its picture stored at ``key``.
 
     ``claim`` is the worker's claim when the test already moved it to ``processing``.
@@ -211,7 +210,7 @@ def complete_with_picture(
     s3.put_object(Bucket=settings.results_bucket, Key=key, Body=b"\x89PNG\r\n\x1a\n", ContentType="image/png")
     if claim is None:
         claim = money.claim_generation(user_id, generation_id, lease_seconds=60)
-    assert claim.outcome == money.ClaimOutcome.CLAIMED and claim.generation is not None
+    assert claim.outcome == ClaimOutcome.CLAIMED and claim.generation is not None
     assert money.complete_generation(claim.generation, result_keys=[key], provider="test")
     return stored_generation(user_id, generation_id)
 
@@ -219,7 +218,7 @@ def complete_with_picture(
 def fail(user_id: int, generation_id: str, error: str = "The provider refused the prompt.") -> Generation:
     """End a generation as ``failed`` (refunded) as the worker would."""
     claim = money.claim_generation(user_id, generation_id, lease_seconds=60)
-    assert claim.outcome == money.ClaimOutcome.CLAIMED and claim.generation is not None
+    assert claim.outcome == ClaimOutcome.CLAIMED and claim.generation is not None
     assert money.fail_generation(claim.generation, error=error, claim_token=claim.generation.claim_token)
     return stored_generation(user_id, generation_id)
 

@@ -50,6 +50,7 @@ from urllib.parse import quote, urlencode
 import yaml
 from hypothesis import strategies as st
 
+from chalicelib import queries
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1278,9 +1279,8 @@ class Fuzzer:
     def _generation_status(self, replay: Replay | None) -> str | None:
         if replay is None:
             return None
-        from chalicelib import money
 
-        generation = money.get_generation(replay.user_id, replay.generation_id)
+        generation = queries.get_generation(replay.user_id, replay.generation_id)
         return None if generation is None else str(generation.status)
 
     def _check_replay(self, request: Request, status: int, body: Any, before: str | None) -> None:

@@ -21,7 +21,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from chalicelib import config, money, telegram
+from chalicelib import config, queries, telegram
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, ProcessedUpdate
@@ -195,7 +195,7 @@ def admin_refund(charge_id: str, *, token: str | None = TEST_ADMIN_TOKEN) -> Any
 
 
 def balance(user_id: int) -> int:
-    found = money.get_user(user_id)
+    found = queries.get_user(user_id)
     assert found is not None
     return int(found.credits)
 

@@ -40,11 +40,12 @@ from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from chalicelib import aws, money
+from chalicelib import aws, money, queries
 from chalicelib.config import Settings, get_settings
 from chalicelib.generate import Worker
 from chalicelib.handlers import worker as worker_handler
 from chalicelib.jobs import Job, generation_queue_url
+from chalicelib.model import Profile
 from chalicelib.providers import AimlClient
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
@@ -265,7 +266,7 @@ class Stack:
     def start_job(self, prompt: str = "a red fox in the snow", *, now: float | None = None, cost: int = 1) -> Job:
         """A new user (10 welcome credits) starts one generation: charged, pending, not yet queued."""
         user_id = next(_user_ids)
-        profile = money.Profile(user_id=user_id, first_name=f"User{user_id}")
+        profile = Profile(user_id=user_id, first_name=f"User{user_id}")
         result = money.start_generation(
             profile, order(prompt, cost), self.settings, chat_id=user_id, source="bot", now=now
         )
@@ -393,7 +394,7 @@ def message_id(event: dict[str, Any], job: Job) -> str:
 
 
 def generation(job: Job) -> Generation:
-    stored = money.get_generation(job.user_id, job.generation_id)
+    stored = queries.get_generation(job.user_id, job.generation_id)
     assert stored is not None
     return stored
 

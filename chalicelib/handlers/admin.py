@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice.app import Request
 
-from chalicelib import money
+from chalicelib import money, queries, records
 from chalicelib.auth import Admin, authenticate_admin
 from chalicelib.errors import NotFound
 from chalicelib.observability import logger
@@ -29,10 +29,10 @@ def _who(admin: Admin) -> str:
 
 def user_detail(request: Request, user_id: str) -> dict[str, Any]:
     _admin(request)
-    user = money.get_user(parse_user_id(user_id))
+    user = queries.get_user(parse_user_id(user_id))
     if user is None:
         raise NotFound("No such user.")
-    entries = money.latest_ledger(int(user.user_id))
+    entries = queries.latest_ledger(int(user.user_id))
     return {"user": user_view(user), "ledger": [ledger_view(entry) for entry in entries]}
 
 
@@ -48,11 +48,11 @@ def change_credits(request: Request, user_id: str) -> dict[str, Any]:
 def set_banned(request: Request, user_id: str, *, banned: bool) -> dict[str, Any]:
     admin = _admin(request)
     target = parse_user_id(user_id)
-    user = money.set_banned(target, banned)
+    user = records.set_banned(target, banned)
     logger.info("admin changed ban", extra={"admin": _who(admin), "target_user_id": target, "banned": banned})
     return user_view(user)
 
 
 def stats(request: Request) -> dict[str, Any]:
     _admin(request)
-    return money.stats()
+    return queries.stats()

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalice.app import Request
 
-from chalicelib import money
+from chalicelib import money, queries
 from chalicelib.auth import authenticate_admin
 from chalicelib.errors import Conflict, NotFound, TelegramError
 from chalicelib.observability import count, logger
@@ -52,8 +52,8 @@ def refund(request: Request, charge_id: str) -> dict[str, Any]:
     money.confirm_purchase_refund(charge_id)
     logger.info("payment refunded", extra={"charge_id": charge_id, "admin": admin.via, "target_user_id": user_id})
     count("PaymentsRefunded")
-    refunded = money.get_payment(charge_id) or payment
-    user = money.get_user(user_id)
+    refunded = queries.get_payment(charge_id) or payment
+    user = queries.get_user(user_id)
     if user is None:  # pragma: no cover - a user is never deleted
         raise NotFound("No such user.")
     return {"payment": payment_view(refunded), "user": user_view(user)}

@@ -10,6 +10,7 @@ from chalicelib import catalogue, jobs, money, queries
 from chalicelib.auth import InitData, authenticate_user
 from chalicelib.errors import NotFound
 from chalicelib.http import json_response
+from chalicelib.model import GenerationStatus, Profile
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation
@@ -22,9 +23,9 @@ from chalicelib.validation import (
 from chalicelib.views import generation_view, user_view
 
 
-def _profile(init_data: InitData) -> money.Profile:
+def _profile(init_data: InitData) -> Profile:
     user = init_data.user
-    return money.Profile(
+    return Profile(
         user_id=user.id,
         first_name=user.first_name,
         last_name=user.last_name,
@@ -33,7 +34,7 @@ def _profile(init_data: InitData) -> money.Profile:
     )
 
 
-def _caller(request: Request) -> money.Profile:
+def _caller(request: Request) -> Profile:
     settings = ready()
     profile = _profile(authenticate_user(request.headers, settings))
     logger.append_keys(user_id=profile.user_id)
@@ -60,7 +61,7 @@ def create_generation(request: Request) -> Response:
     )
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)
-    if generation.status == money.GenerationStatus.PENDING:
+    if generation.status == GenerationStatus.PENDING:
         jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
     if not result.replayed:
         count("GenerationsStarted")
@@ -97,7 +98,7 @@ def cancel_generation(request: Request, generation_id: str) -> dict[str, Any]:
 
 def _own_generation(user_id: int, generation_id: str) -> Generation:
     # Keyed by (user_id, generation_id): another user's generation is simply not found.
-    generation = money.get_generation(user_id, generation_id) if queries.is_generation_id(generation_id) else None
+    generation = queries.get_generation(user_id, generation_id) if queries.is_generation_id(generation_id) else None
     if generation is None:
         raise NotFound("No such generation.")
     return generation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs, money
+from chalicelib import jobs, money, queries, records
 from chalicelib.http import flush_metrics
 from chalicelib.notify import tell_user_it_failed
 from chalicelib.observability import count, logger
@@ -29,8 +29,8 @@ def sweep(context: Any = None) -> dict[str, Any]:
             tell_user_it_failed(bot, generation, "it took too long and timed out.")
         lost = [
             generation
-            for generation in money.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
-            if money.mark_requeued(generation, every_seconds=REQUEUE_EVERY_SECONDS)
+            for generation in queries.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
+            if records.mark_requeued(generation, every_seconds=REQUEUE_EVERY_SECONDS)
         ]
         if lost:
             jobs.enqueue([jobs.Job(int(g.user_id), g.generation_id) for g in lost], settings)

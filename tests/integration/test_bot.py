@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
-from chalicelib import catalogue, config, money
+from chalicelib import catalogue, config, money, queries, records
+from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
 from tests.api_helpers import queued_jobs
@@ -68,7 +69,7 @@ def test_start_registers_once_greets_with_the_balance_and_offers_the_mini_app(
     again = fake_telegram.sent("sendMessage")[1]
     assert "Welcome back" in again["text"] and "Your balance: 10 credits." in again["text"]
     assert again["reply_markup"] == {"inline_keyboard": [[{"text": "Open NanoGen", "web_app": {"url": MINI_APP_URL}}]]}
-    assert [int(entry.delta) for entry in money.latest_ledger(ALICE_ID)] == [10]  # welcome credits once
+    assert [int(entry.delta) for entry in queries.latest_ledger(ALICE_ID)] == [10]  # welcome credits once
     assert all(call.token == TEST_BOT_TOKEN for call in fake_telegram.calls)
 
     # A payload Telegram's deep links cannot carry is not stored.
@@ -114,8 +115,8 @@ def test_buy_sends_one_stars_invoice_per_pack_but_none_to_a_banned_user(fake_tel
         assert invoice["prices"] == [{"label": pack.title, "amount": pack.stars}]
         assert invoice["title"] == pack.title
 
-    money.register(money.Profile(user_id=BOB_ID, first_name="Bob"), ready())
-    money.set_banned(BOB_ID, True)
+    money.register(Profile(user_id=BOB_ID, first_name="Bob"), ready())
+    records.set_banned(BOB_ID, True)
     handled(text_update("/buy", user_id=BOB_ID))
 
     assert len(fake_telegram.sent("sendInvoice")) == len(catalogue.PACKS)
@@ -183,14 +184,14 @@ def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
 ) -> None:
     use_settings(monkeypatch, MAX_ACTIVE_GENERATIONS="1", MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=4")
     settings = ready()
-    money.register(money.Profile(user_id=BOB_ID, first_name="Bob"), settings)
+    money.register(Profile(user_id=BOB_ID, first_name="Bob"), settings)
     money.change_credits(BOB_ID, -7, note="test")  # 3 left, a picture costs 4
 
     handled(text_update("x" * 2001))
     handled(text_update("a cat", user_id=BOB_ID))
     handled(text_update("a dog"))  # accepted: Alice's one active generation
     handled(text_update("a second dog"))
-    money.set_banned(ALICE_ID, True)
+    records.set_banned(ALICE_ID, True)
     handled(text_update("a third dog"))
 
     too_long, poor, queued, too_many, banned = fake_telegram.texts()

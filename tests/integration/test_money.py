@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from chalicelib import money
+from chalicelib import money, queries, records
 from chalicelib.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -22,6 +22,7 @@ from chalicelib.errors import (
     TransactionCancelled,
     UserBanned,
 )
+from chalicelib.model import Claim, ClaimOutcome
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, RateLimitWindow, User
 from chalicelib.transactions import Transaction
@@ -68,7 +69,7 @@ def test_start_charges_once_and_creates_a_pending_generation() -> None:
     result = start(ALICE, settings, cost=3, now=now)
     generation = result.generation
     assert result.credits == 7 and not result.replayed
-    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    stored = queries.get_generation(ALICE.user_id, generation.generation_id)
     assert stored is not None
     assert stored.status == "pending"
     assert stored.timeout_at == int(now) + settings.generation_timeout_seconds
@@ -97,10 +98,10 @@ def test_insufficient_credits_is_402_and_changes_nothing() -> None:
 def test_banned_user_cannot_start() -> None:
     settings = ready()
     money.register(ALICE, settings)
-    money.set_banned(ALICE.user_id, True)
+    records.set_banned(ALICE.user_id, True)
     with pytest.raises(UserBanned):
         start(ALICE, settings)
-    money.set_banned(ALICE.user_id, False)
+    records.set_banned(ALICE.user_id, False)
     assert start(ALICE, settings).credits == 9
 
 
@@ -220,7 +221,7 @@ def test_cancel_of_someone_elses_generation_is_404() -> None:
     money.register(BOB, ready())
     with pytest.raises(NotFound):
         money.cancel_generation(BOB.user_id, generation.generation_id)
-    assert money.get_generation(ALICE.user_id, generation.generation_id).status == "pending"  # type: ignore[union-attr]
+    assert queries.get_generation(ALICE.user_id, generation.generation_id).status == "pending"  # type: ignore[union-attr]
 
 
 # --- claim, complete, fail -------------------------------------------------------------
@@ -230,10 +231,10 @@ def test_claim_moves_pending_to_processing_once() -> None:
     generation = start(ALICE, ready()).generation
     first = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
     second = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
-    assert first.outcome == money.ClaimOutcome.CLAIMED
+    assert first.outcome == ClaimOutcome.CLAIMED
     assert first.generation is not None and first.generation.status == "processing"
     assert first.generation.claim_token and first.generation.prompt == "a red fox in the snow"
-    assert second.outcome == money.ClaimOutcome.BUSY
+    assert second.outcome == ClaimOutcome.BUSY
 
 
 def test_claim_takes_over_an_expired_lease_and_the_old_worker_cannot_complete() -> None:
@@ -241,12 +242,12 @@ def test_claim_takes_over_an_expired_lease_and_the_old_worker_cannot_complete() 
     generation = start(ALICE, ready(), now=now).generation
     old = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=30, now=now)
     new = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=30, now=now + 31)
-    assert new.outcome == money.ClaimOutcome.CLAIMED and new.generation is not None
+    assert new.outcome == ClaimOutcome.CLAIMED and new.generation is not None
     assert int(new.generation.attempts) == 2
     assert old.generation is not None
     assert not money.complete_generation(old.generation, result_keys=["stale"], provider="t")
     assert money.complete_generation(new.generation, result_keys=["fresh"], provider="t")
-    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    stored = queries.get_generation(ALICE.user_id, generation.generation_id)
     assert stored is not None and list(stored.result_keys) == ["fresh"]
 
 
@@ -256,7 +257,7 @@ def test_claim_past_timeout_fails_and_refunds_instead() -> None:
     generation = start(ALICE, settings, now=now).generation
     late = now + settings.generation_timeout_seconds + 1
     claim = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=late)
-    assert claim.outcome == money.ClaimOutcome.EXPIRED
+    assert claim.outcome == ClaimOutcome.EXPIRED
     assert claim.generation is not None and claim.generation.status == "failed"
     assert balance(ALICE.user_id) == 10
 
@@ -265,10 +266,10 @@ def test_claim_of_missing_or_finished_generation_does_nothing() -> None:
     generation = start(ALICE, ready()).generation
     money.cancel_generation(ALICE.user_id, generation.generation_id)
     assert money.claim_generation(ALICE.user_id, "01ARZ3NDEKTSV4RRFFQ69G5FAV", lease_seconds=LEASE).outcome == (
-        money.ClaimOutcome.MISSING
+        ClaimOutcome.MISSING
     )
     finished = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
-    assert finished.outcome == money.ClaimOutcome.FINISHED
+    assert finished.outcome == ClaimOutcome.FINISHED
     assert balance(ALICE.user_id) == 10
 
 
@@ -288,7 +289,7 @@ def test_double_fail_refunds_once() -> None:
     assert money.fail_generation(generation, error="boom")
     assert not money.fail_generation(generation, error="boom again")
     assert balance(ALICE.user_id) == 10
-    stored = money.get_generation(ALICE.user_id, generation.generation_id)
+    stored = queries.get_generation(ALICE.user_id, generation.generation_id)
     assert stored is not None and stored.error == "boom" and stored.sweep_shard is None
 
 
@@ -296,12 +297,12 @@ def test_release_claim_returns_to_pending_for_the_owner_only() -> None:
     generation = start(ALICE, ready()).generation
     claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE).generation
     assert claimed is not None
-    stranger = money.Claim(money.ClaimOutcome.CLAIMED, generation).generation
+    stranger = Claim(ClaimOutcome.CLAIMED, generation).generation
     assert stranger is not None and stranger.claim_token is None
     assert not money.release_claim(stranger)
     assert money.release_claim(claimed)
     again = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
-    assert again.outcome == money.ClaimOutcome.CLAIMED
+    assert again.outcome == ClaimOutcome.CLAIMED
     assert balance(ALICE.user_id) == 9
 
 
@@ -350,7 +351,7 @@ def test_stale_pending_finds_lost_jobs_but_not_fresh_or_expired_ones() -> None:
     money.claim_generation(ALICE.user_id, held.generation_id, lease_seconds=150, now=now - 100)
     start(ALICE, settings, now=now)  # fresh
     start(ALICE, settings, now=now - 1000)  # expired: the sweeper's job, not a requeue
-    found = money.stale_pending(settings, older_than_seconds=60, now=now)
+    found = queries.stale_pending(settings, older_than_seconds=60, now=now)
     assert sorted(g.generation_id for g in found) == sorted([lost.generation_id, orphaned.generation_id])
     money.sweep_expired(now=now)
 
@@ -366,13 +367,13 @@ def test_admin_grant_and_remove_never_below_zero() -> None:
         money.change_credits(ALICE.user_id, -1, note="too much")
     with pytest.raises(NotFound):
         money.change_credits(999, 5, note="nobody")
-    reasons = [(e.reason, int(e.delta)) for e in money.latest_ledger(ALICE.user_id)]
+    reasons = [(e.reason, int(e.delta)) for e in queries.latest_ledger(ALICE.user_id)]
     assert reasons == [("admin", -15), ("admin", 5), ("welcome", 10)]
 
 
 def test_ban_and_unban_unknown_user_is_404() -> None:
     with pytest.raises(NotFound):
-        money.set_banned(999, True)
+        records.set_banned(999, True)
 
 
 def test_stats_count_users_generations_and_credits() -> None:
@@ -382,7 +383,7 @@ def test_stats_count_users_generations_and_credits() -> None:
     generation = start(ALICE, settings, cost=2).generation
     start(ALICE, settings, cost=1)
     money.cancel_generation(ALICE.user_id, generation.generation_id)
-    stats = money.stats()
+    stats = queries.stats()
     assert stats["users"] == 1
     assert stats["generations"]["pending"] == 1 and stats["generations"]["cancelled"] == 1
     assert stats["credits"] == {"granted": 5, "removed": 0, "spent": 3, "refunded": 2, "purchased": 0, "welcome": 10}
@@ -417,7 +418,7 @@ def test_take_back_purchase_refuses_when_spent_and_can_be_restored() -> None:
     assert balance(ALICE.user_id) == 25
     money.take_back_purchase("ch-1")
     money.confirm_purchase_refund("ch-1")  # Telegram returned the Stars
-    assert money.get_payment("ch-1").status == "refunded"  # type: ignore[union-attr]
+    assert queries.get_payment("ch-1").status == "refunded"  # type: ignore[union-attr]
     with pytest.raises(Conflict):
         money.take_back_purchase("ch-1")
     money.restore_purchase("ch-1")  # too late: a confirmed refund is final
@@ -449,12 +450,12 @@ def test_order_helper_fingerprint_differs_by_prompt() -> None:
 def test_a_pending_generation_is_requeued_at_most_once_per_interval() -> None:
     now = time.time()
     generation = start(ALICE, settings_with(GENERATION_TIMEOUT_SECONDS="3600"), now=now - 120).generation
-    assert money.mark_requeued(generation, every_seconds=180, now=now)
-    assert not money.mark_requeued(generation, every_seconds=180, now=now + 60)
-    assert money.mark_requeued(generation, every_seconds=180, now=now + 180)
+    assert records.mark_requeued(generation, every_seconds=180, now=now)
+    assert not records.mark_requeued(generation, every_seconds=180, now=now + 60)
+    assert records.mark_requeued(generation, every_seconds=180, now=now + 180)
     money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=now + 181)
-    assert not money.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE - 1)  # a worker holds it
-    assert money.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE + 1)  # its lease ran out
+    assert not records.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE - 1)  # a worker holds it
+    assert records.mark_requeued(generation, every_seconds=0, now=now + 181 + LEASE + 1)  # its lease ran out
 
 
 def test_a_bot_key_replays_even_after_the_generation_failed() -> None:

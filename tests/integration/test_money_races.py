@@ -16,8 +16,9 @@ from typing import TypeVar
 
 import pytest
 
-from chalicelib import money
+from chalicelib import money, queries
 from chalicelib.errors import InsufficientCredits, NotCancellable
+from chalicelib.model import Claim, ClaimOutcome, StartResult
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
 from tests.money_helpers import ALICE, balance, settings_with, start
@@ -68,7 +69,7 @@ def test_concurrent_starts_with_one_idempotency_key_charge_once() -> None:
     settings = settings_with(MAX_ACTIVE_GENERATIONS="100")
     money.register(ALICE, settings)
     results = race(12, lambda _: start(ALICE, settings, key="same-key"))
-    ids = {result.generation.generation_id for result in results if isinstance(result, money.StartResult)}
+    ids = {result.generation.generation_id for result in results if isinstance(result, StartResult)}
     assert kinds(results) == Counter({"StartResult": 12})
     assert len(ids) == 1
     assert balance(ALICE.user_id) == 9
@@ -86,13 +87,13 @@ def test_concurrent_cancel_and_claim_exactly_one_wins() -> None:
 
         cancel_result, claim_result = race(2, act)
         cancelled = isinstance(cancel_result, Generation)
-        claimed = isinstance(claim_result, money.Claim) and claim_result.outcome == money.ClaimOutcome.CLAIMED
+        claimed = isinstance(claim_result, Claim) and claim_result.outcome == ClaimOutcome.CLAIMED
         assert cancelled != claimed, (cancel_result, claim_result)
         if cancelled:
-            assert isinstance(claim_result, money.Claim) and claim_result.outcome == money.ClaimOutcome.FINISHED
+            assert isinstance(claim_result, Claim) and claim_result.outcome == ClaimOutcome.FINISHED
         else:
             assert isinstance(cancel_result, NotCancellable)
-            stored = money.get_generation(ALICE.user_id, generation.generation_id)
+            stored = queries.get_generation(ALICE.user_id, generation.generation_id)
             assert stored is not None
             money.fail_generation(stored, error="end of round")
     assert int(User.get(ALICE.user_id).active_generations) == 0
@@ -135,6 +136,6 @@ def test_insufficient_credit_races_leave_no_partial_state() -> None:
     settings = settings_with(MAX_ACTIVE_GENERATIONS="100", RATE_LIMIT_PER_MINUTE="1000")
     money.register(ALICE, settings)
     results = race(10, lambda _: start(ALICE, settings, cost=4))
-    assert sum(isinstance(result, money.StartResult) for result in results) == 2
+    assert sum(isinstance(result, StartResult) for result in results) == 2
     assert sum(isinstance(result, InsufficientCredits) for result in results) == 8
     assert balance(ALICE.user_id) == 2

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
-from chalicelib import catalogue, money
+from chalicelib import catalogue, money, queries, records
+from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, Payment
 from tests.telegram_helpers import (
@@ -57,8 +58,8 @@ def purchases_of(user_id: int) -> list[tuple[int, str]]:
 def test_pre_checkout_accepts_only_a_known_pack_at_its_price_for_a_user_not_banned(
     fake_telegram: FakeTelegram,
 ) -> None:
-    money.register(money.Profile(user_id=BOB_ID, first_name="Bob"), ready())
-    money.set_banned(BOB_ID, True)
+    money.register(Profile(user_id=BOB_ID, first_name="Bob"), ready())
+    records.set_banned(BOB_ID, True)
     cases = {
         "good": pre_checkout_update(PACK.payload, PACK.stars, query_id="good"),
         "unknown": pre_checkout_update("nanogen:pack_1000000", PACK.stars, query_id="unknown"),
@@ -119,7 +120,7 @@ def test_a_payment_that_matches_no_pack_is_not_credited_and_the_operator_is_aler
     handled(payment_update("charge-usd", PACK.payload, PACK.stars, currency="USD"))
 
     assert list(Payment.scan()) == []
-    assert money.get_user(ALICE_ID) is None
+    assert queries.get_user(ALICE_ID) is None
     alerts = fake_telegram.sent("sendMessage")
     assert [alert["chat_id"] for alert in alerts] == [ALERT_CHAT_ID] * 3  # the operator, never the user
     assert "charge-unknown" in alerts[0]["text"] and "not credited" in alerts[0]["text"]
@@ -201,7 +202,7 @@ def test_a_refund_telegram_does_not_answer_keeps_the_credits_taken_until_a_retry
 
     assert unknown.status_code == 409 and "call this again" in unknown.json_body["error"]["message"]
     assert balance(ALICE_ID) == 10  # the pack's credits stay removed: no Stars-and-credits
-    assert money.get_payment("charge-1").status == "refunding"  # type: ignore[union-attr]
+    assert queries.get_payment("charge-1").status == "refunding"  # type: ignore[union-attr]
 
     retried = admin_refund("charge-1")
 

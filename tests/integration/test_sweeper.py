@@ -8,6 +8,7 @@ from typing import Any
 
 import app
 from chalicelib import money
+from chalicelib.model import ClaimOutcome
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
 from tests.worker_helpers import CHARGED, REFUNDED, Stack, generation, ledger
@@ -22,7 +23,7 @@ def test_expired_generations_are_refunded_once_and_their_users_told(stack: Stack
     waiting = stack.start_job("never picked up", now=long_ago)
     stuck = stack.start_job("worker died", now=long_ago)
     claim = money.claim_generation(stuck.user_id, stuck.generation_id, lease_seconds=150, now=long_ago + 5)
-    assert claim.outcome == money.ClaimOutcome.CLAIMED
+    assert claim.outcome == ClaimOutcome.CLAIMED
     finished = stack.start_job("done long ago", now=long_ago)
     stack.worker_with(wall_clock=lambda: long_ago + 10)  # its worker ran in time
     assert stack.run(stack.deliver(finished)) == []

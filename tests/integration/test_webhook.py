@@ -20,7 +20,7 @@ import pytest
 from chalice.app import Request
 from pytest_httpserver import HTTPServer
 
-from chalicelib import config, money, telegram
+from chalicelib import config, money, queries, telegram
 from chalicelib.errors import UpdateInProgress
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
@@ -63,7 +63,7 @@ def test_missing_or_forged_secret_is_refused_and_nothing_is_processed(
         assert response.json_body["error"]["code"] == "unauthorized"
 
     assert fake_telegram.calls == []
-    assert money.get_user(ALICE_ID) is None
+    assert queries.get_user(ALICE_ID) is None
     assert processed(update["update_id"]) is None
     assert deliver(update).status_code == 200  # the same update with the right secret is handled
 
@@ -73,7 +73,7 @@ def test_missing_or_forged_secret_is_refused_and_nothing_is_processed(
     ready()
     for secret in (TEST_WEBHOOK_SECRET, "", None):
         assert deliver(text_update("/start", user_id=BOB_ID), secret=secret).status_code == 401
-    assert money.get_user(BOB_ID) is None
+    assert queries.get_user(BOB_ID) is None
     assert len(fake_telegram.calls) == 1
 
 
@@ -134,7 +134,7 @@ def test_a_live_claim_gets_retry_later_and_an_expired_one_is_taken_over(fake_tel
     response = deliver(busy)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    assert fake_telegram.calls == [] and money.get_user(ALICE_ID) is None
+    assert fake_telegram.calls == [] and queries.get_user(ALICE_ID) is None
 
     assert (deliver(abandoned).status_code, deliver(reused).status_code) == (200, 200)
     assert len(fake_telegram.sent("sendMessage")) == 2

@@ -18,6 +18,7 @@ import pytest
 from chalicelib import generate, money, results
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import worker as worker_handler
+from chalicelib.model import ClaimOutcome
 from chalicelib.tables import User
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
@@ -226,7 +227,7 @@ def test_a_job_held_by_another_worker_is_kept_and_taken_over_after_the_lease(sta
     job = stack.start_job()
     now = time.time()
     other = money.claim_generation(job.user_id, job.generation_id, lease_seconds=150, now=now)
-    assert other.outcome == money.ClaimOutcome.CLAIMED
+    assert other.outcome == ClaimOutcome.CLAIMED
     event = stack.deliver(job)
 
     # That worker may have died (a killed Lambda releases nothing): the message must not be dropped.

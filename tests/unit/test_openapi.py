@@ -150,7 +150,7 @@ def test_generation_schema_has_exactly_the_fields_of_generation_view(spec: dict[
         produced = set(views.generation_view(_generation(status), settings))
         assert _documented(spec, "Generation") == produced
     statuses = schema(spec, "GenerationStatus")["enum"]
-    from chalicelib.money import GenerationStatus
+    from chalicelib.model import GenerationStatus
 
     assert statuses == [status.value for status in GenerationStatus]
 
@@ -160,7 +160,7 @@ def test_user_and_ledger_schemas_have_exactly_the_fields_of_the_views(spec: dict
     assert _documented(spec, "User") == set(views.user_view(user))
     entry = LedgerEntry(user_id=1, entry_id="x", delta=1, reason="welcome", created_at="")
     assert _documented(spec, "LedgerEntry") == set(views.ledger_view(entry))
-    from chalicelib.money import LedgerReason
+    from chalicelib.model import LedgerReason
 
     assert schema(spec, "LedgerEntry")["properties"]["reason"]["enum"] == [reason.value for reason in LedgerReason]
 

@@ -1,0 +1,107 @@
+"""The domain's types: statuses, reasons, and the values the use cases take and return.
+
+No storage here (the PynamoDB models are in ``chalicelib.tables``); every
+status a table stores is spelled once, in the enums below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.tables import Generation
+
+
+class GenerationStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING)
+FINAL_STATUSES = (GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED)
+# A replayed Idempotency-Key returns these instead of charging again (CONTRACT §5).
+REPLAYABLE_STATUSES = (GenerationStatus.PENDING, GenerationStatus.PROCESSING, GenerationStatus.COMPLETED)
+# Refunded, with the credits back: a failure or a cancellation.
+REFUNDED_STATUSES = (GenerationStatus.FAILED, GenerationStatus.CANCELLED)
+
+
+class PaymentStatus(StrEnum):
+    CREDITED = "credited"
+    REFUNDING = "refunding"  # credits taken back, Telegram has not confirmed the Stars refund yet
+    REFUNDED = "refunded"
+
+
+class LedgerReason(StrEnum):
+    WELCOME = "welcome"
+    GENERATION = "generation"
+    REFUND = "refund"
+    ADMIN = "admin"
+    PURCHASE = "purchase"
+    PURCHASE_REFUND = "purchase_refund"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Who a Telegram user says they are (from signed initData or a bot update)."""
+
+    user_id: int
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationOrder:
+    """What is being bought: validated by the caller, priced by the catalogue."""
+
+    prompt: str
+    model: str
+    aspect_ratio: str
+    image_urls: tuple[str, ...]
+    cost: int
+    fingerprint: str  # same parameters <=> same fingerprint (idempotency)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    generation: Generation
+    credits: int  # the balance after the debit (or now, for a replay)
+    replayed: bool
+
+
+class ClaimOutcome(StrEnum):
+    """What a worker's claim on a generation found."""
+
+    CLAIMED = "claimed"  # this worker owns it now
+    MISSING = "missing"  # no such generation
+    BUSY = "busy"  # another worker holds a live lease
+    FINISHED = "finished"  # completed, failed or cancelled already
+    EXPIRED = "expired"  # past its timeout: failed and refunded instead
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    generation: Generation | None
+
+
+class UpdateClaimOutcome(StrEnum):
+    """What the webhook's claim on a Telegram update found."""
+
+    CLAIMED = "claimed"  # this delivery acts on the update
+    DONE = "done"  # an earlier delivery acted on it
+    BUSY = "busy"  # another delivery is acting on it right now
+
+
+@dataclass(frozen=True)
+class UpdateClaim:
+    """A ``processing`` claim; ``expires_at`` identifies it (a take-over always sets a later one)."""
+
+    pk: str
+    expires_at: int
