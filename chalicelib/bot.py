@@ -1,8 +1,10 @@
 """The Telegram bot: what NanoGen does with each update Telegram sends (CONTRACT §7).
 
-Plain functions over a parsed update, a ``BotApi`` and ``Settings``. The
-webhook handler authenticates and claims the update, then calls
-``handle_update``; money moves only through ``chalicelib.money``.
+Plain functions over a parsed update, a ``BotApi`` and ``Settings``.
+``plan`` turns an update into an ``Action`` (or None: ignored); the webhook
+handler authenticates and claims the update, then runs the action. A prompt
+is ordered through ``chalicelib.usecases.generation`` like the API's; money
+moves only through ``chalicelib.money``.
 
 Every action is safe to run again, because Telegram re-sends an update
 whose handling failed: registration grants the welcome credits once, a
@@ -24,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import catalogue, jobs, money, queries
+from chalicelib import catalogue, money, queries
 from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError, UserBanned
@@ -32,6 +34,7 @@ from chalicelib.model import GenerationStatus, Profile, StartResult
 from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
 from chalicelib.text import storable_text
+from chalicelib.usecases.generation import order_generation
 from chalicelib.validation import CHARGE_ID_RE, MAX_PROMPT_CHARS, parse_generation_request
 
 # Telegram's deep-link payload: https://t.me/<bot>?start=<1-64 of A-Z a-z 0-9 _ ->.
@@ -97,13 +100,6 @@ def plan(update: Mapping[str, Any]) -> Action | None:
             return None
         return Action("pre_checkout_query", functools.partial(_answer_pre_checkout, query=query))
     return None
-
-
-def handle_update(update: Mapping[str, Any], bot: BotApi, settings: Settings) -> None:
-    """Do what the update calls for (nothing for updates the bot ignores); for callers without a claim step."""
-    action = plan(update)
-    if action is not None:
-        action.run(bot, settings)
 
 
 def _command(message: ChatMessage, text: str) -> Action:
@@ -309,11 +305,11 @@ def idempotency_key(message: ChatMessage) -> str:
 
 
 def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) -> None:
-    """Validate like the API, charge once, queue the job, and say so (or why not)."""
+    """Validate like the API, order (charge once, queue), and say so (or why not)."""
     assert message.text is not None  # plan() sends only text messages here
     try:
         wanted = parse_generation_request({"prompt": message.text}, settings)
-        result = money.start_generation(
+        result = order_generation(
             message.sender,
             wanted.order(),
             settings,
@@ -327,13 +323,6 @@ def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) 
     except ApiError as refused:
         _say(bot, message.chat_id, refusal_text(refused), reply_to=message.message_id)
         return
-    generation = result.generation
-    if not result.replayed:
-        # A replay was queued by the delivery that charged it; had that one died in
-        # between, the sweeper re-queues the pending generation within a minute or two.
-        jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
-        count("GenerationsStarted")
-        count("CreditsSpent", int(generation.cost))
     try:
         _say(bot, message.chat_id, _queued_text(result, wanted.model.name), reply_to=message.message_id)
     except TelegramError as error:

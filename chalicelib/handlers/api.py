@@ -6,14 +6,15 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import catalogue, jobs, money, queries
+from chalicelib import catalogue, money, queries
 from chalicelib.auth import InitData, authenticate_user
 from chalicelib.errors import NotFound
 from chalicelib.http import json_response
-from chalicelib.model import GenerationStatus, Profile
+from chalicelib.model import Profile
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation
+from chalicelib.usecases.generation import order_generation
 from chalicelib.validation import (
     parse_generation_request,
     parse_idempotency_key,
@@ -56,16 +57,11 @@ def create_generation(request: Request) -> Response:
     body = parse_json_object(request.raw_body)
     wanted = parse_generation_request(body, settings)
     key = parse_idempotency_key(request.headers.get("idempotency-key"))
-    result = money.start_generation(
+    result = order_generation(
         profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
     )
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)
-    if generation.status == GenerationStatus.PENDING:
-        jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
-    if not result.replayed:
-        count("GenerationsStarted")
-        count("CreditsSpent", int(generation.cost))
     body_out = {"generation": generation_view(generation, settings), "credits": result.credits}
     return json_response(body_out, 200 if result.replayed else 202)
 

@@ -1,0 +1,56 @@
+"""Refunding a Telegram Stars purchase: take the credits back, then return the Stars.
+
+The credits are taken first (``money.take_back_purchase``: 409 when they were
+already spent or the payment was already refunded), and only then are the
+Stars returned, so a user can never end up with both. When Telegram refuses,
+the credits are restored and nothing has changed.
+"""
+
+from __future__ import annotations
+
+from chalicelib import money, queries
+from chalicelib.errors import Conflict, NotFound, TelegramError
+from chalicelib.observability import count, logger
+from chalicelib.tables import Payment, User
+from chalicelib.telegram import BotApi
+
+# Telegram's answer when the Stars were already returned (say, by a refund whose
+# answer we never received): the credits we just took stay taken.
+_ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+
+
+def refund_stars_purchase(bot: BotApi, charge_id: str, *, by: str) -> tuple[Payment, User]:
+    """Refund one payment; returns the payment and its user as they are afterwards.
+
+    ``by`` names who asked, for the log line.
+    """
+    payment = money.take_back_purchase(charge_id)
+    user_id = int(payment.user_id)
+    try:
+        bot.refund_star_payment(user_id, charge_id)
+    except TelegramError as error:
+        if _outcome_unknown(error):
+            # Telegram may have returned the Stars: keep the credits taken; a retry finishes the job.
+            logger.warning("Stars refund unconfirmed; credits stay taken", extra={"charge_id": charge_id})
+            raise Conflict(
+                f"Telegram did not answer ({error.description}). The credits stay removed; "
+                "call this again to complete the refund."
+            ) from None
+        if _ALREADY_REFUNDED not in error.description.upper():
+            money.restore_purchase(charge_id)
+            logger.warning("Stars refund refused; credits restored", extra={"charge_id": charge_id})
+            raise Conflict(f"Telegram refused the refund: {error.description}. The credits were restored.") from None
+        logger.info("Stars were already refunded; credits stay taken", extra={"charge_id": charge_id})
+    money.confirm_purchase_refund(charge_id)
+    logger.info("payment refunded", extra={"charge_id": charge_id, "admin": by, "target_user_id": user_id})
+    count("PaymentsRefunded")
+    refunded = queries.get_payment(charge_id) or payment
+    user = queries.get_user(user_id)
+    if user is None:  # pragma: no cover - a user is never deleted
+        raise NotFound("No such user.")
+    return refunded, user
+
+
+def _outcome_unknown(error: TelegramError) -> bool:
+    """No answer, a server error or throttling: the refund may or may not have happened."""
+    return error.error_code is None or error.error_code >= 500 or error.error_code == 429
