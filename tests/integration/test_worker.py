@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import generate, money, results
+from chalicelib import generate, money, records, results
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import worker as worker_handler
 from chalicelib.model import ClaimOutcome
@@ -379,7 +379,7 @@ def _crash_points(stack: Stack) -> dict[str, tuple[Any, str]]:
         "s3_upload": (results, "store_images"),
         "complete": (money, "complete_generation"),
         "telegram_send": (generate, "deliver_pictures"),
-        "mark_delivered": (money, "mark_delivered"),
+        "mark_delivered": (records, "mark_delivered"),
     }
 
 
