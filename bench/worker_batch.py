@@ -206,19 +206,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(latency: float, jobs_count: int, *, offline: bool) -> int:
+    from chalicelib import bootstrap
     from chalicelib.generate import Worker
-    from chalicelib.handlers.worker import use_worker
-    from chalicelib.providers import provider_from_settings
     from chalicelib.runtime import ready
-    from chalicelib.telegram import get_bot_api
     from infra.resources import create_locally
     from local.invariants import violations
     from local.offline_provider import OfflineProvider
 
     settings = ready()
     create_locally(settings)
-    provider = OfflineProvider(latency=latency) if offline else provider_from_settings(settings)
-    use_worker(Worker(settings=settings, provider=provider, bot=get_bot_api()))
+    provider = OfflineProvider(latency=latency) if offline else bootstrap.build_provider(settings)
+    bootstrap.use_worker(Worker(settings=settings, provider=provider, bot=bootstrap.bot_api()))
 
     cold = _one_batch(1, jobs_count)  # a fresh container: the pool's threads open their connections
     warm_runs = [_one_batch(2 + index, jobs_count) for index in range(WARM_BATCHES)]

@@ -1,4 +1,4 @@
-"""The one Telegram Bot API client, shared by the webhook and the worker.
+"""The one Telegram Bot API client, shared by the webhook and the worker (built once by ``chalicelib.bootstrap``).
 
 Two rules shape it. The bot token is part of every URL (``/bot<token>/...``)
 and must never reach a log line, an exception or a repr, so transport errors
@@ -16,12 +16,11 @@ import mimetypes
 import re
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import requests
 
-from chalicelib.config import Settings, get_settings
+from chalicelib.config import Settings
 from chalicelib.errors import TelegramError
 from chalicelib.observability import logger
 
@@ -330,14 +329,3 @@ def _scrub_urllib3_logs() -> None:
 
 def bot_api_from_settings(settings: Settings) -> BotApi:
     return BotApi(settings.telegram_bot_token, settings.telegram_api_base, dry_run=settings.telegram_dry_run)
-
-
-@lru_cache(maxsize=1)
-def get_bot_api() -> BotApi:
-    """The process-wide client (one connection pool per Lambda container)."""
-    return bot_api_from_settings(get_settings())
-
-
-def reset_bot_api() -> None:
-    """Forget the cached client (tests change the settings)."""
-    get_bot_api.cache_clear()

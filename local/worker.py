@@ -141,7 +141,10 @@ def _sweep_forever(sweeper: Callable[..., Any]) -> None:
 
 def main() -> None:
     import app as deployed  # the same module Lambda loads
+    from chalicelib import bootstrap
+    from local.offline_provider import OfflineProvider
 
+    bootstrap.install_local_provider(OfflineProvider)  # used only while AIML_API_KEY is unset
     settings = ready()
     threads = [
         threading.Thread(

@@ -54,14 +54,12 @@ _CLEARED = [
 
 
 def reset_process_state() -> None:
-    """Forget cached settings, clients and table bindings after an env change."""
-    from chalicelib import aws, config, telegram
-    from chalicelib.handlers import worker
+    """Forget cached settings, clients and workers after an env change; tests run as ``make run`` does."""
+    from chalicelib import bootstrap
+    from local.offline_provider import OfflineProvider
 
-    config.reset_settings()
-    aws.reset_clients()
-    telegram.reset_bot_api()
-    worker.reset_worker()
+    bootstrap.reset()
+    bootstrap.install_local_provider(OfflineProvider)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
 
-from chalicelib import config, queries, telegram
+from chalicelib import bootstrap, config, queries
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, ProcessedUpdate
@@ -94,13 +94,13 @@ def start_fake_telegram(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> 
     """Point TELEGRAM_API_BASE at ``server``; call ``stop_fake_telegram`` after the test."""
     monkeypatch.setenv("TELEGRAM_API_BASE", server.url_for("/").rstrip("/"))
     config.reset_settings()
-    telegram.reset_bot_api()
+    bootstrap.reset()
     ready()
     return FakeTelegram(server)
 
 
 def stop_fake_telegram() -> None:
-    telegram.reset_bot_api()
+    bootstrap.reset()
 
 
 @pytest.fixture

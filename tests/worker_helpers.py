@@ -40,16 +40,14 @@ from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from chalicelib import aws, money, queries
+from chalicelib import aws, bootstrap, money, queries
 from chalicelib.config import Settings, get_settings
 from chalicelib.generate import Worker
-from chalicelib.handlers import worker as worker_handler
 from chalicelib.jobs import Job, generation_queue_url
 from chalicelib.model import Profile
 from chalicelib.providers import AimlClient
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
-from chalicelib.telegram import get_bot_api
 from local.lambda_context import LocalLambdaContext
 from local.worker import lambda_sqs_event
 from tests.conftest import reset_process_state
@@ -344,7 +342,7 @@ class Stack:
 
     def use(self, worker: Worker) -> Worker:
         """Run the next jobs with this worker (another provider, lease or clock)."""
-        worker_handler.use_worker(worker)
+        bootstrap.use_worker(worker)
         self.worker = worker
         return worker
 
@@ -375,8 +373,8 @@ def make_stack(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
     aiml, telegram = FakeAiml(server), FakeTelegram(server)
     # The real client against the fake server; only the backoff between attempts is shortened.
     provider = AimlClient(AIML_KEY, settings.aiml_api_base, backoff_base=0.01)
-    worker = Worker(settings=settings, provider=provider, bot=get_bot_api())
-    worker_handler.use_worker(worker)
+    worker = Worker(settings=settings, provider=provider, bot=bootstrap.bot_api())
+    bootstrap.use_worker(worker)
     return Stack(server=server, aiml=aiml, telegram=telegram, settings=settings, worker=worker)
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from chalice.app import Request
 
+from chalicelib import bootstrap
 from chalicelib.auth import authenticate_admin
 from chalicelib.errors import NotFound
 from chalicelib.runtime import ready
-from chalicelib.telegram import get_bot_api
 from chalicelib.usecases.purchases import refund_stars_purchase
 from chalicelib.validation import CHARGE_ID_RE
 from chalicelib.views import payment_view, user_view
@@ -24,5 +24,5 @@ def refund(request: Request, charge_id: str) -> dict[str, Any]:
     # Telegram's charge ids are short ASCII tokens; anything else names no payment.
     if not CHARGE_ID_RE.fullmatch(charge_id):
         raise NotFound("No such payment.")
-    payment, user = refund_stars_purchase(get_bot_api(), charge_id, by=admin.via)
+    payment, user = refund_stars_purchase(bootstrap.bot_api(), charge_id, by=admin.via)
     return {"payment": payment_view(payment), "user": user_view(user)}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs, money, queries, records
+from chalicelib import bootstrap, jobs, money, queries, records
 from chalicelib.http import flush_metrics
 from chalicelib.notify import tell_user_it_failed
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
-from chalicelib.telegram import get_bot_api
 
 # A pending generation this old has probably lost its queue message (a crash
 # between the charge and the enqueue): send it again; claims make it safe.
@@ -22,7 +21,7 @@ def sweep(context: Any = None) -> dict[str, Any]:
     settings = ready()
     try:
         expired = money.sweep_expired()
-        bot = get_bot_api()
+        bot = bootstrap.bot_api()
         for generation in expired:  # from the index: cost and chat_id are projected
             count("GenerationsFailed")
             count("CreditsRefunded", int(generation.cost))

@@ -29,13 +29,12 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import bot, guards
+from chalicelib import bootstrap, bot, guards
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest, Unauthorized, UpdateInProgress
 from chalicelib.model import UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.runtime import ready
-from chalicelib.telegram import get_bot_api
 from chalicelib.validation import parse_json_object
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
@@ -70,7 +69,7 @@ def handle(request: Request) -> Response | dict[str, Any]:
         logger.info("telegram update in progress elsewhere", extra={"update_id": update_id})
         raise UpdateInProgress(retry_after=RETRY_AFTER_SECONDS)
     try:
-        action.run(get_bot_api(), settings)
+        action.run(bootstrap.bot_api(), settings)
     except Exception:
         guards.release_update(claim)
         raise

@@ -16,23 +16,19 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import aws, jobs
+from chalicelib import aws, bootstrap, jobs
 from chalicelib.config import Settings
-from chalicelib.generate import RetryLater, Worker
+from chalicelib.generate import RetryLater
 from chalicelib.http import flush_metrics
 from chalicelib.jobs import Job, MalformedJob
 from chalicelib.observability import logger
-from chalicelib.providers import provider_from_settings
-from chalicelib.providers.base import GeneratedImage, ImageProvider
 from chalicelib.runtime import ready
-from chalicelib.telegram import get_bot_api
 
 # Seconds kept back from the Lambda's remaining time for storing, completing
 # and delivering after the provider answers.
@@ -47,49 +43,6 @@ _MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
 # One long-lived pool: its threads keep their DynamoDB sessions warm across
 # invocations of a warm Lambda.
 _POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="job")
-
-_installed: Worker | None = None
-
-
-class _ProviderOnFirstUse:
-    """Builds the configured provider when a job first needs it.
-
-    The dead-letter handler never calls the provider: a missing AIML key must
-    not stop it from refunding.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._provider: ImageProvider | None = None
-        self.name = "aiml" if settings.aiml_api_key else "offline"
-
-    def generate(self, **request: Any) -> list[GeneratedImage]:
-        if self._provider is None:
-            self._provider = provider_from_settings(self._settings)
-            self.name = self._provider.name
-        return self._provider.generate(**request)
-
-
-@lru_cache(maxsize=1)
-def _configured_worker() -> Worker:
-    settings = ready()
-    return Worker(settings=settings, provider=_ProviderOnFirstUse(settings), bot=get_bot_api())
-
-
-def current_worker() -> Worker:
-    """The worker jobs run with: the one installed by ``use_worker``, else the configured one."""
-    return _installed or _configured_worker()
-
-
-def use_worker(worker: Worker | None) -> None:
-    """Run jobs with ``worker`` (tests and benchmarks swap its provider or clocks); None: the configured one."""
-    global _installed
-    _installed = worker
-    _configured_worker.cache_clear()
-
-
-def reset_worker() -> None:
-    use_worker(None)
 
 
 @dataclass(frozen=True)
@@ -124,7 +77,7 @@ def _run_job(body: str, deadline: float) -> None:
         logger.error("dropping a message that is not a generation job")
         return  # it can never succeed; retrying would only fill the dead-letter queue
     try:
-        current_worker().run(job, deadline=deadline)
+        bootstrap.worker().run(job, deadline=deadline)
     except RetryLater as retry:
         logger.warning("job will be retried: %s", retry, extra={"retry_after": retry.retry_after})
         raise
@@ -185,7 +138,7 @@ def _give_up(body: str) -> None:
         logger.error("dead-lettered message is not a generation job; dropped")
         return
     try:
-        current_worker().give_up(job)
+        bootstrap.worker().give_up(job)
     except RetryLater as retry:
         logger.info("dead-lettered job left for later: %s", retry)
         raise

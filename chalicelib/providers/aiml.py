@@ -194,15 +194,19 @@ class AimlClient(ImageProvider):
         return text.replace(self._api_key, "<api key>") if self._api_key else text
 
 
-def provider_from_settings(settings: Settings) -> ImageProvider:
-    """AIML when a key is configured; locally without a key, the offline provider."""
+def provider_from_settings(settings: Settings, *, local: Callable[[], ImageProvider] | None = None) -> ImageProvider:
+    """AIML when a key is configured; without one, outside AWS, the ``local`` provider.
+
+    Deployed code never imports ``local/``: ``make run`` and the tests install
+    the offline provider (``chalicelib.bootstrap.install_local_provider``).
+    """
     if settings.aiml_api_key:
         return AimlClient(settings.aiml_api_key, settings.aiml_api_base)
     if settings.in_aws:
         raise ConfigurationError("AIML_API_KEY is required in AWS")
-    from local.offline_provider import OfflineProvider  # local-only package, not deployed
-
-    return OfflineProvider()
+    if local is None:
+        raise ConfigurationError("AIML_API_KEY is not set and no local provider is installed (make run installs one)")
+    return local()
 
 
 # -- response parsing ----------------------------------------------------------

@@ -414,7 +414,7 @@ def test_provider_from_settings_uses_aiml_when_a_key_is_set() -> None:
 def test_provider_from_settings_falls_back_to_offline_locally(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
 
-    provider = provider_from_settings(load_settings({}))
+    provider = provider_from_settings(load_settings({}), local=OfflineProvider)
 
     assert isinstance(provider, OfflineProvider)
 
@@ -436,3 +436,10 @@ def test_generated_image_extension(content_type: str, extension: str) -> None:
 
     assert image.extension == extension
     assert len(repr(image)) < 100  # the bytes stay out of log lines
+
+
+def test_provider_from_settings_without_a_key_or_a_local_provider_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+
+    with pytest.raises(ConfigurationError, match="no local provider"):
+        provider_from_settings(load_settings({}))

@@ -13,15 +13,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from chalicelib import bootstrap
 from chalicelib.config import DEV_BOT_TOKEN, reset_settings
 from chalicelib.errors import TelegramError
 from chalicelib.telegram import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
     BotApi,
-    get_bot_api,
     photo_refused,
-    reset_bot_api,
     truncate,
 )
 
@@ -454,18 +453,16 @@ def test_photo_refused(error_code: int | None, description: str, expected: bool)
 def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-    reset_settings()
-    reset_bot_api()
+    bootstrap.reset()
     yield monkeypatch
-    reset_settings()
-    reset_bot_api()
+    bootstrap.reset()
 
 
 def test_the_development_token_means_dry_run(fresh_settings: pytest.MonkeyPatch) -> None:
-    api = get_bot_api()
+    api = bootstrap.bot_api()
 
     assert api.dry_run is True
-    assert get_bot_api() is api
+    assert bootstrap.bot_api() is api
     assert DEV_BOT_TOKEN not in repr(api)
 
 
@@ -473,4 +470,4 @@ def test_a_real_token_means_real_calls(fresh_settings: pytest.MonkeyPatch) -> No
     fresh_settings.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     reset_settings()
 
-    assert get_bot_api().dry_run is False
+    assert bootstrap.bot_api().dry_run is False
