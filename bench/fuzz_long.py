@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.fuzz_long [--examples 2000] [--seed 0] [--check-every 25] [--in-process]
 
 The same strategies and oracle as ``tests/integration/test_fuzz.py``
-(``tests/fuzz_strategies.py``), with a local server playing the Bot API
+(``tests/fuzz/``), with a local server playing the Bot API
 (nothing leaves the machine), but it does not stop at the first problem:
 each kind of finding is counted and kept with its smallest reproduction.
 Each example is a few steps (API requests, Telegram updates, the worker
@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--without-known-5xx",
         action="store_true",
-        help="send no lone surrogates in Telegram text (a known 500, see tests/fuzz_strategies.py)",
+        help="send no lone surrogates in Telegram text (a known 500, see tests/fuzz/values.py)",
     )
     return parser.parse_args(argv)
 
@@ -130,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     from hypothesis import strategies as st
     from pytest_httpserver import HTTPServer
 
-    from tests import fuzz_strategies
-    from tests.fuzz_strategies import Fuzzer, app_client, fuzz_environment, install_fake_bot_api, mixed_steps, perform
+    from tests.fuzz import values as fuzz_values
+    from tests.fuzz.oracle import Fuzzer, app_client, fuzz_environment, install_fake_bot_api, mixed_steps, perform
 
-    fuzz_strategies.LONE_SURROGATES_IN_TELEGRAM_TEXT = not args.without_known_5xx
+    fuzz_values.LONE_SURROGATES_IN_TELEGRAM_TEXT = not args.without_known_5xx
 
     errors = _Errors()
     _quiet(errors)

@@ -1,4 +1,4 @@
-"""Shared by the Telegram tests: a fake Bot API, update builders, delivery through the webhook.
+"""Shared by the Telegram tests: the fake Bot API wired in, update builders, delivery through the webhook.
 
 Registered as a pytest plugin in ``tests/conftest.py``, so ``fake_telegram``
 is a fixture everywhere.
@@ -8,86 +8,26 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from chalice.test import Client
 from pytest_httpserver import HTTPServer
-from werkzeug import Request as WerkzeugRequest
-from werkzeug import Response as WerkzeugResponse
 
-from chalicelib import bootstrap, config, queries
+from chalicelib import bootstrap, config
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
-from chalicelib.tables import Generation, LedgerEntry, ProcessedUpdate
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_WEBHOOK_SECRET
+from tests.fakes.telegram import FakeTelegram
 
 ALICE_ID = 1001
 BOB_ID = 1002
 
 # --------------------------------------------------------------------------
-# Shared helpers: a fake Bot API, update builders, delivery
+# The fake Bot API wired in, update builders, delivery
 # --------------------------------------------------------------------------
-
-_DEFAULT_RESULTS: dict[str, Any] = {"answerPreCheckoutQuery": True, "refundStarPayment": True, "setWebhook": True}
-
-
-@dataclass(frozen=True)
-class Call:
-    token: str
-    method: str
-    payload: dict[str, Any]
-
-
-class FakeTelegram:
-    """Plays the Bot API: answers ``{"ok": true, "result": ...}`` like Telegram and records every call."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.calls: list[Call] = []
-        self.delay = 0.0  # seconds each answer takes (to widen race windows)
-        self._answers: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._lock = threading.Lock()
-        self._message_ids = itertools.count(1)
-        server.expect_request(re.compile(r"/bot[^/]+/\w+"), method="POST").respond_with_handler(self._answer)
-
-    def refuse_next(self, method: str, error_code: int, description: str) -> None:
-        """The next call of ``method`` gets ``ok: false`` (later calls succeed again)."""
-        body = {"ok": False, "error_code": error_code, "description": description}
-        self._answers.setdefault(method, []).append((error_code, body))
-
-    def sent(self, method: str) -> list[dict[str, Any]]:
-        return [call.payload for call in self.calls if call.method == method]
-
-    def methods(self) -> list[str]:
-        return [call.method for call in self.calls]
-
-    def texts(self) -> list[str]:
-        return [str(payload["text"]) for payload in self.sent("sendMessage")]
-
-    def _answer(self, request: WerkzeugRequest) -> WerkzeugResponse:
-        token, method = request.path.removeprefix("/bot").split("/", 1)
-        payload = request.get_json(silent=True) or dict(request.form)
-        with self._lock:
-            self.calls.append(Call(token=token, method=method, payload=payload))
-            queued = self._answers.get(method)
-            status, body = queued.pop(0) if queued else (200, {"ok": True, "result": self._result(method, payload)})
-        if self.delay:
-            time.sleep(self.delay)
-        return WerkzeugResponse(json.dumps(body), status=status, content_type="application/json")
-
-    def _result(self, method: str, payload: dict[str, Any]) -> Any:
-        if method.startswith("send"):
-            message = {"message_id": next(self._message_ids), "date": int(time.time())}
-            return {**message, "chat": {"id": payload.get("chat_id")}, "text": payload.get("text")}
-        if method == "getWebhookInfo":
-            return {"url": "https://example.com/api/telegram/webhook", "pending_update_count": 0}
-        return _DEFAULT_RESULTS.get(method, True)
 
 
 def start_fake_telegram(server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeTelegram:
@@ -192,24 +132,3 @@ def admin_refund(charge_id: str, *, token: str | None = TEST_ADMIN_TOKEN) -> Any
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return client().http.post(f"/api/admin/payments/{charge_id}/refund", headers=headers, body=b"")
-
-
-def balance(user_id: int) -> int:
-    found = queries.get_user(user_id)
-    assert found is not None
-    return int(found.credits)
-
-
-def generations_of(user_id: int) -> list[Generation]:
-    return list(Generation.query(user_id))
-
-
-def charges_of(user_id: int) -> list[LedgerEntry]:
-    return [entry for entry in LedgerEntry.query(user_id) if entry.reason == "generation"]
-
-
-def processed(update_id: int) -> ProcessedUpdate | None:
-    try:
-        return ProcessedUpdate.get(ProcessedUpdate.key(update_id), consistent_read=True)
-    except ProcessedUpdate.DoesNotExist:
-        return None

@@ -1,12 +1,6 @@
-"""Fakes and builders for the worker tests.
+"""The worker tests' stack: the fakes of ``tests.fakes`` tied to moto.
 
-* ``FakeAiml`` answers ``POST /v1/images/generations`` as AIML does (both
-  documented response shapes, its error body), scripted per prompt, and
-  serves the files its ``url`` answers point at.
-* ``FakeTelegram`` answers ``/bot<token>/<method>`` as the Bot API does
-  (``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", ...}``)
-  and records every call, multipart uploads included.
-* ``Stack`` ties them to moto: generations are charged through
+* ``Stack`` ties ``FakeAiml`` and ``FakeTelegram`` to moto: generations are charged through
   ``money.start_generation``, jobs go through the real generation queue and
   come back as the SQS event Lambda would give ``app.generation_worker``.
 
@@ -22,23 +16,15 @@ environment is in place before the ``aws`` fixture reads the settings::
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import json
-import re
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from PIL import Image
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from chalicelib import aws, bootstrap, money, queries
 from chalicelib.config import Settings, get_settings
@@ -47,176 +33,16 @@ from chalicelib.jobs import Job, generation_queue_url
 from chalicelib.model import Profile
 from chalicelib.providers import AimlClient
 from chalicelib.runtime import ready
-from chalicelib.tables import Generation, LedgerEntry, User
+from chalicelib.tables import Generation, LedgerEntry
 from local.lambda_context import LocalLambdaContext
 from local.worker import lambda_sqs_event
 from tests.conftest import reset_process_state
+from tests.fakes.aiml import AIML_KEY, FakeAiml
+from tests.fakes.telegram import FakeTelegram
 from tests.money_helpers import order
 
-AIML_KEY = "sk-aiml-worker-test-4b1d9e"
 ALERT_CHAT_ID = "-1009876543210"
-GENERATIONS_PATH = "/v1/images/generations"
 LAMBDA_SECONDS = 120  # the worker Lambda's timeout
-
-
-def png(width: int = 4, height: int = 3, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-B64_PICTURE = png(colour=(200, 30, 30))  # what a b64_json answer carries
-URL_PICTURE = png(colour=(30, 30, 200))  # what a url answer points at
-
-
-# --- AIML ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AimlAnswer:
-    status: int
-    body: dict[str, Any]
-
-
-def b64_answer(picture: bytes = B64_PICTURE) -> AimlAnswer:
-    """The ``data`` shape, with the picture inline."""
-    item = {"url": None, "b64_json": base64.b64encode(picture).decode()}
-    return AimlAnswer(200, {"data": [item], "meta": {"usage": {"tokens_used": 1290}}})
-
-
-def aiml_error(status: int, message: str) -> AimlAnswer:
-    """AIML's error body: ``{"message", "path", "requestId", "statusCode", "timestamp"}``."""
-    body = {
-        "message": message,
-        "path": GENERATIONS_PATH,
-        "requestId": str(uuid.uuid4()),
-        "statusCode": status,
-        "timestamp": "2026-11-27T20:00:00.000Z",
-    }
-    return AimlAnswer(status, body)
-
-
-@dataclass(frozen=True)
-class AimlRequest:
-    body: dict[str, Any]
-    authorization: str | None
-
-
-@dataclass(frozen=True)
-class Download:
-    name: str
-    authorization: str | None
-
-
-class FakeAiml:
-    """Plays AIML: each prompt follows its script (the last answer repeats); unscripted prompts succeed."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.requests: list[AimlRequest] = []
-        self.downloads: list[Download] = []
-        self.delay = 0.0  # seconds each generation takes
-        self._scripts: dict[str, list[AimlAnswer]] = {}
-        self._files: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-        server.expect_request(GENERATIONS_PATH, method="POST").respond_with_handler(self._generate)
-        server.expect_request(re.compile(r"/files/[\w.-]+"), method="GET").respond_with_handler(self._download)
-
-    def script(self, prompt: str, *answers: AimlAnswer) -> None:
-        self._scripts[prompt] = list(answers)
-
-    def url_answer(self, picture: bytes = URL_PICTURE) -> AimlAnswer:
-        """The ``images`` shape, with a link (served here) instead of the picture."""
-        name = f"{uuid.uuid4().hex}.png"
-        self._files[name] = picture
-        item = {"url": self.server.url_for(f"/files/{name}"), "content_type": "image/png", "width": 4, "height": 3}
-        return AimlAnswer(200, {"images": [item]})
-
-    def calls_for(self, prompt: str) -> int:
-        return sum(1 for request in self.requests if request.body.get("prompt") == prompt)
-
-    def _generate(self, request: Request) -> Response:
-        body = request.get_json(force=True)
-        with self._lock:
-            self.requests.append(AimlRequest(body=body, authorization=request.headers.get("Authorization")))
-            script = self._scripts.get(str(body.get("prompt")))
-            answer = (script.pop(0) if len(script) > 1 else script[0]) if script else b64_answer()
-        if self.delay:
-            time.sleep(self.delay)
-        return Response(json.dumps(answer.body), status=answer.status, content_type="application/json")
-
-    def _download(self, request: Request) -> Response:
-        name = request.path.rsplit("/", 1)[-1]
-        with self._lock:
-            self.downloads.append(Download(name, request.headers.get("Authorization")))
-        if name not in self._files:
-            return Response("not found", status=404)
-        return Response(self._files[name], content_type="image/png")
-
-
-# --- Telegram ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TelegramCall:
-    token: str
-    method: str
-    fields: dict[str, Any]  # JSON body, or the form fields of a multipart upload
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # field -> (file name, content)
-
-    @property
-    def chat_id(self) -> str:
-        return str(self.fields.get("chat_id"))
-
-
-class FakeTelegram:
-    """Plays the Bot API and records every call; ``refuse_next`` scripts errors."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.calls: list[TelegramCall] = []
-        self._refusals: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._lock = threading.Lock()
-        self._message_ids = itertools.count(1)
-        server.expect_request(re.compile(r"/bot[^/]+/\w+"), method="POST").respond_with_handler(self._answer)
-
-    def refuse_next(
-        self, method: str, error_code: int, description: str, *, retry_after: int | None = None, times: int = 1
-    ) -> None:
-        body: dict[str, Any] = {"ok": False, "error_code": error_code, "description": description}
-        if retry_after is not None:
-            body["parameters"] = {"retry_after": retry_after}
-        self._refusals.setdefault(method, []).extend([(error_code, body)] * times)
-
-    def sent(self, method: str) -> list[TelegramCall]:
-        return [call for call in self.calls if call.method == method]
-
-    def texts_to(self, chat_id: int | str) -> list[str]:
-        return [str(call.fields["text"]) for call in self.sent("sendMessage") if call.chat_id == str(chat_id)]
-
-    def pictures_to(self, chat_id: int | str) -> list[TelegramCall]:
-        """Successful or not, every sendPhoto / sendDocument aimed at this chat."""
-        return [
-            call for call in self.calls if call.method in ("sendPhoto", "sendDocument") and call.chat_id == str(chat_id)
-        ]
-
-    def _answer(self, request: Request) -> Response:
-        token, method = request.path.removeprefix("/bot").split("/", 1)
-        if request.mimetype == "multipart/form-data":
-            fields: dict[str, Any] = dict(request.form)
-            files = {name: (upload.filename or "", upload.read()) for name, upload in request.files.items()}
-        else:
-            fields, files = request.get_json(force=True, silent=True) or {}, {}
-        with self._lock:
-            self.calls.append(TelegramCall(token=token, method=method, fields=fields, files=files))
-            refusals = self._refusals.get(method)
-            if refusals:
-                status, body = refusals.pop(0)
-            else:
-                status, body = 200, {"ok": True, "result": self._result(fields)}
-        return Response(json.dumps(body), status=status, content_type="application/json")
-
-    def _result(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {"message_id": next(self._message_ids), "date": int(time.time()), "chat": {"id": fields.get("chat_id")}}
 
 
 # --- The stack ------------------------------------------------------------------
@@ -395,10 +221,6 @@ def generation(job: Job) -> Generation:
     stored = queries.get_generation(job.user_id, job.generation_id)
     assert stored is not None
     return stored
-
-
-def balance(job: Job) -> int:
-    return int(User.get(job.user_id, consistent_read=True).credits)
 
 
 def ledger(job: Job) -> list[tuple[str, int]]:

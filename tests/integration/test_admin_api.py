@@ -24,23 +24,19 @@ from tests.api_helpers import (
     USER_FIELDS,
     Reply,
     assert_error,
-    balance,
     bearer,
     call,
     complete_with_picture,
     configure,
     fail,
     get,
-    ledger,
     post,
     register,
-    snapshot,
     start,
-    stored_user,
     tma,
-    users_snapshot,
 )
 from tests.conftest import TEST_ADMIN_TOKEN
+from tests.probes import balance, ledger, snapshot, stored_user, users_snapshot
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -33,23 +33,17 @@ from tests.api_helpers import (
     USER_FIELDS,
     Reply,
     assert_error,
-    balance,
     call,
     complete_with_picture,
     configure,
     fail,
-    generations,
     get,
-    ledger,
     post,
-    queued_jobs,
     register,
-    snapshot,
     start,
-    stored_generation,
-    stored_user,
     tma,
 )
+from tests.probes import balance, generations_of, ledger, queued_jobs, snapshot, stored_generation, stored_user
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -259,7 +253,7 @@ def test_every_invalid_request_is_400_and_charges_nothing() -> None:
         reply = get(f"/api/generation?{query}", ALICE)
         assert (reply.status, reply.code) == (400, "invalid_request"), f"{query}: {reply}"
     assert snapshot() == before
-    assert balance(ALICE["id"]) == 9 and len(generations(ALICE["id"])) == 1
+    assert balance(ALICE["id"]) == 9 and len(generations_of(ALICE["id"])) == 1
     assert len(queued_jobs()) == 1  # the one valid generation's
     # The messages say what to fix.
     too_long = call("POST", "/api/generation", headers=tma(ALICE), raw_body=BAD_BODIES["prompt too long"])
@@ -296,7 +290,7 @@ def test_rate_limit_per_minute_is_429_with_retry_after(monkeypatch: pytest.Monke
     assert_error(reply, 429, "rate_limited")
     assert reply.headers["retry-after"] == "15"
     assert balance(ALICE["id"]) == 8 and charges(ALICE["id"]) == 2
-    assert len(generations(ALICE["id"])) == 2
+    assert len(generations_of(ALICE["id"])) == 2
     assert int(RateLimitWindow.get(RateLimitWindow.key(ALICE["id"], minute)).used) == 2
 
 
@@ -306,7 +300,7 @@ def test_too_many_active_generations_is_429_with_retry_after() -> None:
     reply = start(ALICE)
     assert_error(reply, 429, "too_many_active")
     assert int(reply.headers["retry-after"]) >= 1
-    assert balance(ALICE["id"]) == 8 and len(generations(ALICE["id"])) == 2
+    assert balance(ALICE["id"]) == 8 and len(generations_of(ALICE["id"])) == 2
     assert stored_user(ALICE["id"]).active_generations == 2
     # When one ends, a slot is free again.
     assert post(f"/api/generation/{first['id']}/cancel", ALICE).status == 200
@@ -348,7 +342,7 @@ def test_same_key_and_parameters_replay_the_generation_without_a_second_charge()
     assert replay.body["generation"]["result_urls"] and replay.body["credits"] == 9
 
     assert balance(ALICE["id"]) == 9 and charges(ALICE["id"]) == 1
-    assert len(generations(ALICE["id"])) == 1
+    assert len(generations_of(ALICE["id"])) == 1
 
 
 def test_same_key_with_other_parameters_is_422_and_charges_nothing() -> None:
@@ -503,4 +497,4 @@ def test_unexpected_error_is_500_with_a_request_id_and_no_detail(monkeypatch: py
         assert reply.headers["x-request-id"] == request_id
         text = json.dumps(reply.body)
         assert "secret detail" not in text and "Traceback" not in text and "RuntimeError" not in text
-    assert balance(ALICE["id"]) == 10 and generations(ALICE["id"]) == []
+    assert balance(ALICE["id"]) == 10 and generations_of(ALICE["id"]) == []

@@ -24,21 +24,17 @@ from tests.api_helpers import (
     MALLORY,
     Reply,
     assert_error,
-    balance,
     call,
     configure,
     get,
     init_data,
-    ledger,
     post,
     register,
-    snapshot,
     start,
-    stored_generation,
     tma,
-    users_snapshot,
 )
 from tests.conftest import TEST_BOT_TOKEN
+from tests.probes import balance, ledger, snapshot, stored_generation, users_snapshot
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from pytest_httpserver import HTTPServer
 
 from chalicelib import catalogue, config, money, queries, records
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
-from tests.api_helpers import queued_jobs
 from tests.conftest import TEST_BOT_TOKEN
+from tests.fakes.telegram import FakeTelegram
+from tests.probes import balance, charges_of, generations_of, queued_jobs
 from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
-    FakeTelegram,
-    balance,
-    charges_of,
     deliver,
-    generations_of,
     next_update_id,
-    start_fake_telegram,
-    stop_fake_telegram,
     text_update,
 )
 
 MINI_APP_URL = "https://app.example.com/nanogen"
-
-
-@pytest.fixture
-def fake_telegram(aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
-    yield start_fake_telegram(httpserver, monkeypatch)
-    stop_fake_telegram()
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:

@@ -16,16 +16,8 @@ import app
 from chalicelib import money
 from chalicelib.handlers import worker as worker_handler
 from local.worker import run_batch
-from tests.worker_helpers import (
-    CHARGED,
-    REFUNDED,
-    Stack,
-    aiml_error,
-    failed_ids,
-    generation,
-    ledger,
-    message_id,
-)
+from tests.fakes.aiml import aiml_error
+from tests.worker_helpers import CHARGED, REFUNDED, Stack, failed_ids, generation, ledger, message_id
 
 
 def test_a_job_that_keeps_failing_is_dead_lettered_then_refunded_once_with_one_alert(

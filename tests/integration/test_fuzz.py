@@ -6,7 +6,7 @@ updates through ``chalice.test.Client``, with a local server playing the
 Bot API. State carries over from example to example, so later requests
 cancel, poll and replay real generations; in the interleaved test the
 worker runs what was queued and the sweeper fails what timed out.
-``tests/fuzz_strategies.py`` holds the strategies and the oracle;
+``tests/fuzz/`` holds the strategies and the oracle;
 ``bench/fuzz_long.py`` runs the same with thousands of examples. This is the
 short, deterministic run for ``make test`` (about 10 s).
 """
@@ -23,18 +23,8 @@ from pytest_httpserver import HTTPServer
 
 from chalicelib import catalogue
 from tests.conftest import TEST_WEBHOOK_SECRET, reset_process_state
-from tests.fuzz_strategies import (
-    Fuzzer,
-    api_requests,
-    app_client,
-    fuzz_environment,
-    install_fake_bot_api,
-    mixed_steps,
-    perform,
-    request_to,
-    sign,
-    webhook_requests,
-)
+from tests.fuzz.oracle import Fuzzer, app_client, fuzz_environment, install_fake_bot_api, mixed_steps, perform
+from tests.fuzz.requests import api_requests, request_to, sign, webhook_requests
 from tests.worker_helpers import serialize_moto
 
 SHORT_RUN = settings(

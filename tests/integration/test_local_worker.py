@@ -18,7 +18,8 @@ from chalicelib import aws
 from chalicelib.handlers import worker as worker_handler
 from local.lambda_context import LocalLambdaContext
 from local.worker import lambda_sqs_event, run_batch
-from tests.worker_helpers import Stack, aiml_error, b64_answer, generation, ledger, make_stack, point_env
+from tests.fakes.aiml import aiml_error, b64_answer
+from tests.worker_helpers import Stack, generation, ledger, make_stack, point_env
 
 
 @pytest.fixture

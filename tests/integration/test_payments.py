@@ -11,12 +11,12 @@ from chalicelib import catalogue, money, queries, records
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, Payment
+from tests.fakes.telegram import FakeTelegram
+from tests.probes import balance
 from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
-    FakeTelegram,
     admin_refund,
-    balance,
     deliver,
     payment_update,
     pre_checkout_update,

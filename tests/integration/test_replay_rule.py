@@ -14,8 +14,10 @@ import pytest
 from chalicelib.handlers import sweeper
 from chalicelib.jobs import Job
 from chalicelib.model import GenerationStatus
-from tests.api_helpers import ALICE, queued_jobs, start
-from tests.telegram_helpers import FakeTelegram, balance, deliver, generations_of, message, next_update_id
+from tests.api_helpers import ALICE, start
+from tests.fakes.telegram import FakeTelegram
+from tests.probes import balance, generations_of, queued_jobs
+from tests.telegram_helpers import deliver, message, next_update_id
 
 
 def _api_order_twice() -> tuple[str, list[Job], list[Job]]:

@@ -25,19 +25,15 @@ from chalicelib.errors import UpdateInProgress
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, ProcessedUpdate, User
-from tests.api_helpers import queued_jobs
 from tests.conftest import TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET
+from tests.fakes.telegram import FakeTelegram
+from tests.probes import balance, charges_of, generations_of, processed, queued_jobs
 from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
-    FakeTelegram,
-    balance,
-    charges_of,
     deliver,
-    generations_of,
     message,
     next_update_id,
-    processed,
     start_fake_telegram,
     stop_fake_telegram,
     text_update,

@@ -23,16 +23,12 @@ from chalicelib.tables import User
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
 from tests.conftest import TEST_BOT_TOKEN
+from tests.fakes.aiml import AIML_KEY, B64_PICTURE, URL_PICTURE, aiml_error, b64_answer
+from tests.probes import balance
 from tests.worker_helpers import (
-    AIML_KEY,
-    B64_PICTURE,
     CHARGED,
     REFUNDED,
-    URL_PICTURE,
     Stack,
-    aiml_error,
-    b64_answer,
-    balance,
     crashing_after,
     generation,
     ledger,
@@ -60,7 +56,7 @@ def test_a_job_stores_the_picture_completes_and_sends_it_with_the_prompt_as_capt
     done = generation(job)
     assert (done.status, list(done.result_keys), done.delivered, done.provider) == ("completed", [key], True, "aiml")
     assert stored_result(stack.settings, key) == (B64_PICTURE, "image/png")
-    assert balance(job) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 0
+    assert balance(job.user_id) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 0
 
     [request] = stack.aiml.requests
     assert request.authorization == f"Bearer {AIML_KEY}"
@@ -118,7 +114,7 @@ def test_aiml_400_fails_and_refunds_at_once_after_one_call(stack: Stack) -> None
     assert stack.aiml.calls_for("a prompt AIML rejects") == 1
     failed = generation(job)
     assert failed.status == "failed" and failed.error == "the image service rejected this prompt or its images."
-    assert balance(job) == 10 and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
+    assert balance(job.user_id) == 10 and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
     [told] = stack.telegram.texts_to(job.user_id)
     assert "rejected this prompt" in told and "The 1 credit it cost was returned to your balance." in told
     assert "forbidden content" not in told  # the provider's own words stay in the log
@@ -147,7 +143,7 @@ def test_repeated_500s_report_the_record_each_time_and_release_the_claim(stack: 
         pending = generation(job)
         assert (pending.status, pending.claim_token, int(pending.attempts)) == ("pending", None, invocation)
         assert stack.aiml.calls_for("model under maintenance") == 3 * invocation  # the client's own 3 attempts
-    assert balance(job) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 1
+    assert balance(job.user_id) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 1
     assert stack.telegram.calls == []  # nothing to tell yet: it will be retried
     money.cancel_generation(job.user_id, job.generation_id)  # (the dead-letter path is in test_dead_letter)
 
@@ -164,7 +160,7 @@ def test_provider_401_and_403_refund_and_alert_the_operator_at_most_three_times(
     assert stack.run(stack.deliver(*jobs)) == []
 
     for job in jobs:
-        assert generation(job).status == "failed" and ledger(job) == REFUNDED and balance(job) == 10
+        assert generation(job).status == "failed" and ledger(job) == REFUNDED and balance(job.user_id) == 10
         [told] = stack.telegram.texts_to(job.user_id)
         assert "unavailable right now" in told and "returned to your balance" in told
     assert len(stack.aiml.requests) == 5  # permanent: one call each
@@ -301,7 +297,7 @@ def test_a_timed_out_generation_is_refunded_without_calling_the_provider(stack: 
 
     assert stack.aiml.requests == []
     failed = generation(job)
-    assert failed.status == "failed" and ledger(job) == REFUNDED and balance(job) == 10
+    assert failed.status == "failed" and ledger(job) == REFUNDED and balance(job.user_id) == 10
     [told] = stack.telegram.texts_to(job.user_id)
     assert "timed out" in told and "returned to your balance" in told
 
@@ -335,7 +331,7 @@ def test_telegram_429_on_delivery_retries_the_record_without_refund(stack: Stack
     assert stack.run(event) == []  # the redelivery, once Telegram lets us
     assert generation(job).delivered and len(stack.aiml.requests) == 1
     assert [call.method for call in stack.telegram.calls] == ["sendPhoto", "sendPhoto"]
-    assert ledger(job) == CHARGED and balance(job) == 9
+    assert ledger(job) == CHARGED and balance(job.user_id) == 9
 
 
 def test_a_user_who_blocked_the_bot_gets_a_completed_unrefunded_generation_and_a_count(
@@ -348,7 +344,7 @@ def test_a_user_who_blocked_the_bot_gets_a_completed_unrefunded_generation_and_a
 
     done = generation(job)
     assert done.status == "completed" and done.delivered  # delivery is over, for good
-    assert ledger(job) == CHARGED and balance(job) == 9
+    assert ledger(job) == CHARGED and balance(job.user_id) == 9
     assert metrics_in(capsys.readouterr().out)["DeliveryFailures"] == 1
 
 

@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from chalicelib.config import DEV_BOT_TOKEN
 from scripts import telegram_webhook
 from tests.conftest import TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET
-from tests.telegram_helpers import FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/api/telegram/webhook"
 
