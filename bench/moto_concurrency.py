@@ -24,7 +24,12 @@ from local import aws_server
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def race(endpoint: str, threads: int, attempts: int, balance: int) -> tuple[int, int]:
+def race(endpoint: str, threads: int, attempts: int, balance: int) -> tuple[int, int, int]:
+    """Race ``attempts`` conditional decrements of a counter at ``balance``.
+
+    Returns (acknowledged, final value, errors other than ConditionalCheckFailed);
+    ``tests/unit/test_local_aws.py`` runs the same race against ``local.aws_server``.
+    """
     client = boto3.client(
         "dynamodb",
         endpoint_url=endpoint,
@@ -40,8 +45,10 @@ def race(endpoint: str, threads: int, attempts: int, balance: int) -> tuple[int,
         BillingMode="PAY_PER_REQUEST",
     )
     client.put_item(TableName="counter", Item={"pk": {"S": "x"}, "n": {"N": str(balance)}})
+    other_errors = 0
 
     def decrement(_: int) -> bool:
+        nonlocal other_errors
         try:
             client.update_item(
                 TableName="counter",
@@ -51,13 +58,15 @@ def race(endpoint: str, threads: int, attempts: int, balance: int) -> tuple[int,
                 ExpressionAttributeValues={":one": {"N": "1"}},
             )
             return True
-        except ClientError:
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                other_errors += 1
             return False
 
     with ThreadPoolExecutor(threads) as pool:
         acknowledged = sum(pool.map(decrement, range(attempts)))
     final = int(client.get_item(TableName="counter", Key={"pk": {"S": "x"}})["Item"]["n"]["N"])
-    return acknowledged, final
+    return acknowledged, final, other_errors
 
 
 def main() -> None:
@@ -74,14 +83,14 @@ def main() -> None:
     threaded = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     threaded.start()
     host, port = threaded.get_host_and_port()
-    acknowledged, final = race(f"http://{host}:{port}", args.threads, args.attempts, args.balance)
+    acknowledged, final, _ = race(f"http://{host}:{port}", args.threads, args.attempts, args.balance)
     threaded.stop()
     print(f"moto ThreadedMotoServer:  {acknowledged} decrements acknowledged for a balance of {args.balance}, "
           f"final value {final}")  # fmt: skip
 
     process, endpoint = aws_server.start()
     try:
-        acknowledged, final = race(endpoint, args.threads, args.attempts, args.balance)
+        acknowledged, final, _ = race(endpoint, args.threads, args.attempts, args.balance)
     finally:
         process.terminate()
         process.wait()

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 import app
 from chalicelib import aws
@@ -19,17 +18,7 @@ from chalicelib.handlers import worker as worker_handler
 from local.lambda_context import LocalLambdaContext
 from local.worker import lambda_sqs_event, run_batch
 from tests.fakes.aiml import aiml_error, b64_answer
-from tests.worker_helpers import Stack, generation, ledger, make_stack, point_env
-
-
-@pytest.fixture
-def stack_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    point_env(httpserver, monkeypatch)
-
-
-@pytest.fixture
-def stack(stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    return make_stack(httpserver, monkeypatch)
+from tests.worker_helpers import Stack, generation, ledger
 
 
 def test_lambda_sqs_event_has_lambdas_record_shape(stack: Stack) -> None:
