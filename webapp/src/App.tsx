@@ -1,0 +1,117 @@
+/** The shell: loads the user and the models, picks the language, shows the balance, tabs and overlays. */
+import { useEffect, useMemo, useState } from "preact/hooks";
+import type { FunctionComponent } from "preact";
+import { ApiClient, ApiError } from "./api";
+import { AppContext, type AppState, type Tab } from "./context";
+import { chooseLanguage, type Language, texts } from "./i18n";
+import { Account } from "./screens/Account";
+import { Create } from "./screens/Create";
+import { History, Viewer } from "./screens/History";
+import * as telegram from "./telegram";
+import type { Generation, Model, User } from "./types";
+import { BackAction, ErrorNote } from "./ui";
+
+const api = new ApiClient({ initData: telegram.initData });
+
+export function App() {
+  const [me, setMe] = useState<User | null>(null);
+  const [models, setModels] = useState<Model[]>([]);
+  const [fatal, setFatal] = useState<unknown>(null);
+  const [chosen, setChosen] = useState<Language | null>(null);
+  const [tab, setTab] = useState<Tab>("create");
+  const [viewing, setViewing] = useState<Generation | null>(null);
+  const [isAdmin, setIsAdmin] = useState(false);
+  const [Admin, setAdmin] = useState<FunctionComponent | null>(null);
+
+  const language = chosen ?? chooseLanguage(me?.language, telegram.languageCode());
+  const tx = useMemo(() => texts(language), [language]);
+  useEffect(() => {
+    document.documentElement.lang = language;
+  }, [language]);
+
+  const load = () => {
+    setFatal(null);
+    Promise.all([api.get<User>("/api/user/me"), api.get<{ models: Model[] }>("/api/generation/models")]).then(
+      ([user, answer]) => {
+        setMe(user);
+        setModels(answer.models);
+      },
+      setFatal,
+    );
+    // The operator's pages exist for whoever the admin API answers (403 for everyone else).
+    api.get("/api/admin/stats").then(
+      () => setIsAdmin(true),
+      (error: unknown) => error instanceof ApiError && setIsAdmin(false),
+    );
+  };
+  useEffect(load, []);
+
+  useEffect(() => {
+    if (tab === "admin" && !Admin)
+      void import("./admin/Admin").then((module) => setAdmin(() => module.Admin));
+  }, [tab]);
+
+  if (!me) {
+    return (
+      <main class="app loading">
+        {fatal ? (
+          <AppContext.Provider value={{ api, tx, go: () => load() } as unknown as AppState}>
+            <ErrorNote error={fatal} />
+            {!(fatal instanceof ApiError && fatal.kind === "unauthorized") && (
+              <button type="button" class="link" onClick={load}>
+                {tx.t("retry")}
+              </button>
+            )}
+          </AppContext.Provider>
+        ) : (
+          <p class="hint">{tx.t("loading")}</p>
+        )}
+      </main>
+    );
+  }
+
+  const state: AppState = {
+    api,
+    tx,
+    me,
+    models,
+    setMe,
+    refreshMe: async () => {
+      const user = await api.get<User>("/api/user/me");
+      setMe(user);
+      return user;
+    },
+    setLanguage: setChosen,
+    go: (next) => {
+      setViewing(null);
+      setTab(next);
+    },
+  };
+  const tabs: Tab[] = isAdmin ? ["create", "history", "account", "admin"] : ["create", "history", "account"];
+
+  return (
+    <AppContext.Provider value={state}>
+      <main class="app">
+        <header class="top">
+          <h1>{tx.t("app_title")}</h1>
+          <p class="balance" aria-label={tx.t("balance")} data-credits={me.credits}>
+            {tx.plural("credits", me.credits)}
+          </p>
+        </header>
+        {(tab !== "create" || viewing) && <BackAction onBack={() => (viewing ? setViewing(null) : setTab("create"))} />}
+        <nav class="tabs">
+          {tabs.map((id) => (
+            <button key={id} type="button" data-tab={id} aria-current={tab === id ? "page" : undefined} onClick={() => state.go(id)}>
+              {tx.t(`tab_${id}`)}
+            </button>
+          ))}
+        </nav>
+        {tab === "create" && <Create onOpen={setViewing} />}
+        {tab === "history" && <History onOpen={setViewing} />}
+        {tab === "account" && <Account />}
+        {tab === "admin" && (Admin ? <Admin /> : <p class="hint">{tx.t("loading")}</p>)}
+        {viewing && <Viewer generation={viewing} />}
+      </main>
+    </AppContext.Provider>
+  );
+}

@@ -1,0 +1,320 @@
+/**
+ * The operator's pages (CONTRACT §5 admin API, initData of a user in ADMIN_USER_IDS):
+ * stats, a user by id, Stars refunds, promo codes, broadcasts. Loaded only when opened.
+ */
+import type { ComponentChildren } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import type { ApiClient } from "../api";
+import { useApp } from "../context";
+import type { LedgerEntry, User } from "../types";
+import { ErrorNote, Section } from "../ui";
+
+type Json = Record<string, unknown>;
+
+/** Runs one admin call at a time and keeps its error for display. */
+function useCall() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async <T,>(call: () => Promise<T>): Promise<T | undefined> => {
+    setBusy(true);
+    setError(null);
+    try {
+      return await call();
+    } catch (caught) {
+      setError(caught);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
+}
+
+function Table({ rows }: { rows: [string, ComponentChildren][] }) {
+  return (
+    <table class="kv">
+      <tbody>
+        {rows.map(([key, value]) => (
+          <tr key={key}>
+            <th>{key}</th>
+            <td data-key={key}>{value}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Stats({ api }: { api: ApiClient }) {
+  const { tx } = useApp();
+  const [stats, setStats] = useState<{ users: number; generations: Record<string, number>; credits: Record<string, number> } | null>(null);
+  const call = useCall();
+  const load = () => void call.run(() => api.get<NonNullable<typeof stats>>("/api/admin/stats")).then((s) => s && setStats(s));
+  useEffect(load, []);
+  return (
+    <Section title={tx.t("admin_stats")}>
+      {stats && (
+        <div class="stats">
+          <Table rows={[[tx.t("admin_users"), stats.users]]} />
+          <h3>{tx.t("admin_generations")}</h3>
+          <Table rows={Object.entries(stats.generations)} />
+          <h3>{tx.t("admin_credits")}</h3>
+          <Table rows={Object.entries(stats.credits)} />
+        </div>
+      )}
+      <button type="button" class="link" disabled={call.busy} onClick={load}>
+        ↻
+      </button>
+      {call.error ? <ErrorNote error={call.error} /> : null}
+    </Section>
+  );
+}
+
+function UserLookup({ api }: { api: ApiClient }) {
+  const { tx } = useApp();
+  const [id, setId] = useState("");
+  const [found, setFound] = useState<{ user: User; ledger: LedgerEntry[] } | null>(null);
+  const [amount, setAmount] = useState("");
+  const [reason, setReason] = useState("");
+  const call = useCall();
+  const path = (suffix = "") => `/api/admin/users/${encodeURIComponent(found?.user.id ?? id.trim())}${suffix}`;
+  const lookup = () => call.run(() => api.get<{ user: User; ledger: LedgerEntry[] }>(path())).then((f) => f && setFound(f));
+
+  const find = (event: Event) => {
+    event.preventDefault();
+    setFound(null);
+    if (id.trim()) void call.run(() => api.get<{ user: User; ledger: LedgerEntry[] }>(`/api/admin/users/${encodeURIComponent(id.trim())}`)).then((f) => f && setFound(f));
+  };
+  const change = async (event: Event) => {
+    event.preventDefault();
+    const updated = await call.run(() => api.post<User>(path("/credits"), { amount: Number(amount), reason: reason.trim() }));
+    if (updated) {
+      setAmount("");
+      await lookup();
+    }
+  };
+  const ban = async (banned: boolean) => {
+    if (await call.run(() => api.post<User>(path(banned ? "/ban" : "/unban")))) await lookup();
+  };
+
+  return (
+    <Section title={tx.t("admin_user")}>
+      <form class="inline" onSubmit={find}>
+        <input name="user_id" inputMode="numeric" placeholder={tx.t("admin_user_id")} value={id} onInput={(e) => setId(e.currentTarget.value)} />
+        <button type="submit" disabled={call.busy}>
+          {tx.t("admin_find")}
+        </button>
+      </form>
+      {found && (
+        <div class="user-card" data-user={found.user.id}>
+          <Table
+            rows={[
+              ["id", found.user.id],
+              ["name", `${found.user.first_name}${found.user.username ? ` @${found.user.username}` : ""}`],
+              [tx.t("balance"), <b class="admin-credits">{tx.plural("credits", found.user.credits)}</b>],
+              ["active", found.user.active_generations],
+              ["banned", found.user.banned ? tx.t("admin_banned") : "—"],
+            ]}
+          />
+          <form class="stack" onSubmit={change}>
+            <input name="amount" type="number" step="1" placeholder={tx.t("admin_amount")} value={amount} onInput={(e) => setAmount(e.currentTarget.value)} />
+            <input name="reason" placeholder={tx.t("admin_reason")} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+            <button type="submit" disabled={call.busy || !Number(amount) || !reason.trim()}>
+              {tx.t("admin_apply")}
+            </button>
+          </form>
+          <button type="button" class={found.user.banned ? "" : "danger"} disabled={call.busy} onClick={() => void ban(!found.user.banned)}>
+            {found.user.banned ? tx.t("admin_unban") : tx.t("admin_ban")}
+          </button>
+          <h3>{tx.t("admin_ledger")}</h3>
+          <ul class="ledger">
+            {found.ledger.map((entry) => (
+              <li key={entry.id}>
+                <span class={entry.delta < 0 ? "minus" : "plus"}>{entry.delta > 0 ? `+${entry.delta}` : entry.delta}</span> {entry.reason}
+                {entry.note ? ` · ${entry.note}` : ""} <time>{entry.created_at}</time>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {call.error ? <ErrorNote error={call.error} /> : null}
+    </Section>
+  );
+}
+
+function Refund({ api }: { api: ApiClient }) {
+  const { tx } = useApp();
+  const [charge, setCharge] = useState("");
+  const [done, setDone] = useState<Json | null>(null);
+  const call = useCall();
+  const refund = async (event: Event) => {
+    event.preventDefault();
+    setDone(null);
+    const answer = await call.run(() => api.post(`/api/admin/payments/${encodeURIComponent(charge.trim())}/refund`));
+    if (answer) setDone(answer);
+  };
+  return (
+    <Section title={tx.t("admin_refund")}>
+      <form class="inline" onSubmit={refund}>
+        <input name="charge_id" placeholder={tx.t("admin_charge_id")} value={charge} onInput={(e) => setCharge(e.currentTarget.value)} />
+        <button type="submit" class="danger" disabled={call.busy || !charge.trim()}>
+          {tx.t("admin_refund_button")}
+        </button>
+      </form>
+      {done && <p class="note ok">{tx.t("admin_refunded")}</p>}
+      {call.error ? <ErrorNote error={call.error} /> : null}
+    </Section>
+  );
+}
+
+interface PromoCode {
+  code: string;
+  credits: number;
+  max_uses: number;
+  uses: number;
+  expires_at: string | null;
+}
+
+function PromoCodes({ api }: { api: ApiClient }) {
+  const { tx } = useApp();
+  const [form, setForm] = useState({ code: "", credits: "10", max_uses: "100", expires_at: "" });
+  const [shown, setShown] = useState<PromoCode | null>(null);
+  const call = useCall();
+  const field = (name: keyof typeof form) => ({
+    name,
+    value: form[name],
+    onInput: (e: { currentTarget: HTMLInputElement }) => setForm({ ...form, [name]: e.currentTarget.value }),
+  });
+  const create = async (event: Event) => {
+    event.preventDefault();
+    const body: Json = { code: form.code.trim(), credits: Number(form.credits), max_uses: Number(form.max_uses) };
+    if (form.expires_at) body.expires_at = new Date(form.expires_at).toISOString();
+    const created = await call.run(() => api.post<PromoCode>("/api/admin/promo-codes", body));
+    if (created) setShown(created);
+  };
+  const show = async () => {
+    const code = await call.run(() => api.get<PromoCode>(`/api/admin/promo-codes/${encodeURIComponent(form.code.trim())}`));
+    if (code) setShown(code);
+  };
+  return (
+    <Section title={tx.t("admin_promo")}>
+      <form class="stack" onSubmit={create}>
+        <input placeholder={tx.t("admin_code")} {...field("code")} />
+        <input type="number" min="1" placeholder="credits" {...field("credits")} />
+        <input type="number" min="1" placeholder={tx.t("admin_max_uses")} {...field("max_uses")} />
+        <input type="datetime-local" title={tx.t("admin_expires_at")} {...field("expires_at")} />
+        <div class="inline">
+          <button type="submit" disabled={call.busy || !form.code.trim()}>
+            {tx.t("admin_create")}
+          </button>
+          <button type="button" disabled={call.busy || !form.code.trim()} onClick={() => void show()}>
+            {tx.t("admin_show")}
+          </button>
+        </div>
+      </form>
+      {shown && (
+        <p class="note" data-promo={shown.code}>
+          <b>{shown.code}</b> · {tx.plural("credits", shown.credits)} · {tx.t("admin_uses", { uses: shown.uses, max_uses: shown.max_uses })}
+          {shown.expires_at ? ` · ${shown.expires_at}` : ""}
+        </p>
+      )}
+      {call.error ? <ErrorNote error={call.error} /> : null}
+    </Section>
+  );
+}
+
+interface Broadcast {
+  id: string;
+  status: "queued" | "sending" | "done" | "cancelled";
+  audience: string;
+  total: number;
+  sent: number;
+  failed: number;
+  blocked: number;
+  created_at: string;
+}
+
+function Broadcasts({ api }: { api: ApiClient }) {
+  const { tx } = useApp();
+  const [textEn, setTextEn] = useState("");
+  const [textRu, setTextRu] = useState("");
+  const [audience, setAudience] = useState("all");
+  const [broadcast, setBroadcast] = useState<Broadcast | null>(null);
+  const [lookupId, setLookupId] = useState("");
+  const call = useCall();
+
+  useEffect(() => {
+    if (!broadcast || broadcast.status === "done" || broadcast.status === "cancelled" || document.hidden) return;
+    const timer = setTimeout(() => {
+      api.get<Broadcast>(`/api/admin/broadcasts/${encodeURIComponent(broadcast.id)}`).then(setBroadcast, () => undefined);
+    }, 2000);
+    return () => clearTimeout(timer);
+  }, [broadcast]);
+
+  const send = async (event: Event) => {
+    event.preventDefault();
+    const text = textRu.trim() ? { en: textEn.trim(), ru: textRu.trim() } : textEn.trim();
+    const created = await call.run(() => api.post<Broadcast>("/api/admin/broadcasts", { text, audience }));
+    if (created) setBroadcast(created);
+  };
+  const cancel = async () => {
+    if (!broadcast) return;
+    const cancelled = await call.run(() => api.post<Broadcast>(`/api/admin/broadcasts/${encodeURIComponent(broadcast.id)}/cancel`));
+    if (cancelled) setBroadcast(cancelled);
+  };
+  const lookup = async (event: Event) => {
+    event.preventDefault();
+    const found = await call.run(() => api.get<Broadcast>(`/api/admin/broadcasts/${encodeURIComponent(lookupId.trim())}`));
+    if (found) setBroadcast(found);
+  };
+
+  return (
+    <Section title={tx.t("admin_broadcasts")}>
+      <form class="stack" onSubmit={send}>
+        <textarea name="text_en" rows={3} maxLength={4096} placeholder={tx.t("admin_text_en")} value={textEn} onInput={(e) => setTextEn(e.currentTarget.value)} />
+        <textarea name="text_ru" rows={3} maxLength={4096} placeholder={tx.t("admin_text_ru")} value={textRu} onInput={(e) => setTextRu(e.currentTarget.value)} />
+        <select name="audience" value={audience} onChange={(e) => setAudience(e.currentTarget.value)} aria-label={tx.t("admin_audience")}>
+          <option value="all">{tx.t("audience_all")}</option>
+          <option value="paying">{tx.t("audience_paying")}</option>
+          <option value="active_30d">{tx.t("audience_active_30d")}</option>
+        </select>
+        <button type="submit" disabled={call.busy || !textEn.trim()}>
+          {tx.t("admin_send")}
+        </button>
+      </form>
+      <form class="inline" onSubmit={lookup}>
+        <input name="broadcast_id" placeholder={tx.t("admin_broadcast_id")} value={lookupId} onInput={(e) => setLookupId(e.currentTarget.value)} />
+        <button type="submit" disabled={call.busy || !lookupId.trim()}>
+          {tx.t("admin_show")}
+        </button>
+      </form>
+      {broadcast && (
+        <div class="note" data-broadcast={broadcast.id} data-status={broadcast.status}>
+          <p>
+            {broadcast.id}: {tx.t("admin_progress", { status: broadcast.status, sent: broadcast.sent, total: broadcast.total, failed: broadcast.failed, blocked: broadcast.blocked })}
+          </p>
+          <progress max={broadcast.total || 1} value={broadcast.sent + broadcast.failed + broadcast.blocked} />
+          {(broadcast.status === "queued" || broadcast.status === "sending") && (
+            <button type="button" class="danger" disabled={call.busy} onClick={() => void cancel()}>
+              {tx.t("admin_cancel")}
+            </button>
+          )}
+        </div>
+      )}
+      {call.error ? <ErrorNote error={call.error} /> : null}
+    </Section>
+  );
+}
+
+export function Admin() {
+  const { api } = useApp();
+  return (
+    <div class="screen admin">
+      <Stats api={api} />
+      <UserLookup api={api} />
+      <Refund api={api} />
+      <PromoCodes api={api} />
+      <Broadcasts api={api} />
+    </div>
+  );
+}

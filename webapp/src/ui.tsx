@@ -1,0 +1,97 @@
+/** Small shared pieces: the main and back buttons, error notes, the balance. */
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { useApp } from "./context";
+import { describeError } from "./errors";
+import { haptic, hostDrawsButtons, setBackButton, setMainButton } from "./telegram";
+
+interface MainActionProps {
+  text: string;
+  enabled: boolean;
+  loading?: boolean;
+  onClick: () => void;
+}
+
+/** The screen's primary action: Telegram's main button, or an in-page one outside Telegram. */
+export function MainAction({ text, enabled, loading = false, onClick }: MainActionProps) {
+  const click = useRef(onClick);
+  click.current = onClick;
+  useEffect(() => {
+    setMainButton({ text, enabled, loading, onClick: () => click.current() });
+  }, [text, enabled, loading]);
+  useEffect(() => () => setMainButton(null), []);
+  if (hostDrawsButtons()) return null;
+  return (
+    <button class="main-action" type="button" disabled={!enabled || loading} onClick={() => click.current()}>
+      {loading ? "…" : text}
+    </button>
+  );
+}
+
+/** Telegram's back button while mounted, or an in-page one outside Telegram. */
+export function BackAction({ onBack }: { onBack: () => void }) {
+  const { tx } = useApp();
+  const back = useRef(onBack);
+  back.current = onBack;
+  useEffect(() => {
+    setBackButton(() => back.current());
+    return () => setBackButton(null);
+  }, []);
+  if (hostDrawsButtons()) return null;
+  return (
+    <button class="back" type="button" onClick={() => back.current()}>
+      ← {tx.t("back")}
+    </button>
+  );
+}
+
+/** Seconds left of a Retry-After, counting down to 0. */
+export function useCountdown(seconds: number | undefined): number {
+  const [left, setLeft] = useState(seconds ?? 0);
+  useEffect(() => {
+    setLeft(seconds ?? 0);
+    if (!seconds) return;
+    const started = Date.now();
+    const timer = setInterval(() => {
+      const remaining = Math.max(0, seconds - Math.floor((Date.now() - started) / 1000));
+      setLeft(remaining);
+      if (remaining === 0) clearInterval(timer);
+    }, 250);
+    return () => clearInterval(timer);
+  }, [seconds]);
+  return left;
+}
+
+/** An error of CONTRACT §4 in the user's language, with what to do about it. */
+export function ErrorNote({ error, context }: { error: unknown; context?: "promo" }) {
+  const { tx, go } = useApp();
+  const shown = describeError(error, tx, context);
+  const left = useCountdown(shown.retryAfter);
+  useEffect(() => haptic("error"), [error]);
+  const text =
+    shown.action === "wait" && shown.retryAfter !== undefined
+      ? left > 0
+        ? tx.t("err_rate_limited", { seconds: tx.plural("seconds", left) })
+        : tx.t("err_rate_limited_soon")
+      : shown.text;
+  return (
+    <div class="error" role="alert" data-action={shown.action ?? ""}>
+      <p>{text}</p>
+      {shown.detail && <p class="detail">{shown.detail}</p>}
+      {shown.action === "buy" && (
+        <button type="button" class="link" onClick={() => go("account")}>
+          {tx.t("buy_credits")}
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Section({ title, children }: { title: string; children: ComponentChildren }) {
+  return (
+    <section class="card">
+      <h2>{title}</h2>
+      {children}
+    </section>
+  );
+}
