@@ -7,7 +7,13 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 STAGE ?= dev
 STACK ?= nanogen-$(STAGE)
 
-.PHONY: run test lint typecheck unit clean package deploy set-webhook
+.PHONY: run test lint typecheck unit webapp webapp-test chromium clean package deploy set-webhook
+
+# The Mini App (webapp/): `npm ci` when the lock file changed, the build when a source changed.
+WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) \
+	webapp/index.html webapp/vite.config.ts webapp/tsconfig.json
+NODE_DEPS := webapp/node_modules/.package-lock.json
+CHROMIUM := /usr/bin/chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +26,33 @@ $(VENV)/.dev-deps: requirements.txt requirements-local.txt requirements-dev.txt 
 	$(PIP) -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-run: $(VENV)/.run-deps
+$(NODE_DEPS): webapp/package.json webapp/package-lock.json
+	cd webapp && npm ci --no-audit --no-fund
+	touch $@
+
+webapp/dist/index.html: $(NODE_DEPS) $(WEBAPP_SOURCES)
+	cd webapp && npm run build
+
+webapp: webapp/dist/index.html
+
+webapp-test: $(NODE_DEPS)
+	cd webapp && npm run typecheck && npm test
+
+# The browser tests drive Debian's Chromium (tests/e2e).
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core; \
+	else \
+		echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian) and retry."; \
+		exit 1; \
+	fi
+
+run: $(VENV)/.run-deps webapp
 	$(BIN)/python -m local.stack
 
-test: $(VENV)/.dev-deps lint typecheck unit
+test: $(VENV)/.dev-deps lint typecheck webapp-test unit
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
@@ -32,7 +61,7 @@ lint: $(VENV)/.dev-deps
 typecheck: $(VENV)/.dev-deps
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev-deps
+unit: $(VENV)/.dev-deps webapp chromium
 	$(BIN)/python -m pytest
 
 # --- AWS -------------------------------------------------------------------
@@ -76,4 +105,4 @@ set-webhook: $(BIN)/aws
 		--output text)api/telegram/webhook"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out test-output webapp/node_modules webapp/dist

@@ -2,8 +2,11 @@
 
 1. a local AWS endpoint (moto, one request at a time) with every table,
    queue and bucket created from ``infra.resources``;
-2. the REST API and webhook: ``chalice local`` over the real app object;
-3. the worker (``local.worker``): the SQS-triggered handlers and the sweeper.
+2. the REST API and webhook: ``chalice local`` over the real app object, on
+   an internal port;
+3. the worker (``local.worker``): the SQS-triggered handlers and the sweeper;
+4. the front door on PORT (``local.webapp_server``): the built Mini App at
+   ``/app/`` and everything else forwarded to the API, one origin as in AWS.
 
 Ctrl-C or SIGTERM stops every child. Without TELEGRAM_BOT_TOKEN the bot
 uses the public development token and only logs what it would send;
@@ -17,9 +20,11 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import FrameType
@@ -77,6 +82,8 @@ def _base_env() -> dict[str, str]:
     env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
     env.setdefault("NANOGEN_STAGE", "local")
     env.setdefault("TELEGRAM_WEBHOOK_SECRET", "local-webhook-secret")
+    # The development user also sees the Mini App's operator pages.
+    env.setdefault("ADMIN_USER_IDS", str(DEV_USER["id"]))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("AWS_PROFILE", None)
@@ -97,7 +104,22 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def _banner(port: int, aws_endpoint: str, env: dict[str, str]) -> str:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def mini_app_link(port: int, init_data: str) -> str:
+    """Opens the Mini App in an ordinary browser: Telegram passes initData in the URL fragment."""
+    fragment = urllib.parse.urlencode(
+        {"tgWebAppData": init_data, "tgWebAppVersion": "8.0", "tgWebAppPlatform": "web"},
+        quote_via=urllib.parse.quote,
+    )
+    return f"http://127.0.0.1:{port}/app/#{fragment}"
+
+
+def _banner(port: int, api_port: int, aws_endpoint: str, env: dict[str, str]) -> str:
     from chalicelib.auth import sign_init_data
     from chalicelib.config import load_settings
 
@@ -110,16 +132,23 @@ def _banner(port: int, aws_endpoint: str, env: dict[str, str]) -> str:
         telegram = "dry run: Bot API calls are logged, not sent"
     provider = "AIML API" if settings.aiml_api_key else "offline provider (draws a preview PNG, no AI called)"
     body = json.dumps({"prompt": "a lighthouse on a cliff at sunset, oil painting", "aspect_ratio": "16:9"})
+    app_link = mini_app_link(port, init_data)
+    valid = f"valid for {settings.init_data_max_age_seconds} s"
     return f"""
 NanoGen is running (Ctrl-C stops everything)
-  REST API + webhook   {api}   (health: {api}/api/health)
+  Mini App             {api}/app/   (built from webapp/; the link below signs you in)
+  REST API + webhook   {api}   (health: {api}/api/health; chalice local itself on :{api_port})
   local AWS (moto)     {aws_endpoint}   stage '{settings.stage}'
   worker + sweeper     generation queue, dead-letter queue, sweep every few seconds
   Telegram             {telegram}
   images               {provider}
   webhook secret       X-Telegram-Bot-Api-Secret-Token: {settings.telegram_webhook_secret}
 
-Try it as the development user {DEV_USER["id"]} (header valid for {settings.init_data_max_age_seconds} s):
+Open the Mini App in a browser as the development user {DEV_USER["id"]} ({valid}):
+
+  {app_link}
+
+Or try the API with curl:
 
   AUTH={shlex.quote(header)}
   curl -s {api}/api/user/me -H "$AUTH"
@@ -154,14 +183,19 @@ def main() -> int:
 
         create_locally(ready(), visibility_timeout=LOCAL_VISIBILITY_TIMEOUT, max_receive_count=LOCAL_MAX_RECEIVE_COUNT)
         chalice = str(Path(sys.executable).with_name("chalice"))
+        api_port = int(env.get("NANOGEN_API_PORT") or _free_port())
         api = stack.start(
             "API",
-            [chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port), "--stage", "local"],
+            [chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(api_port), "--stage", "local"],
             env,
         )
         stack.start("worker", [sys.executable, "-m", "local.worker"], env)
-        _wait_for_health(f"http://127.0.0.1:{port}/api/health", api)
-        print(_banner(port, aws_endpoint, env), flush=True)
+        front_door = [sys.executable, "-m", "local.webapp_server", "--port", str(port), "--api-port", str(api_port)]
+        front_door += ["--telegram-js", env.get("NANOGEN_TELEGRAM_JS", "auto")]
+        front = stack.start("Mini App server", front_door, env)
+        _wait_for_health(f"http://127.0.0.1:{api_port}/api/health", api)
+        _wait_for_health(f"http://127.0.0.1:{port}/api/health", front)
+        print(_banner(port, api_port, aws_endpoint, env), flush=True)
         parent = os.getppid()
         while True:
             if os.getppid() != parent:  # make (or the shell) was killed: do not outlive it
