@@ -49,7 +49,7 @@ export function History({ onOpen }: { onOpen: (generation: Generation) => void }
           <li key={g.id} data-status={g.status} data-id={g.id}>
             <button type="button" onClick={() => onOpen(g)} title={g.prompt}>
               {g.result_urls[0] ? (
-                <img src={g.result_urls[0]} alt={g.prompt} loading="lazy" />
+                <img src={g.result_urls[0]} alt={g.prompt} />
               ) : (
                 <span class="badge">{g.status === "failed" ? "✕" : g.status === "cancelled" ? "–" : "…"}</span>
               )}
