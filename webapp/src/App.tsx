@@ -2,7 +2,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import type { FunctionComponent } from "preact";
 import { ApiClient, ApiError } from "./api";
-import { AppContext, type AppState, type Tab } from "./context";
+import { AppContext, type AppState, ShellContext, type Tab } from "./context";
 import { chooseLanguage, type Language, texts } from "./i18n";
 import { Account } from "./screens/Account";
 import { Create } from "./screens/Create";
@@ -51,22 +51,23 @@ export function App() {
       void import("./admin/Admin").then((module) => setAdmin(() => module.Admin));
   }, [tab]);
 
+  const go = (next: Tab) => {
+    setViewing(null);
+    setTab(next);
+  };
+
   if (!me) {
     return (
-      <main class="app loading">
-        {fatal ? (
-          <AppContext.Provider value={{ api, tx, go: () => load() } as unknown as AppState}>
-            <ErrorNote error={fatal} />
-            {!(fatal instanceof ApiError && fatal.kind === "unauthorized") && (
-              <button type="button" class="link" onClick={load}>
-                {tx.t("retry")}
-              </button>
-            )}
-          </AppContext.Provider>
-        ) : (
-          <p class="hint">{tx.t("loading")}</p>
-        )}
-      </main>
+      <ShellContext.Provider value={{ tx, go }}>
+        <main class="app loading">
+          {fatal ? <ErrorNote error={fatal} /> : <p class="hint">{tx.t("loading")}</p>}
+          {fatal && !(fatal instanceof ApiError && fatal.kind === "unauthorized") ? (
+            <button type="button" class="link" onClick={load}>
+              {tx.t("retry")}
+            </button>
+          ) : null}
+        </main>
+      </ShellContext.Provider>
     );
   }
 
@@ -82,36 +83,35 @@ export function App() {
       return user;
     },
     setLanguage: setChosen,
-    go: (next) => {
-      setViewing(null);
-      setTab(next);
-    },
+    go,
   };
   const tabs: Tab[] = isAdmin ? ["create", "history", "account", "admin"] : ["create", "history", "account"];
 
   return (
-    <AppContext.Provider value={state}>
-      <main class="app">
-        <header class="top">
-          <h1>{tx.t("app_title")}</h1>
-          <p class="balance" aria-label={tx.t("balance")} data-credits={me.credits}>
-            {tx.plural("credits", me.credits)}
-          </p>
-        </header>
-        {(tab !== "create" || viewing) && <BackAction onBack={() => (viewing ? setViewing(null) : setTab("create"))} />}
-        <nav class="tabs">
-          {tabs.map((id) => (
-            <button key={id} type="button" data-tab={id} aria-current={tab === id ? "page" : undefined} onClick={() => state.go(id)}>
-              {tx.t(`tab_${id}`)}
-            </button>
-          ))}
-        </nav>
-        {tab === "create" && <Create onOpen={setViewing} />}
-        {tab === "history" && <History onOpen={setViewing} />}
-        {tab === "account" && <Account />}
-        {tab === "admin" && (Admin ? <Admin /> : <p class="hint">{tx.t("loading")}</p>)}
-        {viewing && <Viewer generation={viewing} />}
-      </main>
-    </AppContext.Provider>
+    <ShellContext.Provider value={state}>
+      <AppContext.Provider value={state}>
+        <main class="app">
+          <header class="top">
+            <h1>{tx.t("app_title")}</h1>
+            <p class="balance" aria-label={tx.t("balance")} data-credits={me.credits}>
+              {tx.plural("credits", me.credits)}
+            </p>
+          </header>
+          {(tab !== "create" || viewing) && <BackAction onBack={() => (viewing ? setViewing(null) : setTab("create"))} />}
+          <nav class="tabs">
+            {tabs.map((id) => (
+              <button key={id} type="button" data-tab={id} aria-current={tab === id ? "page" : undefined} onClick={() => state.go(id)}>
+                {tx.t(`tab_${id}`)}
+              </button>
+            ))}
+          </nav>
+          {tab === "create" && <Create onOpen={setViewing} />}
+          {tab === "history" && <History onOpen={setViewing} />}
+          {tab === "account" && <Account />}
+          {tab === "admin" && (Admin ? <Admin /> : <p class="hint">{tx.t("loading")}</p>)}
+          {viewing && <Viewer generation={viewing} onClose={() => setViewing(null)} />}
+        </main>
+      </AppContext.Provider>
+    </ShellContext.Provider>
   );
 }

@@ -7,18 +7,29 @@ import type { Model, User } from "./types";
 
 export type Tab = "create" | "history" | "account" | "admin";
 
-export interface AppState {
-  api: ApiClient;
+/** What even the loading and error screens have: the texts and navigation. */
+export interface Shell {
   tx: Texts;
+  go(tab: Tab): void;
+}
+
+export interface AppState extends Shell {
+  api: ApiClient;
   me: User;
   models: Model[];
   setMe(user: User): void;
   refreshMe(): Promise<User>;
   setLanguage(language: Language): void;
-  go(tab: Tab): void;
 }
 
+export const ShellContext = createContext<Shell | null>(null);
 export const AppContext = createContext<AppState | null>(null);
+
+export function useShell(): Shell {
+  const shell = useContext(ShellContext);
+  if (!shell) throw new Error("useShell outside <ShellContext.Provider>");
+  return shell;
+}
 
 export function useApp(): AppState {
   const state = useContext(AppContext);

@@ -1,7 +1,7 @@
 /** Small shared pieces: the main and back buttons, error notes, the balance. */
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { useApp } from "./context";
+import { useShell } from "./context";
 import { describeError } from "./errors";
 import { haptic, hostDrawsButtons, setBackButton, setMainButton } from "./telegram";
 
@@ -30,7 +30,7 @@ export function MainAction({ text, enabled, loading = false, onClick }: MainActi
 
 /** Telegram's back button while mounted, or an in-page one outside Telegram. */
 export function BackAction({ onBack }: { onBack: () => void }) {
-  const { tx } = useApp();
+  const { tx } = useShell();
   const back = useRef(onBack);
   back.current = onBack;
   useEffect(() => {
@@ -64,7 +64,7 @@ export function useCountdown(seconds: number | undefined): number {
 
 /** An error of CONTRACT §4 in the user's language, with what to do about it. */
 export function ErrorNote({ error, context }: { error: unknown; context?: "promo" }) {
-  const { tx, go } = useApp();
+  const { tx, go } = useShell();
   const shown = describeError(error, tx, context);
   const left = useCountdown(shown.retryAfter);
   useEffect(() => haptic("error"), [error]);

@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useApp } from "../context";
 import type { Generation, Page } from "../types";
+import { hostDrawsButtons } from "../telegram";
 import { ErrorNote } from "../ui";
 
 const PAGE_SIZE = 20;
@@ -72,11 +73,16 @@ export function History({ onOpen }: { onOpen: (generation: Generation) => void }
 }
 
 /** One generation full screen: the picture, its prompt and status; the back button closes it. */
-export function Viewer({ generation }: { generation: Generation }) {
+export function Viewer({ generation, onClose }: { generation: Generation; onClose: () => void }) {
   const { tx } = useApp();
   const url = generation.result_urls[0];
   return (
     <div class="viewer" role="dialog" aria-label={generation.prompt}>
+      {!hostDrawsButtons() && (
+        <button type="button" class="link close" onClick={onClose}>
+          ✕ {tx.t("close")}
+        </button>
+      )}
       {url ? <img src={url} alt={generation.prompt} /> : <p class="status">{generation.status === "failed" ? tx.t("status_failed", { error: generation.error ?? "" }) : tx.t(`status_${generation.status}`)}</p>}
       <p class="prompt">{generation.prompt}</p>
       <p class="hint">
