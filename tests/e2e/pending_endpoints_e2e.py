@@ -199,13 +199,13 @@ def test_an_admin_creates_and_reads_a_promo_code_and_a_broadcast(stack: Stack, o
     app.page.fill("input[name=code]", code)
     app.page.fill("input[name=credits]", "3")
     app.page.fill("input[name=max_uses]", "2")
-    app.page.click("text=Create")
+    app.page.click("form[data-form=promo] button[type=submit]")
     app.page.wait_for_selector(f"[data-promo={code}]")
     assert stack.api("GET", f"/api/admin/promo-codes/{code}").json()["max_uses"] == 2
 
     app.page.fill("textarea[name=text_en]", "Hello from NanoGen")
     app.page.fill("textarea[name=text_ru]", "Привет от NanoGen")
-    app.page.click("text=Send")
+    app.page.click("form[data-form=broadcast] button[type=submit]")
     note = app.page.wait_for_selector("[data-broadcast]")
     assert note is not None
     broadcast_id = note.get_attribute("data-broadcast")

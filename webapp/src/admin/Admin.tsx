@@ -198,7 +198,7 @@ function PromoCodes({ api }: { api: ApiClient }) {
   };
   return (
     <Section title={tx.t("admin_promo")}>
-      <form class="stack" onSubmit={create}>
+      <form class="stack" data-form="promo" onSubmit={create}>
         <input placeholder={tx.t("admin_code")} {...field("code")} />
         <input type="number" min="1" placeholder="credits" {...field("credits")} />
         <input type="number" min="1" placeholder={tx.t("admin_max_uses")} {...field("max_uses")} />
@@ -270,7 +270,7 @@ function Broadcasts({ api }: { api: ApiClient }) {
 
   return (
     <Section title={tx.t("admin_broadcasts")}>
-      <form class="stack" onSubmit={send}>
+      <form class="stack" data-form="broadcast" onSubmit={send}>
         <textarea name="text_en" rows={3} maxLength={4096} placeholder={tx.t("admin_text_en")} value={textEn} onInput={(e) => setTextEn(e.currentTarget.value)} />
         <textarea name="text_ru" rows={3} maxLength={4096} placeholder={tx.t("admin_text_ru")} value={textRu} onInput={(e) => setTextRu(e.currentTarget.value)} />
         <select name="audience" value={audience} onChange={(e) => setAudience(e.currentTarget.value)} aria-label={tx.t("admin_audience")}>
