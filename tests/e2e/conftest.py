@@ -173,7 +173,8 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeou
     raise RuntimeError(f"local.stack did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack and Playwright's event loop end with the browser tests, before other tests run.
+@pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     dist = ROOT / "webapp" / "dist" / "index.html"
     assert dist.is_file(), "webapp/dist is missing: run `make webapp` (make test builds it first)"
@@ -230,7 +231,7 @@ def stack() -> Iterator[Stack]:
 # --- the browser --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -246,6 +247,7 @@ class MiniApp:
     """A page of the Mini App and what the stand-in Telegram recorded."""
 
     page: Any
+    responses: list[Any] = field(default_factory=list)
 
     def main_button(self) -> dict[str, Any]:
         state: dict[str, Any] = self.page.evaluate("window.__tg.mainButton()")
@@ -274,10 +276,12 @@ def open_app(stack: Stack, browser: Any) -> Iterator[Callable[..., MiniApp]]:
         context.add_init_script(f"window.__tgScheme = {json.dumps(scheme)};\n{STUB}")
         page = context.new_page()
         page.set_default_timeout(20000)
+        app = MiniApp(page)
+        page.on("response", lambda response: app.responses.append(response))
         page.goto(stack.app_link(user, age=age))
         if wait:
             page.wait_for_selector(wait)
-        return MiniApp(page)
+        return app
 
     yield open_as
     for context in contexts:

@@ -182,11 +182,10 @@ def test_an_admin_sees_the_operator_pages_and_grants_credits(stack: Stack, open_
 
 
 def test_an_ordinary_user_sees_no_operator_pages(stack: Stack, open_app: Any) -> None:
-    user = new_user()
-    app = open_app(user, wait=None)
-    with app.page.expect_response(lambda r: r.url.endswith("/api/admin/stats")) as stats:
-        app.page.wait_for_selector(".balance")
-    assert stats.value.status == 403
+    app = open_app(new_user())
+
+    stats = _wait_until(lambda: [r for r in app.responses if r.url.endswith("/api/admin/stats")], 20, "the admin probe")
+    assert [r.status for r in stats] == [403]
     app.page.wait_for_selector(".tabs [data-tab=account]")
     assert app.page.locator("[data-tab=admin]").count() == 0
 
