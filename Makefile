@@ -83,7 +83,7 @@ $(BIN)/aws: | $(BIN)/python
 STACK_PARAMETERS := $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
 	$(if $(MINI_APP_URL_OVERRIDE),MiniAppUrl=$(MINI_APP_URL_OVERRIDE))
 
-deploy: package $(BIN)/aws
+deploy: package $(BIN)/aws webapp
 	@test -n "$(DEPLOY_BUCKET)" || (echo "set DEPLOY_BUCKET to an S3 bucket for the deployment artifacts" && exit 2)
 	$(BIN)/aws cloudformation package --template-file build/$(STAGE)/sam.json \
 		--s3-bucket $(DEPLOY_BUCKET) --output-template-file build/$(STAGE)/packaged.yaml
