@@ -29,9 +29,11 @@ from chalicelib.transactions import conditional_update
 # --------------------------------------------------------------------------
 
 
-def idempotency_record(user_id: int, idempotency_key: str) -> IdempotencyRecord | None:
+def idempotency_record(user_id: int, idempotency_key: str, *, source: str) -> IdempotencyRecord | None:
     try:
-        return IdempotencyRecord.get(IdempotencyRecord.key(user_id, idempotency_key), consistent_read=True)
+        return IdempotencyRecord.get(
+            IdempotencyRecord.key(user_id, idempotency_key, source=source), consistent_read=True
+        )
     except DoesNotExist:
         return None
 

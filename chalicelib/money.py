@@ -160,7 +160,8 @@ def start_generation(
     """Charge ``order.cost`` and create a pending generation, in one transaction.
 
     ``replay_any_status`` (the bot: one Telegram message, one generation)
-    replays a key even after its generation failed or was cancelled.
+    replays a key even after its generation failed or was cancelled. Keys
+    are per user and per ``source``: the API's and the bot's never meet.
 
     The transaction debits the user on condition that the balance covers the
     cost, the user is not banned and has fewer than MAX_ACTIVE_GENERATIONS
@@ -204,7 +205,7 @@ def start_generation(
         )
         if idempotency_key is not None:
             record = IdempotencyRecord(
-                pk=IdempotencyRecord.key(profile.user_id, idempotency_key),
+                pk=IdempotencyRecord.key(profile.user_id, idempotency_key, source=source),
                 generation_id=generation.generation_id,
                 fingerprint=order.fingerprint,
                 expires_at=int(now) + IDEMPOTENCY_TTL_SECONDS,
@@ -220,7 +221,7 @@ def start_generation(
             if cancelled.failed("idempotency"):
                 assert idempotency_key is not None
                 replay, replacing = _resolve_key_reuse(
-                    profile.user_id, idempotency_key, order, now, replay_any_status=replay_any_status
+                    profile.user_id, idempotency_key, source, order, now, replay_any_status=replay_any_status
                 )
                 if replay is not None:
                     return replay
@@ -280,7 +281,13 @@ def _shard_of(generation_id: str) -> str:
 
 
 def _resolve_key_reuse(
-    user_id: int, idempotency_key: str, order: GenerationOrder, now: float, *, replay_any_status: bool = False
+    user_id: int,
+    idempotency_key: str,
+    source: str,
+    order: GenerationOrder,
+    now: float,
+    *,
+    replay_any_status: bool = False,
 ) -> tuple[StartResult | None, str | None]:
     """An Idempotency-Key is already taken: replay, refuse, or allow a new charge.
 
@@ -288,7 +295,7 @@ def _resolve_key_reuse(
     when the earlier generation failed or was cancelled and a new one may
     replace it (CONTRACT §5).
     """
-    record = idempotency_record(user_id, idempotency_key)
+    record = idempotency_record(user_id, idempotency_key, source=source)
     if record is None:
         return None, None  # expired and deleted meanwhile: the key is free again
     if record.expires_at < int(now):

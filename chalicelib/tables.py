@@ -22,7 +22,8 @@ Table design (every table on demand, TTL on ``expires_at`` where it exists):
                  payment is credited when this item is created, so a
                  conditional put makes the credit exactly-once.
 ``guards``       hash ``pk``: short-lived uniqueness guards, each expiring by
-                 TTL: idempotency keys (``idem#<user>#<key>``), per-minute
+                 TTL: idempotency keys (``idem#<user>#<key>`` from the API,
+                 ``idem-bot#<user>#<key>`` from the bot), per-minute
                  rate-limit windows (``rate#<user>#<minute>``), claimed
                  Telegram updates (``update#<update_id>``) and operator
                  alert windows (``alert#<kind>#<window>``).
@@ -159,8 +160,16 @@ class IdempotencyRecord(_Guard):
     fingerprint = UnicodeAttribute()
 
     @staticmethod
-    def key(user_id: int, idempotency_key: str) -> str:
-        return f"idem#{user_id}#{idempotency_key}"
+    def key(user_id: int, idempotency_key: str, *, source: str) -> str:
+        """Each channel has its own key space: no API caller can take the key the bot gives a message.
+
+        The API's keys keep the form they had before the split, so a key sent
+        earlier still replays within its TTL; every pk of another source starts
+        ``idem-<source>#``, which no API key (always ``idem#<digits>#...``) can spell.
+        """
+        if source == "api":
+            return f"idem#{user_id}#{idempotency_key}"
+        return f"idem-{source}#{user_id}#{idempotency_key}"
 
 
 class RateLimitWindow(_Guard):
