@@ -35,7 +35,7 @@ from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
 from chalicelib.text import storable_text
 from chalicelib.usecases.generation import order_generation
-from chalicelib.validation import CHARGE_ID_RE, MAX_PROMPT_CHARS, parse_generation_request
+from chalicelib.validation import CHARGE_ID_RE, MAX_PROMPT_CHARS, is_chat_id, is_message_id, parse_generation_request
 
 # Telegram's deep-link payload: https://t.me/<bot>?start=<1-64 of A-Z a-z 0-9 _ ->.
 _START_PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -143,11 +143,11 @@ def _chat_message(raw: object) -> ChatMessage | None:
     sender = _profile(raw.get("from"))
     chat = raw.get("chat")
     message_id = raw.get("message_id")
-    if sender is None or not isinstance(chat, dict) or type(message_id) is not int:
+    if sender is None or not isinstance(chat, dict) or not is_message_id(message_id):
         return None
     chat_id = chat.get("id")
-    if type(chat_id) is not int:
-        return None
+    if not is_chat_id(chat_id):
+        return None  # no id Telegram sends; stored, it would break the write or the stats
     text = raw.get("text")
     payment = raw.get("successful_payment")
     return ChatMessage(

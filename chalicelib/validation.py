@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from chalicelib.auth import MAX_TELEGRAM_ID
@@ -34,6 +34,11 @@ MAX_LIMIT = 50
 _GENERATION_FIELDS = ("prompt", "model", "aspect_ratio", "image_urls")
 _CREDIT_CHANGE_FIELDS = ("amount", "reason")
 
+# Telegram's chat ids have at most 52 significant bits and are signed (groups
+# are negative); message ids are positive 32-bit numbers. Anything larger did
+# not come from Telegram, and past 38 digits DynamoDB refuses the write.
+MAX_MESSAGE_ID = 2**31 - 1
+
 # C0 controls other than tab/newline/carriage return, DEL, and lone UTF-16
 # surrogates (JSON's "\ud800" decodes to one, and it cannot be stored as UTF-8).
 _FORBIDDEN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -51,6 +56,16 @@ _HOST_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _NUMERIC_LABEL_RE = re.compile(r"0x[0-9a-f]*|[0-9]+")
 # A Bot API token (<bot id>:<secret>) anywhere in a URL would hand it to the provider.
 _BOT_TOKEN_RE = re.compile(r"[0-9]{5,}:[A-Za-z0-9_-]{30,}")
+
+
+def is_chat_id(value: object) -> TypeGuard[int]:
+    """A Telegram chat id the bot may store and key by (``bool`` is not one)."""
+    return type(value) is int and value != 0 and -MAX_TELEGRAM_ID <= value <= MAX_TELEGRAM_ID
+
+
+def is_message_id(value: object) -> TypeGuard[int]:
+    """A Telegram message id the bot may store and key by."""
+    return type(value) is int and 0 < value <= MAX_MESSAGE_ID
 
 
 def _invalid(message: str) -> NoReturn:
