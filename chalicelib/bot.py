@@ -365,7 +365,7 @@ def _answer_pre_checkout(bot: BotApi, settings: Settings, *, query: Mapping[str,
     error: str | None = None
     if pack is None:
         error = PRE_CHECKOUT_UNKNOWN_PACK
-    elif query.get("currency") != "XTR" or query.get("total_amount") != pack.stars:
+    elif not _pays_for(query, pack):
         error = PRE_CHECKOUT_WRONG_PRICE
     else:
         user = queries.get_user(sender.user_id)
@@ -385,6 +385,12 @@ def _pack_of(payload: object) -> catalogue.CreditPack | None:
     return catalogue.pack_by_payload(payload) if isinstance(payload, str) else None
 
 
+def _pays_for(paid: Mapping[str, Any], pack: catalogue.CreditPack) -> bool:
+    """Exactly the pack's Stars: an integer, as Telegram sends it (``50.0 == 50`` and ``True == 1`` in Python)."""
+    amount = paid.get("total_amount")
+    return paid.get("currency") == "XTR" and type(amount) is int and amount == pack.stars
+
+
 def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) -> None:
     """Credit the pack once per charge id, then confirm; a repeated payment message does nothing."""
     payment = message.payment
@@ -393,12 +399,7 @@ def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) ->
     provider_charge_id = payment.get("provider_payment_charge_id")
     pack = _pack_of(payment.get("invoice_payload"))
     valid_charge = isinstance(charge_id, str) and CHARGE_ID_RE.fullmatch(charge_id) is not None
-    if (
-        not valid_charge
-        or pack is None
-        or payment.get("currency") != "XTR"
-        or payment.get("total_amount") != pack.stars
-    ):
+    if not valid_charge or pack is None or not _pays_for(payment, pack):
         _alert_unmatched_payment(bot, settings, message)
         return
     assert isinstance(charge_id, str)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
-from chalicelib import catalogue, money, queries, records
+from chalicelib import bot, catalogue, money, queries, records
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, Payment
@@ -124,6 +124,28 @@ def test_a_payment_that_matches_no_pack_is_not_credited_and_the_operator_is_aler
     alerts = fake_telegram.sent("sendMessage")
     assert [alert["chat_id"] for alert in alerts] == [ALERT_CHAT_ID] * 3  # the operator, never the user
     assert "charge-unknown" in alerts[0]["text"] and "not credited" in alerts[0]["text"]
+
+
+def test_an_amount_that_is_not_an_integer_is_refused_at_pre_checkout_and_never_credited(
+    fake_telegram: FakeTelegram,
+) -> None:
+    # 50.0 == 50 and True == 1 in Python: only an int is an amount of Stars.
+    for index, amount in enumerate((float(PACK.stars), str(PACK.stars), True)):
+        query = pre_checkout_update(PACK.payload, PACK.stars, query_id=f"q{index}")
+        query["pre_checkout_query"]["total_amount"] = amount
+        handled(query)
+        payment = payment_update(f"charge-{index}", PACK.payload, PACK.stars)
+        payment["message"]["successful_payment"]["total_amount"] = amount
+        handled(payment)
+
+    assert list(Payment.scan()) == [] and queries.get_user(ALICE_ID) is None
+    alerts = fake_telegram.sent("sendMessage")
+    assert [alert["chat_id"] for alert in alerts] == [ALERT_CHAT_ID] * 3  # the operator, never the user
+    assert all("not credited" in alert["text"] for alert in alerts)
+    answers = fake_telegram.sent("answerPreCheckoutQuery")
+    assert [(answer["ok"], answer.get("error_message")) for answer in answers] == [
+        (False, bot.PRE_CHECKOUT_WRONG_PRICE)
+    ] * 3
 
 
 # --- the operator's refund ------------------------------------------------------------------
