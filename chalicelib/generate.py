@@ -122,6 +122,7 @@ class Worker:
     def _provider_failed(self, generation: Generation, error: ProviderError) -> Outcome:
         count("ProviderErrors")
         if error.alerts_operator:
+            count("ProviderAuthRefused")  # our key is refused or its balance is empty: every user is affected
             alert_operator(self.bot, self.settings, f"provider-{error.status}", str(error))
         if error.transient:
             money.release_claim(generation)
@@ -151,6 +152,7 @@ class Worker:
 
     def _failed(self, generation: Generation, reason: str) -> None:
         count("GenerationsFailed")
+        count("GenerationsRefunded")
         count("CreditsRefunded", int(generation.cost))
         tell_user_it_failed(self.bot, generation, reason)
 

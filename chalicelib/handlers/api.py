@@ -88,6 +88,7 @@ def cancel_generation(request: Request, generation_id: str) -> dict[str, Any]:
         raise NotFound("No such generation.")
     generation = money.cancel_generation(profile.user_id, generation_id)
     count("GenerationsCancelled")
+    count("GenerationsRefunded")
     count("CreditsRefunded", int(generation.cost))
     return generation_view(generation, ready())
 

@@ -24,6 +24,7 @@ def sweep(context: Any = None) -> dict[str, Any]:
         bot = bootstrap.bot_api()
         for generation in expired:  # from the index: cost and chat_id are projected
             count("GenerationsFailed")
+            count("GenerationsRefunded")
             count("CreditsRefunded", int(generation.cost))
             tell_user_it_failed(bot, generation, "it took too long and timed out.")
         lost = [
