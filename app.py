@@ -81,6 +81,13 @@ def cancel_generation(generation_id: str) -> Any:
     return handlers.cancel_generation(_request(), generation_id)
 
 
+@api.route("/api/uploads", methods=("POST",))
+def create_upload() -> Any:
+    from chalicelib.handlers import api as handlers
+
+    return handlers.create_upload(_request())
+
+
 # --- Admin API --------------------------------------------------------------
 
 

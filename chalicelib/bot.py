@@ -48,6 +48,8 @@ _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
 OPEN_APP_BUTTON_TEXT = "Open NanoGen"
 PRE_CHECKOUT_UNKNOWN_PACK = "This offer is no longer available. Send /buy to see the current packs."
 PRE_CHECKOUT_WRONG_PRICE = "The price of this pack has changed. Send /buy for a new invoice."
+# Message fields that carry a file the bot may be asked to edit (chalicelib.photos).
+_PICTURE_FIELDS = ("photo", "document", "sticker")
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do, or just write what I should draw."
 
 
@@ -89,11 +91,16 @@ def plan(update: Mapping[str, Any]) -> Action | None:
             return None
         if message.payment is not None:
             return Action("successful_payment", functools.partial(_credit_payment, message=message))
-        if not message.private or message.text is None:
+        if not message.private:
+            return None
+        raw = update["message"]
+        if any(isinstance(raw.get(kind), (dict, list)) for kind in _PICTURE_FIELDS):
+            return Action("picture", functools.partial(_picture, message=message, raw=raw))
+        if message.text is None:
             return None
         if message.text.startswith("/"):
             return _command(message, message.text)
-        return Action("prompt", functools.partial(_start_generation, message=message))
+        return Action("prompt", functools.partial(_prompt, message=message, raw=raw))
     if "pre_checkout_query" in update:
         query = update["pre_checkout_query"]
         if not isinstance(query, dict) or not isinstance(query.get("id"), str) or _profile(query.get("from")) is None:
@@ -297,6 +304,32 @@ _COMMANDS: dict[str, Callable[..., None]] = {
 # --------------------------------------------------------------------------
 # A prompt: the same use case as POST /api/generation
 # --------------------------------------------------------------------------
+
+
+def _picture(bot: BotApi, settings: Settings, *, message: ChatMessage, raw: Mapping[str, Any]) -> None:
+    """A photo, an image file or a sticker: an edit, or a clear refusal (chalicelib.photos)."""
+    from chalicelib import photos
+
+    photos.handle_picture_message(
+        bot, settings, raw=raw, sender=message.sender, chat_id=message.chat_id, message_id=message.message_id
+    )
+
+
+def _prompt(bot: BotApi, settings: Settings, *, message: ChatMessage, raw: Mapping[str, Any]) -> None:
+    """A text: an edit when it replies to a picture or a photo waits for it, else a new picture."""
+    from chalicelib import photos
+
+    assert message.text is not None  # plan() sends only text messages here
+    if not photos.handle_text(
+        bot,
+        settings,
+        raw=raw,
+        sender=message.sender,
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        text=message.text,
+    ):
+        _start_generation(bot, settings, message=message)
 
 
 def idempotency_key(message: ChatMessage) -> str:

@@ -98,6 +98,22 @@ def get_model(model_id: str, settings: Settings) -> ImageModel:
     raise InvalidRequest(f"Unknown model {model_id[:100]!r}. Choose one of: {names}.")
 
 
+# The model that edits pictures for each model a user may choose (CONTRACT §7:
+# a photo sent to the bot is edited with the edit model paired with the user's
+# model). Until the catalogue has a Pro edit model, Pro's pictures are edited
+# by Nano Banana Edit too.
+_EDIT_MODEL_OF = {
+    DEFAULT_MODEL_ID: "google/nano-banana-edit",
+    "google/nano-banana-edit": "google/nano-banana-edit",
+    "google/nano-banana-pro": "google/nano-banana-edit",
+}
+
+
+def edit_model_for(model_id: str, settings: Settings) -> ImageModel:
+    """The edit model paired with ``model_id`` (an unknown id gets the default's)."""
+    return get_model(_EDIT_MODEL_OF.get(model_id, _EDIT_MODEL_OF[DEFAULT_MODEL_ID]), settings)
+
+
 _PAYLOAD_PREFIX = "nanogen:"
 
 

@@ -42,6 +42,7 @@ class Settings:
     max_active_generations: int
     generation_timeout_seconds: int
     port: int
+    upload_max_bytes: int  # the largest reference image (Mini App upload or Telegram copy)
     # Resource names: set by the deployment, defaulted from the stage locally.
     stage: str
     users_table: str
@@ -204,6 +205,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_active_generations=read.integer("MAX_ACTIVE_GENERATIONS", 2, minimum=1),
         generation_timeout_seconds=read.integer("GENERATION_TIMEOUT_SECONDS", 300, minimum=30),
         port=read.integer("PORT", 8000, minimum=1, maximum=65535),
+        # S3 takes up to 5 GB in one POST; a reference picture needs far less than 100 MB.
+        upload_max_bytes=read.integer("UPLOAD_MAX_BYTES", 10_485_760, minimum=1024, maximum=104_857_600),
         stage=stage,
         users_table=read.text("USERS_TABLE", f"{prefix}-users") or "",
         generations_table=read.text("GENERATIONS_TABLE", f"{prefix}-generations") or "",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib import money, queries, records, results
+from chalicelib import money, queries, records, results, uploads
 from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError, ProviderError
 from chalicelib.jobs import Job
@@ -94,11 +94,15 @@ class Worker:
     def _generate(self, generation: Generation, deadline: float) -> Outcome:
         started = self.clock()
         try:
+            # The user's own pictures go as short-lived presigned links (or inline): never a Telegram URL.
+            references = uploads.references_for_provider(
+                int(generation.user_id), [str(upload_id) for upload_id in generation.upload_ids or []], self.settings
+            )
             images = self.provider.generate(
                 model=generation.model,
                 prompt=generation.prompt,
                 aspect_ratio=generation.aspect_ratio,
-                image_urls=[str(url) for url in generation.image_urls or []],
+                image_urls=[str(url) for url in generation.image_urls or []] + references,
                 deadline=deadline,
             )
             count("ProviderLatency", (self.clock() - started) * 1000, MetricUnit.Milliseconds)

@@ -32,6 +32,32 @@ class Job:
         return cls(user_id=user_id, generation_id=generation_id)
 
 
+ALBUM_CHECK = "album_check"
+
+
+def album_check_message(check: dict[str, Any]) -> str:
+    """A delayed "is this album complete?" message (``chalicelib.photos``), on the same queue."""
+    return json.dumps({"kind": ALBUM_CHECK, **check})
+
+
+def album_check_of(body: str) -> dict[str, Any] | None:
+    """The album check a message carries, or None for anything else (a generation job)."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == ALBUM_CHECK else None
+
+
+def send_album_check(check: dict[str, Any], delay_seconds: int, settings: Settings) -> None:
+    """Queue the check, visible after ``delay_seconds`` (SQS DelaySeconds: no sleeping in the webhook)."""
+    aws.client("sqs").send_message(
+        QueueUrl=generation_queue_url(settings),
+        MessageBody=album_check_message(check),
+        DelaySeconds=delay_seconds,
+    )
+
+
 class MalformedJob(NanoGenError):
     """A queue message that is not a generation job: it can never succeed."""
 

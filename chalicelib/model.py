@@ -66,6 +66,7 @@ class GenerationOrder:
     image_urls: tuple[str, ...]
     cost: int
     fingerprint: str  # same parameters <=> same fingerprint (idempotency)
+    upload_ids: tuple[str, ...] = ()  # the user's own reference pictures (chalicelib.uploads)
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,7 @@ def _new_generation(
         model=order.model,
         aspect_ratio=order.aspect_ratio,
         image_urls=list(order.image_urls),
+        upload_ids=list(order.upload_ids),
         cost=order.cost,
         result_keys=[],
         created_at=iso_utc(now),

@@ -41,12 +41,12 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
         filename = f"nanogen-{generation.generation_id}-{index}.{image.extension}"
         try:
             try:
-                bot.send_photo(chat_id, image.data, filename=filename, caption=caption)
+                sent = bot.send_photo(chat_id, image.data, filename=filename, caption=caption)
             except TelegramError as error:
                 if not photo_refused(error):
                     raise
                 logger.info("photo refused; sending as a document", extra={"description": error.description})
-                bot.send_document(chat_id, image.data, filename=filename, caption=caption)
+                sent = bot.send_document(chat_id, image.data, filename=filename, caption=caption)
         except TelegramError as error:
             if error.error_code in _PERMANENT_DELIVERY_CODES:
                 logger.warning("picture cannot be delivered", extra={"error_code": error.error_code})
@@ -54,8 +54,21 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
                 return True
             count("DeliveryDeferred")
             raise DeliveryDeferred(str(error), retry_after=error.retry_after) from None
+        _remember_picture(generation, index, image, sent)
     count("PicturesDelivered", len(images))
     return True
+
+
+def _remember_picture(generation: Generation, index: int, image: GeneratedImage, sent: object) -> None:
+    """So that a reply to this message edits the stored picture (CONTRACT §7)."""
+    message_id = sent.get("message_id") if isinstance(sent, dict) else None
+    if type(message_id) is not int:
+        return
+    from chalicelib import photos, results
+
+    user_id = int(generation.user_id)
+    key = results.result_key(user_id, generation.generation_id, index, image.extension)
+    photos.remember_picture(int(generation.chat_id), message_id, user_id, key)
 
 
 def tell_user_it_failed(bot: BotApi, generation: Generation, reason: str) -> None:

@@ -26,7 +26,12 @@ Table design (every table on demand, TTL on ``expires_at`` where it exists):
                  ``idem-bot#<user>#<key>`` from the bot), per-minute
                  rate-limit windows (``rate#<user>#<minute>``), claimed
                  Telegram updates (``update#<update_id>``) and operator
-                 alert windows (``alert#<kind>#<window>``).
+                 alert windows (``alert#<kind>#<window>``); and for picture
+                 edits: Mini App uploads (``upload#<user>#<upload_id>``, a
+                 day, as long as the object), albums being collected
+                 (``album#<chat>#<media_group_id>``), a photo waiting for
+                 its instruction (``photo#<chat>``, an hour) and which
+                 picture a chat message shows (``picture#<chat>#<message>``).
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Generation(Model):
     model = UnicodeAttribute()
     aspect_ratio = UnicodeAttribute()
     image_urls = ListAttribute(of=UnicodeAttribute, default=list)
+    upload_ids = ListAttribute(of=UnicodeAttribute, default=list)  # objects uploads/<user_id>/<upload_id>
     cost = NumberAttribute()
     result_keys = ListAttribute(of=UnicodeAttribute, default=list)
     error = UnicodeAttribute(null=True)
@@ -196,6 +202,65 @@ class AlertWindow(_Guard):
         return f"alert#{kind}#{window_start}"
 
 
+class UploadRecord(_Guard):
+    """A presigned upload handed to a Mini App user: who owns it and what it must be."""
+
+    user_id = NumberAttribute()
+    content_type = UnicodeAttribute()  # image/jpeg | image/png | image/webp
+    created_at = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: int, upload_id: str) -> str:
+        # The owner is part of the key: another user's upload id is simply not found.
+        return f"upload#{user_id}#{upload_id}"
+
+
+class AlbumRecord(_Guard):
+    """An album's photos as their updates arrive (any order, any instance).
+
+    ``photos`` holds ``"<message_id>:<upload_id>"`` entries, appended
+    atomically; ``version`` counts the appends, so the delayed "is it
+    complete?" message of the last photo is the one that finds its version
+    current; ``started_version`` is set once, by the check that starts the
+    generation.
+    """
+
+    user_id = NumberAttribute()
+    photos = ListAttribute(of=UnicodeAttribute, default=list)
+    caption = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=0)
+    last_photo_at = NumberAttribute(default=0)  # epoch seconds (float)
+    started_version = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(chat_id: int, media_group_id: str) -> str:
+        return f"album#{chat_id}#{media_group_id}"
+
+
+class PendingPhotos(_Guard):
+    """Photos sent without an instruction; the chat's next text (or a reply) edits them."""
+
+    user_id = NumberAttribute()
+    message_id = NumberAttribute()  # the photo's message (a reply to it also edits it)
+    upload_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    used_by = NumberAttribute(null=True)  # the text message that started the edit
+
+    @staticmethod
+    def key(chat_id: int) -> str:
+        return f"photo#{chat_id}"
+
+
+class ChatPicture(_Guard):
+    """The stored picture a chat message shows (a delivered result), so a reply can edit it."""
+
+    user_id = NumberAttribute()
+    s3_key = UnicodeAttribute()
+
+    @staticmethod
+    def key(chat_id: int, message_id: int) -> str:
+        return f"picture#{chat_id}#{message_id}"
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "users": User,
     "generations": Generation,
@@ -203,7 +268,17 @@ TABLE_MODELS: dict[str, type[Model]] = {
     "payments": Payment,
     "guards": _Guard,
 }
-GUARD_MODELS: tuple[type[Model], ...] = (_Guard, IdempotencyRecord, RateLimitWindow, ProcessedUpdate, AlertWindow)
+GUARD_MODELS: tuple[type[Model], ...] = (
+    _Guard,
+    IdempotencyRecord,
+    RateLimitWindow,
+    ProcessedUpdate,
+    AlertWindow,
+    UploadRecord,
+    AlbumRecord,
+    PendingPhotos,
+    ChatPicture,
+)
 TTL_ATTRIBUTES = {"guards": "expires_at"}
 
 _bound_to: tuple[Any, ...] | None = None

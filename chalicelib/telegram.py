@@ -44,6 +44,8 @@ _PHOTO_REFUSALS = (
 )
 
 FileField = tuple[str, bytes]  # (file name, content)
+# What getFile answers as file_path ("photos/file_12.jpg", "documents/file_3.png").
+_FILE_PATH_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}(?:/[A-Za-z0-9_.-]{1,128}){0,3}")
 
 
 class BotApi:
@@ -219,6 +221,48 @@ class BotApi:
         payload = {"chat_id": chat_id, "caption": _caption(caption)}
         result: dict[str, Any] = self.call("sendDocument", payload, files={"document": (filename, document)})
         return result
+
+    def get_file(self, file_id: str) -> dict[str, Any]:
+        """``getFile``: ``{"file_id", "file_unique_id", "file_size"?, "file_path"?}``."""
+        result: dict[str, Any] = self.call("getFile", {"file_id": file_id})
+        return result
+
+    def download_file(self, file_path: str, *, max_bytes: int) -> bytes:
+        """The file ``getFile`` named, at most ``max_bytes`` (a larger one raises ``TelegramError`` 413).
+
+        Its URL (``/file/bot<token>/<file_path>``) carries the token: it is
+        built here, used for this one GET and never logged, returned or
+        raised (errors name only the kind of failure).
+        """
+        if self.dry_run:
+            raise TelegramError("files cannot be downloaded with the development token (dry run)")
+        if not _FILE_PATH_RE.fullmatch(file_path) or ".." in file_path:
+            raise TelegramError("getFile answered an unexpected file_path")
+        failure: str | None = None
+        code: int | None = None
+        data = bytearray()
+        started = time.monotonic()
+        try:
+            url = f"{self._base_url}/file/bot{self._token}/{file_path}"
+            with self._session.get(url, timeout=self._timeout, stream=True, allow_redirects=False) as response:
+                if response.status_code != 200:
+                    failure, code = f"file download answered HTTP {response.status_code}", response.status_code
+                else:
+                    for chunk in response.iter_content(chunk_size=65536):
+                        data.extend(chunk)
+                        if len(data) > max_bytes:
+                            failure, code = f"file is larger than {max_bytes} bytes", 413
+                            break
+        except requests.Timeout:
+            failure = "file download timed out"
+        except requests.RequestException as exc:
+            failure = f"file download failed: {type(exc).__name__}"
+        latency_ms = round((time.monotonic() - started) * 1000)
+        if failure is not None:
+            logger.warning("Telegram %s", failure, extra={"latency_ms": latency_ms})
+            raise TelegramError(failure, error_code=code)
+        logger.debug("Telegram file downloaded", extra={"latency_ms": latency_ms, "bytes": len(data)})
+        return bytes(data)
 
     def send_invoice(
         self, chat_id: int | str, *, title: str, description: str, payload: str, amount_stars: int, label: str

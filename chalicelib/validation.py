@@ -31,7 +31,7 @@ MAX_CREDIT_CHANGE = 1_000_000
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 
-_GENERATION_FIELDS = ("prompt", "model", "aspect_ratio", "image_urls")
+_GENERATION_FIELDS = ("prompt", "model", "aspect_ratio", "image_urls", "upload_ids")
 _CREDIT_CHANGE_FIELDS = ("amount", "reason")
 
 # Telegram's chat ids have at most 52 significant bits and are signed (groups
@@ -46,6 +46,8 @@ _FORBIDDEN_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]"
 _IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 _USER_ID_RE = re.compile(r"[0-9]{1,16}")
+# An upload id is a ULID (chalicelib.ids.new_id).
+UPLOAD_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 # Host names that only mean something inside a network, never on the internet.
 _INTERNAL_TLDS = ("localhost", "local", "localdomain", "internal", "arpa")
@@ -143,6 +145,7 @@ class GenerationRequest:
     model: ImageModel
     aspect_ratio: str
     image_urls: tuple[str, ...]
+    upload_ids: tuple[str, ...] = ()
 
     def order(self) -> GenerationOrder:
         """What the money core charges for: these parameters at the model's price."""
@@ -153,18 +156,24 @@ class GenerationRequest:
             image_urls=self.image_urls,
             cost=self.model.cost,
             fingerprint=self.fingerprint(),
+            upload_ids=self.upload_ids,
         )
 
     def fingerprint(self) -> str:
         """Stable digest of the parameters: an Idempotency-Key reused with another one is a 422."""
-        material = json.dumps(
-            [self.prompt, self.model.id, self.aspect_ratio, list(self.image_urls)], separators=(",", ":")
-        )
+        parts: list[object] = [self.prompt, self.model.id, self.aspect_ratio, list(self.image_urls)]
+        if self.upload_ids:  # appended only when present: earlier requests keep their fingerprints
+            parts.append(list(self.upload_ids))
+        material = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(material.encode()).hexdigest()
 
 
 def parse_generation_request(body: Mapping[str, Any], settings: Settings) -> GenerationRequest:
-    """``{"prompt", "model"?, "aspect_ratio"?, "image_urls"?}`` checked against the catalogue."""
+    """``{"prompt", "model"?, "aspect_ratio"?, "image_urls"?, "upload_ids"?}`` checked against the catalogue.
+
+    Upload ids are only checked for their form here; whether they are the
+    caller's and hold a picture is ``chalicelib.uploads.check_uploads``.
+    """
     _reject_unknown_fields(body, _GENERATION_FIELDS)
     prompt = _text(body.get("prompt"), "prompt", max_chars=MAX_PROMPT_CHARS)
 
@@ -180,24 +189,41 @@ def parse_generation_request(body: Mapping[str, Any], settings: Settings) -> Gen
             f"choose one of: {', '.join(model.aspect_ratios)}."
         )
 
+    image_urls, upload_ids = _reference_images(body.get("image_urls"), body.get("upload_ids"), model, settings)
     return GenerationRequest(
-        prompt=prompt,
-        model=model,
-        aspect_ratio=aspect_ratio,
-        image_urls=_image_urls(body.get("image_urls"), model, settings),
+        prompt=prompt, model=model, aspect_ratio=aspect_ratio, image_urls=image_urls, upload_ids=upload_ids
     )
 
 
-def _image_urls(value: object, model: ImageModel, settings: Settings) -> tuple[str, ...]:
-    """Edit models need 1..max_images URLs; other models take none (absent, null or [])."""
+def _reference_images(
+    urls: object, upload_ids: object, model: ImageModel, settings: Settings
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Edit models need 1..max_images pictures, URLs and uploads together; other models take none."""
     if not model.edit:
-        if value is not None and value != []:
-            edit_ids = ", ".join(m.id for m in models(settings) if m.edit)
-            _invalid(f"{model.name} does not take image_urls; to edit pictures choose {edit_ids}.")
-        return ()
-    if not isinstance(value, list) or not 1 <= len(value) <= model.max_images:
-        _invalid(f"{model.name} needs image_urls: a list of 1 to {model.max_images} https URLs of pictures to edit.")
-    return tuple(_image_url(url, f"image_urls[{index}]") for index, url in enumerate(value))
+        for field, value in (("image_urls", urls), ("upload_ids", upload_ids)):
+            if value is not None and value != []:
+                edit_ids = ", ".join(m.id for m in models(settings) if m.edit)
+                _invalid(f"{model.name} does not take {field}; to edit pictures choose {edit_ids}.")
+        return (), ()
+    wrong_shape = any(value is not None and not isinstance(value, list) for value in (urls, upload_ids))
+    url_list: list[object] = urls if isinstance(urls, list) else []
+    id_list: list[object] = upload_ids if isinstance(upload_ids, list) else []
+    if wrong_shape or not 1 <= len(url_list) + len(id_list) <= model.max_images:
+        _invalid(
+            f"{model.name} needs image_urls and/or upload_ids: lists of 1 to {model.max_images} pictures "
+            "to edit together (public https URLs, or your uploads from POST /api/uploads)."
+        )
+    checked_urls = tuple(_image_url(url, f"image_urls[{index}]") for index, url in enumerate(url_list))
+    checked_ids = tuple(_upload_id(value, f"upload_ids[{index}]") for index, value in enumerate(id_list))
+    if len(set(checked_ids)) != len(checked_ids):
+        _invalid("upload_ids names the same upload twice.")
+    return checked_urls, checked_ids
+
+
+def _upload_id(value: object, where: str) -> str:
+    if not isinstance(value, str) or not UPLOAD_ID_RE.fullmatch(value):
+        _invalid(f"{where} is not an upload id; use the upload_id that POST /api/uploads answered.")
+    return value
 
 
 def _image_url(value: object, where: str) -> str:

@@ -47,6 +47,7 @@ def generation_view(generation: Generation, settings: Settings) -> dict[str, Any
         "model": generation.model,
         "aspect_ratio": generation.aspect_ratio,
         "image_urls": list(generation.image_urls or []),
+        "upload_ids": list(generation.upload_ids or []),
         "cost": int(generation.cost),
         "result_urls": result_urls,
         "error": generation.error if generation.status == GenerationStatus.FAILED else None,

@@ -68,7 +68,10 @@ def one_request_at_a_time(process_request: Callable[..., Any]) -> Callable[..., 
 def serialized_moto_app() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    from local.s3_post_policy import enforce_post_policies
+
+    # moto stores any form upload; S3 checks it against its signed policy first.
+    moto_app = enforce_post_policies(DomainDispatcherApplication(create_backend_app))
     lock = threading.Lock()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -39,6 +39,7 @@ GENERATION_FIELDS = {
     "model",
     "aspect_ratio",
     "image_urls",
+    "upload_ids",
     "cost",
     "result_urls",
     "error",

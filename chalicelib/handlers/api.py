@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import catalogue, money, queries
+from chalicelib import catalogue, money, queries, uploads
 from chalicelib.auth import InitData, authenticate_user
 from chalicelib.errors import NotFound
 from chalicelib.http import json_response
@@ -57,6 +57,7 @@ def create_generation(request: Request) -> Response:
     body = parse_json_object(request.raw_body)
     wanted = parse_generation_request(body, settings)
     key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    uploads.check_uploads(profile.user_id, wanted.upload_ids, settings)
     result = order_generation(
         profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
     )
@@ -64,6 +65,13 @@ def create_generation(request: Request) -> Response:
     logger.append_keys(generation_id=generation.generation_id)
     body_out = {"generation": generation_view(generation, settings), "credits": result.credits}
     return json_response(body_out, 200 if result.replayed else 202)
+
+
+def create_upload(request: Request) -> Response:
+    profile = _caller(request)
+    settings = ready()
+    wanted = uploads.parse_upload_request(parse_json_object(request.raw_body), settings)
+    return json_response(uploads.create_upload(profile.user_id, wanted, settings), 201)
 
 
 def list_generations(request: Request) -> dict[str, Any]:

@@ -71,6 +71,12 @@ def _deadline(context: Any) -> float:
 
 
 def _run_job(body: str, deadline: float) -> None:
+    album_check = jobs.album_check_of(body)
+    if album_check is not None:
+        from chalicelib import photos
+
+        photos.check_album(album_check, current_worker().bot, current_worker().settings)
+        return
     try:
         job = Job.from_message(body)
     except MalformedJob:

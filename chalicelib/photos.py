@@ -1,0 +1,590 @@
+"""Picture edits from the chat: photos, image files, albums, and replies to pictures (CONTRACT §7).
+
+Where each step runs, and why:
+
+* **In the webhook** (``plan`` / the actions): a photo is fetched from
+  Telegram (``getFile``, then the file URL that carries the bot token,
+  inside ``BotApi.download_file`` only) and copied to
+  ``uploads/<user_id>/<upload_id>`` in the results bucket. That is one
+  small request to Telegram and one PutObject, at most ``UPLOAD_MAX_BYTES``
+  (10 MB), well inside the API Lambda's 15 s and Telegram's patience; doing
+  it here lets the bot refuse a file that is not a picture, or too large,
+  *before* anything is charged. A failed download raises, so Telegram
+  re-sends the update (nothing was charged yet).
+* **In the worker**: only the album check. Each photo of an album is its own
+  update, in any order, possibly at once on several instances; each one
+  appends itself to the album's record and queues a check delayed by
+  ``ALBUM_QUIET_SECONDS`` (SQS ``DelaySeconds``, never a sleep). The check
+  whose version is still the album's latest, once no photo came for that
+  long, starts the one generation.
+
+Every step is safe to repeat (Telegram re-sends an update whose handling
+failed; SQS re-delivers a check): a copy's upload id is derived from the
+message it came from, so a retry writes the same object and orders the same
+generation, whose idempotency key (the chat and message, or the album)
+charges it once.
+
+The provider never sees a Telegram URL: the worker hands it presigned GET
+URLs of our copies, or the bytes inline (``chalicelib.uploads``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.update import Action
+
+from chalicelib import catalogue, jobs, money, uploads
+from chalicelib.catalogue import DEFAULT_MODEL_ID
+from chalicelib.config import Settings
+from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
+from chalicelib.observability import count, logger
+from chalicelib.tables import AlbumRecord, ChatPicture, PendingPhotos
+from chalicelib.telegram import BotApi
+from chalicelib.transactions import conditional_update
+from chalicelib.validation import parse_generation_request
+
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bots cannot download larger files
+ALBUM_QUIET_SECONDS = 2  # an album is complete when no photo of it came for this long
+ALBUM_RECORD_SECONDS = 3600
+PENDING_SECONDS = 3600  # a photo without an instruction waits this long for one
+PICTURE_SECONDS = 30 * 24 * 3600  # how long a reply to a delivered result can edit it
+_PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Replies:
+    """Every text this module sends, in one place (the bot's catalogues replace them one by one)."""
+
+    NOT_AN_IMAGE = "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change."
+    STICKER = "Stickers can't be edited. Send a photo, or a JPEG, PNG or WebP file, with what to change."
+    NOT_A_PICTURE_FILE = "That file is not a JPEG, PNG or WebP picture, so I can't edit it."
+    ASK_INSTRUCTION = (
+        "Got the picture! What should I change? Send the instruction as your next message, "
+        "or reply to the picture with it."
+    )
+    ASK_INSTRUCTION_ALBUM = (
+        "Got {count} pictures! What should I do with them? Send the instruction as your next message."
+    )
+    DOWNLOAD_FAILED = "I couldn't fetch that picture from Telegram. Please send it again."
+    NOT_YOURS = "I can only edit pictures from this chat. Send the picture itself with what to change."
+
+    @staticmethod
+    def too_large(limit_bytes: int) -> str:
+        return f"That picture is too large: I can edit pictures of up to {limit_bytes // (1024 * 1024)} MB."
+
+    @staticmethod
+    def queued(model_name: str, pictures: int, cost: int, balance: int) -> str:
+        what = "your picture" if pictures == 1 else f"your {pictures} pictures"
+        return (
+            f"Queued! {model_name} is editing {what}; the result will arrive in this chat shortly.\n"
+            f"Cost: {_credits(cost)}. Balance: {_credits(balance)}."
+        )
+
+    @staticmethod
+    def left_out(used: int, sent: int, model_name: str) -> str:
+        return f"{model_name} takes at most {used} pictures, so I used the first {used} of the {sent} you sent."
+
+    @staticmethod
+    def replayed(balance: int) -> str:
+        return f"This edit is already on its way; it was charged once. Balance: {_credits(balance)}."
+
+    @staticmethod
+    def refused(error: ApiError) -> str:
+        if isinstance(error, InsufficientCredits) and "/buy" not in error.message:
+            return f"{error.message} Send /buy to get more credits."
+        return error.message
+
+
+def _credits(amount: int) -> str:
+    return f"{amount} credit" if amount == 1 else f"{amount} credits"
+
+
+# --------------------------------------------------------------------------
+# What a message carries
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TelegramPicture:
+    """A picture in a message: the largest size of a photo, or an image sent as a file."""
+
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    text: str
+
+
+def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPicture | Refusal | None:
+    """The picture ``message`` carries, a ``Refusal`` for a file we will not edit, or None (no file at all)."""
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo:
+        sizes = [size for size in photo if isinstance(size, dict) and isinstance(size.get("file_id"), str)]
+        if not sizes:
+            return None
+        # The last size is the largest; order by area anyway, whatever a client sends.
+        largest = max(sizes, key=lambda size: _number(size.get("width")) * _number(size.get("height")))
+        return _checked(largest, settings)
+    if isinstance(message.get("sticker"), dict):
+        return Refusal(Replies.STICKER)
+    document = message.get("document")
+    if isinstance(document, dict) and isinstance(document.get("file_id"), str):
+        if str(document.get("mime_type", "")).lower() not in uploads.CONTENT_TYPES:
+            return Refusal(Replies.NOT_AN_IMAGE)
+        return _checked(document, settings)
+    return None
+
+
+def _checked(file: Mapping[str, Any], settings: Settings) -> TelegramPicture | Refusal:
+    size = file.get("file_size")
+    file_size = size if type(size) is int else None
+    limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
+    if file_size is not None and file_size > limit:
+        return Refusal(Replies.too_large(limit))
+    return TelegramPicture(
+        file_id=str(file["file_id"]),
+        file_unique_id=str(file.get("file_unique_id") or file["file_id"]),
+        file_size=file_size,
+    )
+
+
+def _number(value: object) -> int:
+    return value if type(value) is int else 0
+
+
+def media_group_of(message: Mapping[str, Any]) -> str | None:
+    value = message.get("media_group_id")
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+def caption_of(message: Mapping[str, Any]) -> str | None:
+    caption = message.get("caption")
+    return caption.strip() if isinstance(caption, str) and caption.strip() else None
+
+
+# --------------------------------------------------------------------------
+# Fetching and copying
+# --------------------------------------------------------------------------
+
+
+def derived_upload_id(when: float, *parts: object) -> str:
+    """A ULID-shaped id that is the same for the same source: a retried update writes the same copy."""
+    millis = int(when * 1000) & ((1 << 48) - 1)
+    digest = int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:10], "big")
+    value = (millis << 80) | digest
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class FetchRefused(Exception):
+    """The picture cannot be used (too large, not a picture); ``text`` tells the user why."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(text)
+
+
+def copy_from_telegram(
+    bot: BotApi, picture: TelegramPicture, user_id: int, settings: Settings, *, when: float, source: str
+) -> str:
+    """Download the picture server-side and copy it under the user's uploads; returns the upload id.
+
+    Raises ``FetchRefused`` for what no retry can fix, ``TelegramError`` for what one may.
+    """
+    limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
+    file = bot.get_file(picture.file_id)
+    size, file_path = file.get("file_size"), file.get("file_path")
+    if type(size) is int and size > limit:
+        raise FetchRefused(Replies.too_large(limit))
+    if not isinstance(file_path, str):
+        raise FetchRefused(Replies.too_large(limit))  # Telegram gives no path for files over its limit
+    try:
+        data = bot.download_file(file_path, max_bytes=limit)
+    except TelegramError as error:
+        if error.error_code == 413:
+            raise FetchRefused(Replies.too_large(limit)) from None
+        raise
+    content_type = uploads.sniff_image_type(data[:16])
+    if content_type is None:
+        raise FetchRefused(Replies.NOT_A_PICTURE_FILE)
+    upload_id = derived_upload_id(when, source, picture.file_unique_id)
+    uploads.store_copy(user_id, data, content_type, settings, upload_id=upload_id)
+    count("TelegramPicturesCopied")
+    return upload_id
+
+
+# --------------------------------------------------------------------------
+# Ordering an edit
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EditOrder:
+    sender: money.Profile
+    chat_id: int
+    reply_to: int | None
+    prompt: str
+    upload_ids: tuple[str, ...]
+    idempotency_key: str
+
+
+def saved_choice(user_id: int) -> tuple[str, str | None]:
+    """The user's chosen model and aspect ratio (saved settings arrive with the bot's /settings)."""
+    user = money.get_user(user_id)
+    model_id = getattr(user, "model", None)
+    aspect_ratio = getattr(user, "aspect_ratio", None)
+    return (model_id if isinstance(model_id, str) else DEFAULT_MODEL_ID), (
+        aspect_ratio if isinstance(aspect_ratio, str) else None
+    )
+
+
+def order_edit(bot: BotApi, settings: Settings, order: EditOrder) -> bool:
+    """Charge once and queue the edit with the edit model paired with the user's model; say so, or why not.
+
+    Pictures beyond the model's ``max_images`` are left out, and the reply
+    says so. Returns True when a generation exists (new or replayed).
+    """
+    model_id, aspect_ratio = saved_choice(order.sender.user_id)
+    model = catalogue.edit_model_for(model_id, settings)
+    if aspect_ratio not in model.aspect_ratios:
+        aspect_ratio = model.default_aspect_ratio  # a saved ratio the edit model lacks
+    used = order.upload_ids[: model.max_images]
+    try:
+        wanted = parse_generation_request(
+            {"prompt": order.prompt, "model": model.id, "aspect_ratio": aspect_ratio, "upload_ids": list(used)},
+            settings,
+        )
+        result = money.start_generation(
+            order.sender,
+            wanted.order(),
+            settings,
+            chat_id=order.chat_id,
+            source="bot",
+            idempotency_key=order.idempotency_key,
+            replay_any_status=True,  # one message (or album) is one generation
+        )
+    except ApiError as refused:
+        reply(bot, order.chat_id, Replies.refused(refused), reply_to=order.reply_to)
+        return False
+    generation = result.generation
+    if result.replayed:
+        reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
+        return True
+    jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
+    count("GenerationsStarted")
+    count("EditsStarted")
+    count("CreditsSpent", int(generation.cost))
+    lines = [Replies.queued(model.name, len(used), int(generation.cost), result.credits)]
+    if len(order.upload_ids) > len(used):
+        lines.append(Replies.left_out(len(used), len(order.upload_ids), model.name))
+    try:
+        reply(bot, order.chat_id, "\n".join(lines), reply_to=order.reply_to)
+    except TelegramError as error:
+        # Charged and queued: a re-sent update would only repeat the reply.
+        logger.warning("queued reply not delivered", extra={"error_code": error.error_code})
+    return True
+
+
+def reply(bot: BotApi, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+    """Send a reply; a chat that cannot take it is logged, anything else is raised (a retry may help)."""
+    try:
+        bot.send_message(chat_id, text, reply_to_message_id=reply_to)
+    except TelegramError as error:
+        if error.error_code not in _PERMANENT_TELEGRAM_CODES:
+            raise
+        logger.warning("reply not delivered", extra={"error_code": error.error_code})
+
+
+# --------------------------------------------------------------------------
+# The webhook's actions
+# --------------------------------------------------------------------------
+
+
+def handle_picture_message(
+    bot: BotApi, settings: Settings, *, raw: Mapping[str, Any], sender: money.Profile, chat_id: int, message_id: int
+) -> None:
+    """A photo or image file: an edit (caption), an album member, or a picture waiting for its instruction."""
+    found = picture_in(raw, settings)
+    if found is None:
+        return
+    if isinstance(found, Refusal):
+        reply(bot, chat_id, found.text, reply_to=message_id)
+        return
+    when = _message_time(raw)
+    try:
+        upload_id = copy_from_telegram(
+            bot, found, sender.user_id, settings, when=when, source=f"tg:{chat_id}:{message_id}"
+        )
+    except FetchRefused as refused:
+        reply(bot, chat_id, refused.text, reply_to=message_id)
+        return
+    caption = caption_of(raw)
+    album = media_group_of(raw)
+    if album is not None:
+        add_to_album(sender, chat_id, album, message_id, upload_id, caption, settings)
+        return
+    if caption is None:
+        remember_pending(sender.user_id, chat_id, message_id, [upload_id])
+        reply(bot, chat_id, Replies.ASK_INSTRUCTION, reply_to=message_id)
+        return
+    order_edit(
+        bot,
+        settings,
+        EditOrder(sender, chat_id, message_id, caption, (upload_id,), f"tg:{chat_id}:{message_id}"),
+    )
+
+
+def handle_text(
+    bot: BotApi,
+    settings: Settings,
+    *,
+    raw: Mapping[str, Any],
+    sender: money.Profile,
+    chat_id: int,
+    message_id: int,
+    text: str,
+) -> bool:
+    """A text that edits a picture: a reply to one, or the instruction for a waiting photo.
+
+    Returns False when the text is an ordinary prompt (the caller draws it).
+    """
+    key = f"tg:{chat_id}:{message_id}"
+    replied = raw.get("reply_to_message")
+    if isinstance(replied, dict):
+        upload_ids = _pictures_replied_to(bot, settings, replied, sender, chat_id)
+        if upload_ids is None:
+            pass  # a reply to a message without a picture: an ordinary prompt (or a waiting photo)
+        elif isinstance(upload_ids, Refusal):
+            reply(bot, chat_id, upload_ids.text, reply_to=message_id)
+            return True
+        else:
+            order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, upload_ids, key))
+            return True
+    pending = take_pending(chat_id, message_id)
+    if pending is None:
+        return False
+    order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, pending, key))
+    return True
+
+
+def _pictures_replied_to(
+    bot: BotApi, settings: Settings, replied: Mapping[str, Any], sender: money.Profile, chat_id: int
+) -> tuple[str, ...] | Refusal | None:
+    replied_id = replied.get("message_id")
+    if type(replied_id) is not int:
+        return None
+    when = _message_time(replied)
+    stored = _picture_shown(chat_id, replied_id)
+    if stored is not None:
+        try:
+            return (uploads.copy_result(sender.user_id, stored, settings, upload_id=derived_upload_id(when, stored)),)
+        except ApiError:
+            return Refusal(Replies.NOT_YOURS)
+    found = picture_in(replied, settings)
+    if found is None:
+        return None
+    if isinstance(found, Refusal):
+        return found
+    try:
+        upload_id = copy_from_telegram(
+            bot, found, sender.user_id, settings, when=when, source=f"tg:{chat_id}:{replied_id}"
+        )
+    except FetchRefused as refused:
+        return Refusal(refused.text)
+    return (upload_id,)
+
+
+def _message_time(raw: Mapping[str, Any]) -> float:
+    date = raw.get("date")
+    return float(date) if type(date) is int and date > 0 else time.time()
+
+
+# --------------------------------------------------------------------------
+# A photo waiting for its instruction
+# --------------------------------------------------------------------------
+
+
+def remember_pending(user_id: int, chat_id: int, message_id: int, upload_ids: Sequence[str]) -> None:
+    """The chat's latest photos without an instruction (a newer one replaces them), for an hour."""
+    PendingPhotos(
+        pk=PendingPhotos.key(chat_id),
+        user_id=user_id,
+        message_id=message_id,
+        upload_ids=list(upload_ids),
+        expires_at=int(time.time()) + PENDING_SECONDS,
+    ).save()
+
+
+def take_pending(chat_id: int, text_message_id: int) -> tuple[str, ...] | None:
+    """The waiting photos, claimed for this text (only the next text: a re-sent one gets the same)."""
+    record = PendingPhotos(pk=PendingPhotos.key(chat_id))
+    now = int(time.time())
+    taken = conditional_update(
+        record,
+        [PendingPhotos.used_by.set(text_message_id)],
+        PendingPhotos.pk.exists()
+        & (PendingPhotos.expires_at >= now)
+        & (PendingPhotos.used_by.does_not_exist() | (PendingPhotos.used_by == text_message_id))
+        & (PendingPhotos.message_id < text_message_id),
+    )
+    if not taken:
+        return None
+    return tuple(str(upload_id) for upload_id in record.upload_ids or [])
+
+
+# --------------------------------------------------------------------------
+# Albums
+# --------------------------------------------------------------------------
+
+
+def add_to_album(
+    sender: money.Profile,
+    chat_id: int,
+    media_group_id: str,
+    message_id: int,
+    upload_id: str,
+    caption: str | None,
+    settings: Settings,
+) -> None:
+    """Append this photo (one atomic UpdateItem) and queue the delayed check for the album's new version."""
+    record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
+    actions: list[Action] = [
+        AlbumRecord.user_id.set(sender.user_id),
+        # list_append(if_not_exists(photos, []), [this photo]): concurrent appends all land.
+        AlbumRecord.photos.set((AlbumRecord.photos | []).append([f"{message_id}:{upload_id}"])),
+        AlbumRecord.version.add(1),
+        AlbumRecord.last_photo_at.set(time.time()),
+        AlbumRecord.expires_at.set(int(time.time()) + ALBUM_RECORD_SECONDS),
+    ]
+    if caption is not None:
+        actions.append(AlbumRecord.caption.set(caption))
+    record.update(actions=actions)  # answers the new attributes: the version this photo made
+    check = {
+        "chat_id": chat_id,
+        "media_group_id": media_group_id,
+        "version": int(record.version),
+        "user": {
+            "id": sender.user_id,
+            "first_name": sender.first_name,
+            "last_name": sender.last_name,
+            "username": sender.username,
+            "language_code": sender.language_code,
+        },
+    }
+    jobs.send_album_check(check, ALBUM_QUIET_SECONDS, settings)
+
+
+class AlbumNotQuiet(Exception):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"album still receiving photos; check again in {retry_after:.1f} s")
+
+
+def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, now: float | None = None) -> None:
+    """The delayed check: start the album's one generation if this check is its latest and it is quiet."""
+    from chalicelib.generate import RetryLater
+
+    now = time.time() if now is None else now
+    try:
+        chat_id, media_group_id, version = int(check["chat_id"]), str(check["media_group_id"]), int(check["version"])
+        sender = _profile_of(check["user"])
+    except (KeyError, TypeError, ValueError):
+        logger.error("dropping a malformed album check")
+        return
+    key = AlbumRecord.key(chat_id, media_group_id)
+    try:
+        album = AlbumRecord.get(key, consistent_read=True)
+    except DoesNotExist:
+        logger.info("album check for an album that is gone")
+        return
+    if album.started_version is None:
+        if int(album.version) != version:
+            return  # a later photo came; its own check decides
+        quiet_for = now - float(album.last_photo_at)
+        if quiet_for < ALBUM_QUIET_SECONDS:
+            raise RetryLater("album still receiving photos", retry_after=ALBUM_QUIET_SECONDS - quiet_for)
+        started = conditional_update(
+            AlbumRecord(pk=key),
+            [AlbumRecord.started_version.set(version)],
+            AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
+        )
+        if not started:
+            return  # a photo arrived meanwhile (its check decides) or another check started it
+    elif int(album.started_version) != version:
+        logger.info("album already started; a late photo is left out", extra={"version": version})
+        return
+    # This check started the album (now or in an earlier delivery): order it (idempotent).
+    album = AlbumRecord.get(key, consistent_read=True)
+    entries = [str(entry) for entry in album.photos or []]
+    upload_ids = album_upload_ids(entries)
+    caption = album.caption
+    first_message = min(int(entry.split(":", 1)[0]) for entry in entries or ["0:"])
+    if caption is None:
+        remember_pending(sender.user_id, chat_id, first_message, upload_ids)
+        reply(bot, chat_id, Replies.ASK_INSTRUCTION_ALBUM.format(count=len(upload_ids)), reply_to=first_message)
+        return
+    order_edit(
+        bot,
+        settings,
+        EditOrder(sender, chat_id, first_message, caption, upload_ids, f"tg-album:{chat_id}:{media_group_id}"),
+    )
+
+
+def album_upload_ids(entries: Sequence[str]) -> tuple[str, ...]:
+    """The album's uploads in the order the user sent them (message ids), each once."""
+    by_message: dict[int, str] = {}
+    for entry in entries:
+        message_id, _, upload_id = str(entry).partition(":")
+        by_message.setdefault(int(message_id), upload_id)
+    return tuple(by_message[message_id] for message_id in sorted(by_message))
+
+
+def _profile_of(user: Mapping[str, Any]) -> money.Profile:
+    def text(name: str) -> str | None:
+        value = user.get(name)
+        return value if isinstance(value, str) else None
+
+    return money.Profile(
+        user_id=int(user["id"]),
+        first_name=text("first_name") or "",
+        last_name=text("last_name"),
+        username=text("username"),
+        language_code=text("language_code"),
+    )
+
+
+# --------------------------------------------------------------------------
+# Which picture a chat message shows
+# --------------------------------------------------------------------------
+
+
+def remember_picture(chat_id: int, message_id: int, user_id: int, s3_key: str) -> None:
+    """A delivered result: a reply to this message edits the stored picture. Best effort."""
+    try:
+        ChatPicture(
+            pk=ChatPicture.key(chat_id, message_id),
+            user_id=user_id,
+            s3_key=s3_key,
+            expires_at=int(time.time()) + PICTURE_SECONDS,
+        ).save()
+    except Exception:
+        logger.exception("could not remember which picture a message shows")
+
+
+def _picture_shown(chat_id: int, message_id: int) -> str | None:
+    try:
+        return str(ChatPicture.get(ChatPicture.key(chat_id, message_id), consistent_read=True).s3_key)
+    except DoesNotExist:
+        return None
