@@ -204,12 +204,18 @@ def copy_from_telegram(
     Raises ``FetchRefused`` for what no retry can fix, ``TelegramError`` for what one may.
     """
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
-    file = bot.get_file(picture.file_id)
+    try:
+        file = bot.get_file(picture.file_id)
+    except TelegramError as error:
+        if error.error_code != 400:
+            raise  # Telegram busy or unreachable: the re-sent update may succeed
+        too_big = "too big" in error.description.lower()  # "Bad Request: file is too big"
+        raise FetchRefused(Replies.too_large(limit) if too_big else Replies.DOWNLOAD_FAILED) from None
     size, file_path = file.get("file_size"), file.get("file_path")
     if type(size) is int and size > limit:
         raise FetchRefused(Replies.too_large(limit))
     if not isinstance(file_path, str):
-        raise FetchRefused(Replies.too_large(limit))  # Telegram gives no path for files over its limit
+        raise FetchRefused(Replies.DOWNLOAD_FAILED)
     try:
         data = bot.download_file(file_path, max_bytes=limit)
     except TelegramError as error:
@@ -522,9 +528,11 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
         )
         if not started:
             return  # a photo arrived meanwhile (its check decides) or another check started it
-    elif int(album.started_version) != version:
+    elif version > int(album.started_version):
         logger.info("album already started; a late photo is left out", extra={"version": version})
         return
+    elif version < int(album.started_version):
+        return  # an earlier photo's check
     # This check started the album (now or in an earlier delivery): order it (idempotent).
     album = AlbumRecord.get(key, consistent_read=True)
     entries = [str(entry) for entry in album.photos or []]

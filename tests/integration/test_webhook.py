@@ -207,7 +207,7 @@ IGNORED: dict[str, dict[str, Any]] = {
     "from a bot": {"message": {**message("draw a cat"), "from": {"id": 7, "is_bot": True, "first_name": "Bot"}}},
     "channel post": {"channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}, "text": "a cat"}},
     "edited message": {"edited_message": message("draw a dog")},
-    "no text": {"message": message(None, sticker={"file_id": "x"})},
+    "no text": {"message": message(None, location={"latitude": 48.85, "longitude": 2.35})},  # a sticker is answered
     "group text": {"message": message("draw a cat in a group", chat_type="group")},
     "group command": {"message": message("/start", chat_type="supergroup")},
     "callback query": {"callback_query": {"id": "1", "from": user(), "data": "x"}},

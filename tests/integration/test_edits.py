@@ -1,0 +1,452 @@
+"""Picture edits from the chat (CONTRACT §7), from the photo update to what AIML receives.
+
+Updates go through the webhook as Telegram sends them; the fake Bot API
+serves ``getFile`` and ``/file/bot<token>/<path>``; the queue (album checks
+and generation jobs) runs through ``app.generation_worker``; the fake AIML
+server records each request, whose reference pictures are fetched back from
+their presigned URLs (or decoded from base64) and compared byte for byte.
+The money invariants of CONTRACT §6 are checked after every test by the AWS
+fixtures.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from pytest_httpserver import HTTPServer
+
+from chalicelib import photos
+from chalicelib.generate import RetryLater
+from chalicelib.handlers import webhook
+from chalicelib.tables import AlbumRecord, Generation
+from tests.conftest import TEST_BOT_TOKEN
+from tests.edit_helpers import (
+    BOT_USER,
+    TelegramWithFiles,
+    all_rows_text,
+    document_message,
+    edit_stack,
+    photo_message,
+    run_queue,
+    text_message,
+    update_of,
+)
+from tests.integration.test_webhook import chalice_request
+from tests.telegram_helpers import ALICE_ID, balance, charges_of, deliver, generations_of
+from tests.worker_helpers import B64_PICTURE, Stack
+
+EDIT_MODEL = "google/nano-banana-edit"
+
+
+def picture(colour: tuple[int, int, int], kind: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), colour).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+RED, GREEN, BLUE, GREY = (picture(c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90)))
+
+
+@pytest.fixture
+def edits(
+    stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Stack, TelegramWithFiles]]:
+    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
+    yield edit_stack(httpserver, monkeypatch)
+
+
+def handled(update: dict[str, Any]) -> None:
+    response = deliver(update)
+    assert response.status_code == 200, response.body
+
+
+def reference_pictures(request_body: dict[str, Any]) -> list[bytes]:
+    """The bytes behind each of AIML's ``image_urls``: fetched (presigned S3 URL) or decoded (data URL)."""
+    pictures = []
+    for url in request_body["image_urls"]:
+        if url.startswith("data:"):
+            pictures.append(base64.b64decode(url.split(",", 1)[1]))
+        else:
+            assert url.startswith("https://s3.amazonaws.com/") and "X-Amz-Expires=600" in url, url
+            response = requests.get(url, timeout=5)  # moto answers presigned S3 URLs in process
+            assert response.status_code == 200
+            pictures.append(response.content)
+    return pictures
+
+
+def last_text(telegram: TelegramWithFiles) -> str:
+    return telegram.texts_to(ALICE_ID)[-1]
+
+
+def nothing_charged() -> None:
+    assert generations_of(ALICE_ID) == []
+    assert charges_of(ALICE_ID) == []
+
+
+# --- a photo with a caption ----------------------------------------------------------
+
+
+def test_a_photo_with_a_caption_is_one_edit_whose_provider_request_carries_its_exact_bytes(
+    edits: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits
+    photo = telegram.add_file(RED)
+
+    handled(update_of(photo_message(photo, caption="make it a watercolour")))
+
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.model, generation.prompt, generation.aspect_ratio) == (
+        EDIT_MODEL,
+        "make it a watercolour",
+        "1:1",
+    )
+    assert len(generation.upload_ids) == 1 and list(generation.image_urls) == []
+    assert balance(ALICE_ID) == 9 and len(charges_of(ALICE_ID)) == 1
+    assert "Queued! Nano Banana Edit is editing your picture" in last_text(telegram)
+    [get_file] = telegram.sent("getFile")
+    assert get_file.fields == {"file_id": photo.file_id}  # the largest size, not the thumbnail
+    assert telegram.downloads == [photo.file_path] and telegram.download_tokens == [TEST_BOT_TOKEN]
+
+    run_queue(stack)
+
+    [request] = stack.aiml.requests
+    assert (request.body["model"], request.body["prompt"]) == (EDIT_MODEL, "make it a watercolour")
+    assert reference_pictures(request.body) == [RED]
+    assert TEST_BOT_TOKEN not in json.dumps(request.body)
+    done = Generation.get(ALICE_ID, generation.generation_id)
+    assert (done.status, done.delivered) == ("completed", True)
+    assert telegram.photos_sent()[-1].files["photo"][1] == B64_PICTURE
+
+
+def test_an_image_sent_as_a_file_with_a_caption_is_an_edit_too(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    stack, telegram = edits
+    png = picture((1, 2, 3), "PNG")
+    document = telegram.add_file(png, folder="documents", extension="png")
+
+    handled(update_of(document_message(document, "image/png", caption="add a hat")))
+    run_queue(stack)
+
+    [request] = stack.aiml.requests
+    assert request.body["prompt"] == "add a hat" and reference_pictures(request.body) == [png]
+    assert balance(ALICE_ID) == 9
+
+
+def test_a_retried_photo_update_charges_once_and_queues_one_job(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    stack, telegram = edits
+    photo = telegram.add_file(RED)
+    update = update_of(photo_message(photo, caption="make it night"))
+    telegram.refuse_next("sendMessage", 500, "Internal Server Error")  # the queued reply fails once...
+
+    assert deliver(update).status_code == 200  # ...which is only logged: the charge stands
+    webhook_claim_free = deliver({**update, "update_id": update["update_id"] + 10_000})  # Telegram re-sends anew
+
+    assert webhook_claim_free.status_code == 200
+    assert len(generations_of(ALICE_ID)) == 1 and len(charges_of(ALICE_ID)) == 1
+    assert "already on its way" in last_text(telegram)
+    run_queue(stack)
+    assert len(stack.aiml.requests) == 1
+
+
+@pytest.fixture
+def edits_on_emulator(
+    stack_env: None, emulator: str, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Stack, TelegramWithFiles]:
+    return edit_stack(httpserver, monkeypatch)
+
+
+@pytest.mark.emulator
+def test_with_a_local_s3_the_provider_gets_the_photo_inline_as_base64(
+    edits_on_emulator: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits_on_emulator
+    photo = telegram.add_file(GREEN)
+
+    handled(update_of(photo_message(photo, caption="a sunset behind it")))
+    run_queue(stack)
+
+    [request] = stack.aiml.requests
+    [url] = request.body["image_urls"]
+    assert url.startswith("data:image/jpeg;base64,")  # AIML could not fetch from 127.0.0.1
+    assert reference_pictures(request.body) == [GREEN]
+
+
+# --- albums ----------------------------------------------------------------------------
+
+
+def deliver_at_once(updates: list[dict[str, Any]]) -> None:
+    """Each update on its own thread, released together (the test client is not thread-safe)."""
+    barrier = threading.Barrier(len(updates))
+
+    def one(update: dict[str, Any]) -> Any:
+        barrier.wait()
+        return webhook.handle(chalice_request(update))
+
+    with ThreadPoolExecutor(len(updates)) as pool:
+        assert list(pool.map(one, updates)) == [{"ok": True}] * len(updates)
+
+
+def album(telegram: TelegramWithFiles, pictures: list[bytes], caption_on: int, group: str) -> list[dict[str, Any]]:
+    return [
+        update_of(
+            photo_message(
+                telegram.add_file(data),
+                caption="combine these into one scene" if index == caption_on else None,
+                media_group_id=group,
+            )
+        )
+        for index, data in enumerate(pictures)  # message ids grow in this order, as in a chat
+    ]
+
+
+def test_an_album_delivered_out_of_order_and_at_once_is_one_generation_charged_once(
+    edits: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits
+    updates = album(telegram, [RED, GREEN, BLUE], caption_on=1, group="album-1")
+
+    deliver_at_once([updates[2], updates[0], updates[1]])
+
+    assert generations_of(ALICE_ID) == []  # nothing starts while the album may still grow
+    assert telegram.texts_to(ALICE_ID) == []
+    time.sleep(1.1)  # ALBUM_QUIET_SECONDS, shortened for the test
+    run_queue(stack)
+
+    [generation] = generations_of(ALICE_ID)
+    assert generation.prompt == "combine these into one scene" and len(generation.upload_ids) == 3
+    assert balance(ALICE_ID) == 9 and len(charges_of(ALICE_ID)) == 1
+    [request] = stack.aiml.requests
+    assert reference_pictures(request.body) == [RED, GREEN, BLUE]  # in the order the user sent them
+    assert "editing your 3 pictures" in telegram.texts_to(ALICE_ID)[0]
+
+
+def test_a_four_photo_album_on_a_three_image_model_uses_three_and_says_so(
+    edits: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits
+    updates = album(telegram, [RED, GREEN, BLUE, GREY], caption_on=3, group="album-4")
+
+    deliver_at_once(updates)
+    time.sleep(1.1)
+    run_queue(stack)
+
+    [generation] = generations_of(ALICE_ID)
+    assert len(generation.upload_ids) == 3 and len(charges_of(ALICE_ID)) == 1
+    [request] = stack.aiml.requests
+    assert reference_pictures(request.body) == [RED, GREEN, BLUE]
+    [queued] = telegram.texts_to(ALICE_ID)
+    assert "I used the first 3 of the 4 you sent" in queued
+
+
+def test_an_album_check_that_comes_too_early_waits_and_a_stale_one_does_nothing(
+    edits: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits
+    updates = album(telegram, [RED, GREEN], caption_on=0, group="album-2")
+    for update in updates:
+        handled(update)
+    record = AlbumRecord.get(AlbumRecord.key(ALICE_ID, "album-2"))
+    check = {"chat_id": ALICE_ID, "media_group_id": "album-2", "user": {"id": ALICE_ID, "first_name": "Alice"}}
+
+    with pytest.raises(RetryLater):
+        photos.check_album({**check, "version": 2}, stack.worker.bot, stack.settings, now=record.last_photo_at + 0.2)
+    photos.check_album({**check, "version": 1}, stack.worker.bot, stack.settings, now=record.last_photo_at + 5)
+
+    assert generations_of(ALICE_ID) == []
+    photos.check_album({**check, "version": 2}, stack.worker.bot, stack.settings, now=record.last_photo_at + 5)
+    photos.check_album({**check, "version": 2}, stack.worker.bot, stack.settings, now=record.last_photo_at + 6)
+    assert len(generations_of(ALICE_ID)) == 1 and len(charges_of(ALICE_ID)) == 1
+
+
+def test_an_album_without_a_caption_asks_for_the_instruction_and_the_next_text_edits_it(
+    edits: tuple[Stack, TelegramWithFiles],
+) -> None:
+    stack, telegram = edits
+    deliver_at_once(album(telegram, [RED, BLUE], caption_on=-1, group="album-q"))
+    time.sleep(1.1)
+    run_queue(stack)
+    assert "Got 2 pictures!" in last_text(telegram) and generations_of(ALICE_ID) == []
+
+    handled(update_of(text_message("swap their colours")))
+    run_queue(stack)
+
+    [request] = stack.aiml.requests
+    assert request.body["prompt"] == "swap their colours" and reference_pictures(request.body) == [RED, BLUE]
+
+
+# --- a photo, then the instruction --------------------------------------------------------
+
+
+def test_a_photo_without_a_caption_asks_and_the_next_text_edits_it(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    stack, telegram = edits
+    photo = telegram.add_file(BLUE)
+
+    handled(update_of(photo_message(photo)))
+
+    assert "What should I change?" in last_text(telegram) and generations_of(ALICE_ID) == []
+    handled(update_of(text_message("put it on the moon")))
+    handled(update_of(text_message("a red fox in the snow")))  # the text after that is a new picture again
+    run_queue(stack)
+
+    edit, drawing = sorted(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    assert (edit.model, edit.prompt, len(edit.upload_ids)) == (EDIT_MODEL, "put it on the moon", 1)
+    assert (drawing.model, len(drawing.upload_ids)) == ("google/gemini-2.5-flash-image", 0)
+    by_prompt = {request.body["prompt"]: request.body for request in stack.aiml.requests}
+    assert reference_pictures(by_prompt["put it on the moon"]) == [BLUE]
+    assert "image_urls" not in by_prompt["a red fox in the snow"]
+    assert balance(ALICE_ID) == 8
+
+
+def test_a_text_reply_to_a_photo_edits_that_photo(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    stack, telegram = edits
+    photo = photo_message(telegram.add_file(GREEN))
+    handled(update_of(photo))
+
+    handled(update_of(text_message("make it snow", reply_to=photo)))
+    run_queue(stack)
+
+    [request] = stack.aiml.requests
+    assert request.body["prompt"] == "make it snow" and reference_pictures(request.body) == [GREEN]
+
+
+# --- a reply to one of the bot's results ------------------------------------------------
+
+
+def test_a_text_reply_to_a_delivered_result_edits_the_result(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    stack, telegram = edits
+    handled(update_of(text_message("a castle on a hill")))
+    run_queue(stack)
+    [delivered] = telegram.photos_sent()
+    result_message_id = 9000 + [call.method for call in telegram.calls if call.method.startswith("send")].index(
+        "sendPhoto"
+    )
+    replied = {
+        "message_id": result_message_id,
+        "date": int(time.time()),
+        "from": BOT_USER,
+        "chat": {"id": ALICE_ID, "type": "private"},
+        "photo": [{"file_id": "not-fetched", "file_unique_id": "x", "width": 1024, "height": 1024}],
+    }
+
+    handled(update_of(text_message("now at night", reply_to=replied)))
+    run_queue(stack)
+
+    first, second = stack.aiml.requests
+    assert "image_urls" not in first.body
+    assert second.body["prompt"] == "now at night" and second.body["model"] == EDIT_MODEL
+    assert reference_pictures(second.body) == [delivered.files["photo"][1]]  # the stored result itself
+    assert telegram.sent("getFile") == []  # copied inside S3, not fetched from Telegram
+    assert balance(ALICE_ID) == 8
+
+
+# --- refusals: a clear answer, nothing charged ------------------------------------------
+
+
+def test_a_pdf_is_refused_without_a_download_or_a_charge(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    _, telegram = edits
+    pdf = telegram.add_file(b"%PDF-1.7\n...", folder="documents", extension="pdf")
+
+    handled(update_of(document_message(pdf, "application/pdf", caption="make it pretty")))
+
+    assert "I can only edit pictures" in last_text(telegram)
+    assert telegram.downloads == []
+    nothing_charged()
+
+
+def test_a_file_that_claims_to_be_an_image_but_is_not_is_refused(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    _, telegram = edits
+    fake = telegram.add_file(b"<html>surprise</html>", folder="documents", extension="png")
+
+    handled(update_of(document_message(fake, "image/png", caption="edit this")))
+
+    assert "not a JPEG, PNG or WebP picture" in last_text(telegram)
+    nothing_charged()
+
+
+def test_a_sticker_is_refused(edits: tuple[Stack, TelegramWithFiles]) -> None:
+    _, telegram = edits
+    sticker = update_of(text_message("ignored"))
+    del sticker["message"]["text"]
+    sticker["message"]["sticker"] = {"file_id": "s1", "file_unique_id": "s1", "width": 512, "height": 512}
+
+    handled(sticker)
+
+    assert "Stickers can't be edited" in last_text(telegram)
+    assert telegram.sent("getFile") == []
+    nothing_charged()
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [pytest.param(25 * 1024 * 1024, id="over-telegrams-20-mb"), pytest.param(11 * 1024 * 1024, id="over-10-mb")],
+)
+def test_an_oversized_image_is_refused_before_any_download(
+    edits: tuple[Stack, TelegramWithFiles], declared: int
+) -> None:
+    _, telegram = edits
+    photo = telegram.add_file(RED)
+
+    handled(update_of(photo_message(photo, caption="bigger", file_size=declared)))
+
+    assert "too large: I can edit pictures of up to 10 MB" in last_text(telegram)
+    assert telegram.downloads == []
+    nothing_charged()
+
+
+def test_an_image_larger_than_its_declared_size_is_cut_off_and_refused(
+    edits: tuple[Stack, TelegramWithFiles], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, telegram = edits
+    monkeypatch.setattr(photos, "TELEGRAM_DOWNLOAD_LIMIT", 4096)
+    telegram.hide_file_size = True
+    photo = telegram.add_file(RED + b"\0" * 8192)
+
+    handled(update_of(photo_message(photo, caption="bigger", file_size=100)))
+
+    assert "too large" in last_text(telegram)
+    nothing_charged()
+
+
+# --- the token never leaves the bot -----------------------------------------------------
+
+
+def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
+    edits: tuple[Stack, TelegramWithFiles], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, telegram = edits
+    caplog.set_level(logging.DEBUG)
+    single = photo_message(telegram.add_file(RED), caption="watercolour")
+    handled(update_of(single))
+    run_queue(stack)
+    deliver_at_once(album(telegram, [GREEN, BLUE], caption_on=0, group="album-t"))
+    time.sleep(1.1)
+    run_queue(stack)
+    handled(update_of(photo_message(telegram.add_file(GREY))))
+    handled(update_of(text_message("as a mosaic")))
+    run_queue(stack)
+    handled(update_of(text_message("in the rain", reply_to=single)))
+    run_queue(stack)
+    assert len(stack.aiml.requests) == 4 and len(telegram.downloads) == 5  # every path was taken
+
+    secret = TEST_BOT_TOKEN.split(":", 1)[1]
+    for request in stack.aiml.requests:
+        assert secret not in json.dumps(request.body) and secret not in str(request.authorization)
+    for call in telegram.calls:  # the token is in each Bot API path by design; never in what is sent
+        assert secret not in json.dumps(call.fields)
+        assert all(secret.encode() not in content for _, content in call.files.values())
+    # Not the fake servers' access logs (werkzeug: they are "Telegram"), nor moto's HTTP mock (responses:
+    # it logs each URL it lets through to the fakes, and exists only in tests). urllib3 stays in: it is real.
+    ours = [record for record in caplog.records if record.name not in ("werkzeug", "responses")]
+    logs = "\n".join(record.getMessage() + json.dumps(record.__dict__, default=str) for record in ours)
+    assert secret not in logs and secret not in capsys.readouterr().out
+    assert secret not in all_rows_text()
