@@ -43,6 +43,7 @@ from chalicelib import catalogue, jobs, money, uploads
 from chalicelib.catalogue import DEFAULT_MODEL_ID
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
+from chalicelib.jobs import Job
 from chalicelib.observability import count, logger
 from chalicelib.tables import AlbumRecord, ChatPicture, PendingPhotos
 from chalicelib.telegram import BotApi
@@ -256,11 +257,13 @@ def saved_choice(user_id: int) -> tuple[str, str | None]:
     )
 
 
-def order_edit(bot: BotApi, settings: Settings, order: EditOrder) -> bool:
+def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool = True) -> Job | None:
     """Charge once and queue the edit with the edit model paired with the user's model; say so, or why not.
 
     Pictures beyond the model's ``max_images`` are left out, and the reply
-    says so. Returns True when a generation exists (new or replayed).
+    says so. Returns the job of a generation that is still pending (new or
+    replayed); ``queue=False`` leaves running it to the caller (the worker's
+    album check runs it at once instead of queueing it to itself).
     """
     model_id, aspect_ratio = saved_choice(order.sender.user_id)
     model = catalogue.edit_model_for(model_id, settings)
@@ -283,12 +286,16 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder) -> bool:
         )
     except ApiError as refused:
         reply(bot, order.chat_id, Replies.refused(refused), reply_to=order.reply_to)
-        return False
+        return None
     generation = result.generation
+    job = Job(int(generation.user_id), generation.generation_id)
+    pending = job if generation.status == money.GenerationStatus.PENDING else None
     if result.replayed:
-        reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
-        return True
-    jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
+        if queue:  # a replay was queued by the delivery that charged it (else the sweeper re-queues it)
+            reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
+        return pending
+    if queue:
+        jobs.send_to_worker(job.user_id, job.generation_id, settings)
     count("GenerationsStarted")
     count("EditsStarted")
     count("CreditsSpent", int(generation.cost))
@@ -300,7 +307,7 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder) -> bool:
     except TelegramError as error:
         # Charged and queued: a re-sent update would only repeat the reply.
         logger.warning("queued reply not delivered", extra={"error_code": error.error_code})
-    return True
+    return pending
 
 
 def reply(bot: BotApi, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
@@ -498,8 +505,12 @@ class AlbumNotQuiet(Exception):
         super().__init__(f"album still receiving photos; check again in {retry_after:.1f} s")
 
 
-def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, now: float | None = None) -> None:
-    """The delayed check: start the album's one generation if this check is its latest and it is quiet."""
+def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, now: float | None = None) -> Job | None:
+    """The delayed check: start the album's one generation if this check is its latest and it is quiet.
+
+    Returns the generation's job for the worker to run right away (the
+    worker has no right to queue, and needs none).
+    """
     from chalicelib.generate import RetryLater
 
     now = time.time() if now is None else now
@@ -508,16 +519,16 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
         sender = _profile_of(check["user"])
     except (KeyError, TypeError, ValueError):
         logger.error("dropping a malformed album check")
-        return
+        return None
     key = AlbumRecord.key(chat_id, media_group_id)
     try:
         album = AlbumRecord.get(key, consistent_read=True)
     except DoesNotExist:
         logger.info("album check for an album that is gone")
-        return
+        return None
     if album.started_version is None:
         if int(album.version) != version:
-            return  # a later photo came; its own check decides
+            return None  # a later photo came; its own check decides
         quiet_for = now - float(album.last_photo_at)
         if quiet_for < ALBUM_QUIET_SECONDS:
             raise RetryLater("album still receiving photos", retry_after=ALBUM_QUIET_SECONDS - quiet_for)
@@ -527,12 +538,12 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
             AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
         )
         if not started:
-            return  # a photo arrived meanwhile (its check decides) or another check started it
+            return None  # a photo arrived meanwhile (its check decides) or another check started it
     elif version > int(album.started_version):
         logger.info("album already started; a late photo is left out", extra={"version": version})
-        return
+        return None
     elif version < int(album.started_version):
-        return  # an earlier photo's check
+        return None  # an earlier photo's check
     # This check started the album (now or in an earlier delivery): order it (idempotent).
     album = AlbumRecord.get(key, consistent_read=True)
     entries = [str(entry) for entry in album.photos or []]
@@ -542,11 +553,12 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
     if caption is None:
         remember_pending(sender.user_id, chat_id, first_message, upload_ids)
         reply(bot, chat_id, Replies.ASK_INSTRUCTION_ALBUM.format(count=len(upload_ids)), reply_to=first_message)
-        return
-    order_edit(
+        return None
+    return order_edit(
         bot,
         settings,
         EditOrder(sender, chat_id, first_message, caption, upload_ids, f"tg-album:{chat_id}:{media_group_id}"),
+        queue=False,
     )
 
 

@@ -140,6 +140,12 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
             _statement("QueueJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], _arn("GenerationQueue")),
             # Presigned result URLs are signed with this role's credentials.
             _statement("ReadResults", ["s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/results/*"}),
+            # Reference pictures: the Mini App's presigned POSTs (signed with this role), the bot's copies
+            # of Telegram photos and results, and the check of an upload's first bytes.
+            _statement(
+                "ReferencePictures", ["s3:PutObject", "s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/uploads/*"}
+            ),
+            _statement("CheckUploads", ["dynamodb:BatchGetItem"], _table_arns("guards")),
         ],
         "GenerationWorker": [
             _logs(),
@@ -151,6 +157,8 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
                 _arn("GenerationQueue"),
             ),
             _statement("StoreResults", ["s3:PutObject", "s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/results/*"}),
+            # The provider's presigned links to reference pictures are signed with this role.
+            _statement("ReadReferencePictures", ["s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/uploads/*"}),
         ],
         "DeadLetterWorker": [
             _logs(),

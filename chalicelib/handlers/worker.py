@@ -75,13 +75,19 @@ def _run_job(body: str, deadline: float) -> None:
     if album_check is not None:
         from chalicelib import photos
 
-        photos.check_album(album_check, current_worker().bot, current_worker().settings)
-        return
-    try:
-        job = Job.from_message(body)
-    except MalformedJob:
-        logger.error("dropping a message that is not a generation job")
-        return  # it can never succeed; retrying would only fill the dead-letter queue
+        # A complete album's generation runs here and now; a retry of this message
+        # finds it charged already (idempotent) and runs it again if still unfinished.
+        worker = current_worker()
+        started = photos.check_album(album_check, worker.bot, worker.settings)
+        if started is None:
+            return
+        job = started
+    else:
+        try:
+            job = Job.from_message(body)
+        except MalformedJob:
+            logger.error("dropping a message that is not a generation job")
+            return  # it can never succeed; retrying would only fill the dead-letter queue
     try:
         bootstrap.worker().run(job, deadline=deadline)
     except RetryLater as retry:
