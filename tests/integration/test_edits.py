@@ -450,3 +450,16 @@ def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
     logs = "\n".join(record.getMessage() + json.dumps(record.__dict__, default=str) for record in ours)
     assert secret not in logs and secret not in capsys.readouterr().out
     assert secret not in all_rows_text()
+
+
+@pytest.mark.parametrize(("saved", "used"), [("21:9", "1:1"), ("16:9", "16:9")])
+def test_the_edit_model_is_paired_with_the_users_model_and_keeps_a_ratio_it_has(
+    edits: tuple[Stack, TelegramWithFiles], monkeypatch: pytest.MonkeyPatch, saved: str, used: str
+) -> None:
+    _, telegram = edits
+    monkeypatch.setattr(photos, "saved_choice", lambda user_id: ("google/nano-banana-pro", saved))
+
+    handled(update_of(photo_message(telegram.add_file(RED), caption="wider")))
+
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.model, generation.aspect_ratio) == (EDIT_MODEL, used)  # 21:9 is not an edit ratio
