@@ -12,6 +12,7 @@ up to 1 KB), marked "rule".
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -166,6 +167,8 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     later = time.time() + settings.generation_timeout_seconds + 5
     measure("sweep (1 expired generation)", lambda: money.sweep_expired(now=later))
 
+    rows.extend(edit_use_cases(settings, measure))
+
     totals = {
         "successful generation (start+claim+complete+delivered)": ["start_generation (with Idempotency-Key)",
                                                                    "claim (worker)", "complete (worker)",
@@ -174,6 +177,12 @@ def run_use_cases() -> list[tuple[str, Tally]]:
                                                  "fail + refund (worker, permanent error)"],
         "cancelled generation (start+cancel)": ["start_generation (with Idempotency-Key)",
                                                 "cancel + refund (POST .../cancel)"],
+        "album of 3 photos, collected and charged once": ["album photo 1 of 3 (append)",
+                                                          "album photo 2 of 3 (append)",
+                                                          "album photo 3 of 3 (append)",
+                                                          "album check, stale (a later photo came)",
+                                                          "album check, stale (a later photo came)",
+                                                          "album check, latest (charge once)"],
     }  # fmt: skip
     by_name = dict(rows)
     for name, parts in totals.items():
@@ -185,6 +194,96 @@ def run_use_cases() -> list[tuple[str, Tally]]:
             combined.transact_items += by_name[part].transact_items
         rows.append((name, combined))
     return rows
+
+
+class _Telegram:
+    """Enough of the Bot API for the edit paths: every file is the same small JPEG."""
+
+    JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+    def __init__(self) -> None:
+        self.message_ids = iter(range(1, 1_000_000))
+
+    def get_file(self, file_id: str) -> dict[str, Any]:
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(self.JPEG), "file_path": f"p/{file_id}"}
+
+    def download_file(self, file_path: str, *, max_bytes: int) -> bytes:
+        return self.JPEG
+
+    def send_message(self, chat_id: int, text: str, **_: Any) -> dict[str, Any]:
+        return {"message_id": next(self.message_ids)}
+
+
+def edit_use_cases(settings: Any, measure: Callable[[str, Callable[[], Any]], Any]) -> list[tuple[str, Tally]]:
+    """Picture edits: uploads, a photo in the chat, an album, a reply (bot actions, without the update claim).
+
+    ``measure`` appends each row itself; nothing is returned.
+    """
+    from chalicelib import aws, money, photos, uploads
+    from chalicelib.tables import AlbumRecord
+
+    bot: Any = _Telegram()
+    user_id = 77
+    profile = money.Profile(user_id=user_id, first_name="Editor")
+    money.register(profile, settings)
+    wanted = uploads.UploadRequest("image/jpeg", 68)
+    upload = measure("POST /api/uploads", lambda: uploads.create_upload(user_id, wanted, settings))
+    uploads.store_copy(user_id, bot.JPEG, "image/jpeg", settings, upload_id=upload["upload_id"])
+    measure("check 1 upload_id (POST /api/generation adds this)", lambda: uploads.check_uploads(
+        user_id, [upload["upload_id"]], settings))  # fmt: skip
+
+    def photo(message_id: int, **extra: Any) -> dict[str, Any]:
+        sizes = [{"file_id": f"f{message_id}", "file_unique_id": f"u{message_id}", "width": 9, "height": 9}]
+        return {"message_id": message_id, "date": int(time.time()), "photo": sizes, **extra}
+
+    def send(message: dict[str, Any]) -> None:
+        photos.handle_picture_message(
+            bot, settings, raw=message, sender=profile, chat_id=user_id, message_id=int(message["message_id"])
+        )
+
+    measure("chat photo with caption (charge + queue)", lambda: send(photo(1, caption="watercolour")))
+    measure("chat photo without caption (remember it)", lambda: send(photo(2)))
+
+    def text(message_id: int, words: str, **extra: Any) -> bool:
+        raw = {"message_id": message_id, "date": int(time.time()), "text": words, **extra}
+        return photos.handle_text(
+            bot, settings, raw=raw, sender=profile, chat_id=user_id, message_id=message_id, text=words
+        )
+
+    _finish_all(user_id)
+    measure("next text edits the waiting photo", lambda: text(3, "on the moon"))
+    _finish_all(user_id)
+    measure("a text prompt (extra: is a photo waiting?)", lambda: text(4, "a fox"))
+    photos.remember_picture(user_id, 500, user_id, f"results/{user_id}/g/0.png")
+    aws.client("s3").put_object(Bucket=settings.results_bucket, Key=f"results/{user_id}/g/0.png", Body=bot.JPEG)
+    measure("text reply to a delivered result", lambda: text(5, "at night", reply_to_message={"message_id": 500}))
+    _finish_all(user_id)
+    measure("remember a delivered picture (worker, per photo)", lambda: photos.remember_picture(
+        user_id, 501, user_id, f"results/{user_id}/g/0.png"))  # fmt: skip
+
+    for index in range(3):
+        message = photo(10 + index, media_group_id="g1", **({"caption": "combine"} if index == 1 else {}))
+        measure(f"album photo {index + 1} of 3 (append)", functools.partial(send, message))
+    album = AlbumRecord.get(AlbumRecord.key(user_id, "g1"))
+    check = {"chat_id": user_id, "media_group_id": "g1", "user": {"id": user_id, "first_name": "Editor"}}
+    later = float(album.last_photo_at) + 3
+    measure("album check, stale (a later photo came)", lambda: photos.check_album(
+        {**check, "version": 1}, bot, settings, now=later))  # fmt: skip
+    measure("album check, latest (charge once)", lambda: photos.check_album(
+        {**check, "version": 3}, bot, settings, now=later))  # fmt: skip
+    return []
+
+
+def _finish_all(user_id: int) -> None:
+    """Complete the user's active generations outside the measurements (MAX_ACTIVE_GENERATIONS)."""
+    from chalicelib import money
+    from chalicelib.tables import Generation
+
+    for generation in Generation.query(user_id):
+        if generation.status == "pending":
+            claim = money.claim_generation(user_id, generation.generation_id, lease_seconds=60)
+            if claim.generation is not None:
+                money.complete_generation(claim.generation, result_keys=["k"], provider="bench")
 
 
 if __name__ == "__main__":

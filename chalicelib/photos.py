@@ -532,20 +532,21 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
         quiet_for = now - float(album.last_photo_at)
         if quiet_for < ALBUM_QUIET_SECONDS:
             raise RetryLater("album still receiving photos", retry_after=ALBUM_QUIET_SECONDS - quiet_for)
+        claimed = AlbumRecord(pk=key)
         started = conditional_update(
-            AlbumRecord(pk=key),
+            claimed,
             [AlbumRecord.started_version.set(version)],
             AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
         )
         if not started:
             return None  # a photo arrived meanwhile (its check decides) or another check started it
+        album = claimed  # the update answered the whole item
     elif version > int(album.started_version):
         logger.info("album already started; a late photo is left out", extra={"version": version})
         return None
     elif version < int(album.started_version):
         return None  # an earlier photo's check
     # This check started the album (now or in an earlier delivery): order it (idempotent).
-    album = AlbumRecord.get(key, consistent_read=True)
     entries = [str(entry) for entry in album.photos or []]
     upload_ids = album_upload_ids(entries)
     caption = album.caption

@@ -118,6 +118,13 @@ def resources() -> dict[str, Any]:
             },
             "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
             "LifecycleConfiguration": {"Rules": [_uploads_expiry_rule()]},
+            # The Mini App posts reference pictures straight to the bucket (POST /api/uploads) from
+            # its own origin. Any origin may try: the signed POST policy is what admits a file.
+            "CorsConfiguration": {
+                "CorsRules": [
+                    {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAge": 3600}
+                ]
+            },
         },
     }
     return result
@@ -207,10 +214,16 @@ def create_locally(
 
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=settings.results_bucket)
+    bucket = defined["ResultsBucket"]["Properties"]
     s3.put_public_access_block(
-        Bucket=settings.results_bucket,
-        PublicAccessBlockConfiguration=defined["ResultsBucket"]["Properties"]["PublicAccessBlockConfiguration"],
+        Bucket=settings.results_bucket, PublicAccessBlockConfiguration=bucket["PublicAccessBlockConfiguration"]
     )
     s3.put_bucket_lifecycle_configuration(
         Bucket=settings.results_bucket, LifecycleConfiguration={"Rules": lifecycle_rules_for_api()}
     )
+    # CloudFormation's CorsRules/MaxAge are the API's CORSRules/MaxAgeSeconds.
+    rules = [
+        {**{key: value for key, value in rule.items() if key != "MaxAge"}, "MaxAgeSeconds": rule["MaxAge"]}
+        for rule in bucket["CorsConfiguration"]["CorsRules"]
+    ]
+    s3.put_bucket_cors(Bucket=settings.results_bucket, CORSConfiguration={"CORSRules": rules})

@@ -122,6 +122,9 @@ def test_results_bucket_is_private_and_encrypted(packaged: tuple[str, Path]) -> 
     }
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    # The Mini App's browser may POST reference pictures (the signed policy admits them), nothing else.
+    [cors] = bucket["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"]
 
 
 @pytest.mark.parametrize(
