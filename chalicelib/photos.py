@@ -205,6 +205,9 @@ def copy_from_telegram(
     Raises ``FetchRefused`` for what no retry can fix, ``TelegramError`` for what one may.
     """
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
+    if bot.dry_run:  # the development token: nothing can be fetched from Telegram
+        logger.info("dry run: a photo cannot be downloaded, so it is not edited")
+        raise FetchRefused(Replies.DOWNLOAD_FAILED)
     try:
         file = bot.get_file(picture.file_id)
     except TelegramError as error:
@@ -212,6 +215,8 @@ def copy_from_telegram(
             raise  # Telegram busy or unreachable: the re-sent update may succeed
         too_big = "too big" in error.description.lower()  # "Bad Request: file is too big"
         raise FetchRefused(Replies.too_large(limit) if too_big else Replies.DOWNLOAD_FAILED) from None
+    if not isinstance(file, dict):
+        raise FetchRefused(Replies.DOWNLOAD_FAILED)
     size, file_path = file.get("file_size"), file.get("file_path")
     if type(size) is int and size > limit:
         raise FetchRefused(Replies.too_large(limit))

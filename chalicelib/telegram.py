@@ -227,8 +227,11 @@ class BotApi:
         result: dict[str, Any] = self.call("getFile", {"file_id": file_id})
         return result
 
-    def download_file(self, file_path: str, *, max_bytes: int) -> bytes:
+    def download_file(self, file_path: str, *, max_bytes: int, max_seconds: float = 8.0) -> bytes:
         """The file ``getFile`` named, at most ``max_bytes`` (a larger one raises ``TelegramError`` 413).
+
+        The whole download must end within ``max_seconds`` (the webhook's
+        Lambda has 15 s in all; a timeout only lets Telegram re-send).
 
         Its URL (``/file/bot<token>/<file_path>``) carries the token: it is
         built here, used for this one GET and never logged, returned or
@@ -252,6 +255,9 @@ class BotApi:
                         data.extend(chunk)
                         if len(data) > max_bytes:
                             failure, code = f"file is larger than {max_bytes} bytes", 413
+                            break
+                        if time.monotonic() - started > max_seconds:
+                            failure = f"file download took longer than {max_seconds:.0f} s"
                             break
         except requests.Timeout:
             failure = "file download timed out"

@@ -463,3 +463,19 @@ def test_the_edit_model_is_paired_with_the_users_model_and_keeps_a_ratio_it_has(
 
     [generation] = generations_of(ALICE_ID)
     assert (generation.model, generation.aspect_ratio) == (EDIT_MODEL, used)  # 21:9 is not an edit ratio
+
+
+def test_with_the_development_token_a_photo_is_answered_and_nothing_is_charged(
+    aws: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import reset_process_state
+    from tests.edit_helpers import StoredFile
+
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    reset_process_state()
+    photo = StoredFile("f", "u", "photos/f.jpg", RED)
+
+    handled(update_of(photo_message(photo, caption="make it pop")))
+
+    assert "dry run: a photo cannot be downloaded" in caplog.text
+    nothing_charged()

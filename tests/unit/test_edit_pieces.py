@@ -163,3 +163,13 @@ def test_a_copy_of_the_same_message_gets_the_same_upload_id_and_it_is_ulid_shape
 def test_album_photos_come_in_message_order_each_once() -> None:
     entries = ["12:c", "10:a", "11:b", "10:a"]
     assert photos.album_upload_ids(entries) == ("a", "b", "c")
+
+
+def test_a_download_that_drags_on_is_cut_off(httpserver: HTTPServer, caplog: pytest.LogCaptureFixture) -> None:
+    httpserver.expect_request(f"/file/bot{TOKEN}/photos/slow.jpg").respond_with_data(JPEG * 4000)
+
+    with pytest.raises(TelegramError, match="took longer") as raised:
+        make_api(httpserver).download_file("photos/slow.jpg", max_bytes=10**7, max_seconds=0)
+
+    assert raised.value.error_code is None  # transient: the re-sent update may succeed
+    no_token_in(raised.value, caplog)
