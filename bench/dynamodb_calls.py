@@ -200,6 +200,7 @@ class _Telegram:
     """Enough of the Bot API for the edit paths: every file is the same small JPEG."""
 
     JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+    dry_run = False
 
     def __init__(self) -> None:
         self.message_ids = iter(range(1, 1_000_000))
@@ -224,7 +225,7 @@ def edit_use_cases(settings: Any, measure: Callable[[str, Callable[[], Any]], An
 
     bot: Any = _Telegram()
     user_id = 77
-    profile = money.Profile(user_id=user_id, first_name="Editor")
+    profile = Profile(user_id=user_id, first_name="Editor")
     money.register(profile, settings)
     wanted = uploads.UploadRequest("image/jpeg", 68)
     upload = measure("POST /api/uploads", lambda: uploads.create_upload(user_id, wanted, settings))

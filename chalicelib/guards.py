@@ -6,7 +6,10 @@ slots atomically with the charge, in ``chalicelib.money``):
 
 * ``ProcessedUpdate``: a Telegram update is acted on once (the webhook);
 * ``AlertWindow``: operator alerts of one kind are throttled per window;
-* ``IdempotencyRecord``: read back when a key is reused.
+* ``IdempotencyRecord``: read back when a key is reused;
+* picture edits: ``UploadRecord`` (an upload's owner), ``AlbumRecord`` (an
+  album being collected), ``PendingPhotos`` (photos waiting for their
+  instruction), ``ChatPicture`` (which result a chat message shows).
 
 A new feature that needs "at most once" or "at most N per window" adds its
 guard here (its model in ``chalicelib.tables``, a ``kind#...`` key).
@@ -15,13 +18,23 @@ guard here (its model in ``chalicelib.tables``, a ``kind#...`` key).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.model import UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
-from chalicelib.tables import AlertWindow, IdempotencyRecord, ProcessedUpdate
+from chalicelib.tables import (
+    AlbumRecord,
+    AlertWindow,
+    ChatPicture,
+    IdempotencyRecord,
+    PendingPhotos,
+    ProcessedUpdate,
+    UploadRecord,
+)
 from chalicelib.transactions import conditional_update
 
 # --------------------------------------------------------------------------
@@ -113,3 +126,118 @@ def release_update(claim: UpdateClaim) -> None:
             logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})
     except Exception:
         logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})
+
+
+# --------------------------------------------------------------------------
+# Picture edits: uploads' owners (chalicelib.uploads)
+# --------------------------------------------------------------------------
+
+
+def record_upload(user_id: int, upload_id: str, content_type: str, *, created_at: str, expires_at: int) -> None:
+    """Who owns an upload and what it must be; a new id every time (a ULID), never overwritten."""
+    UploadRecord(
+        pk=UploadRecord.key(user_id, upload_id),
+        user_id=user_id,
+        content_type=content_type,
+        created_at=created_at,
+        expires_at=expires_at,
+    ).save(condition=UploadRecord.pk.does_not_exist())
+
+
+def live_uploads(user_id: int, upload_ids: Sequence[str], *, now: float) -> dict[str, str]:
+    """upload id -> declared content type, for the ids that are this user's and not expired (one BatchGetItem)."""
+    wanted = {UploadRecord.key(user_id, upload_id): upload_id for upload_id in upload_ids}
+    found = UploadRecord.batch_get(list(wanted), consistent_read=True)
+    return {
+        wanted[str(record.pk)]: str(record.content_type)
+        for record in found
+        if record.pk in wanted and int(record.expires_at) >= int(now)
+    }
+
+
+# --------------------------------------------------------------------------
+# Picture edits in the chat (chalicelib.photos)
+# --------------------------------------------------------------------------
+#
+# An album, as its photos' updates arrive (any order, any instance):
+#   photo k:  photos = list_append(if_not_exists(photos, []), [k]); version += 1  -> check(version) in 2 s
+#   check v:  version == v and quiet 2 s and no started_version -> started_version = v (once)
+#             started_version == v (a retried check) -> order again (the idempotency key replays)
+#             anything else -> nothing (a later photo's check decides, or it is late)
+
+
+def append_to_album(
+    chat_id: int, media_group_id: str, *, user_id: int, entry: str, caption: str | None, now: float, keep_seconds: int
+) -> int:
+    """Add one photo (``"<message_id>:<upload_id>"``) atomically; returns the album's version after it."""
+    record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
+    actions: list[Action] = [
+        AlbumRecord.user_id.set(user_id),
+        # Concurrent appends all land: DynamoDB applies each update to the item in turn.
+        AlbumRecord.photos.set((AlbumRecord.photos | []).append([entry])),
+        AlbumRecord.version.add(1),
+        AlbumRecord.last_photo_at.set(now),
+        AlbumRecord.expires_at.set(int(now) + keep_seconds),
+    ]
+    if caption is not None:
+        actions.append(AlbumRecord.caption.set(caption))
+    record.update(actions=actions)  # answers the new item: the version this photo made
+    return int(record.version)
+
+
+def album(chat_id: int, media_group_id: str) -> AlbumRecord | None:
+    try:
+        return AlbumRecord.get(AlbumRecord.key(chat_id, media_group_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def start_album(chat_id: int, media_group_id: str, version: int) -> AlbumRecord | None:
+    """Mark the album started by the check of ``version``, once; the whole album, or None if not this one."""
+    record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
+    started = conditional_update(
+        record,
+        [AlbumRecord.started_version.set(version)],
+        AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
+    )
+    return record if started else None
+
+
+def remember_pending(
+    user_id: int, chat_id: int, message_id: int, upload_ids: Sequence[str], *, expires_at: int
+) -> None:
+    """The chat's latest photos without an instruction (a newer one replaces them)."""
+    PendingPhotos(
+        pk=PendingPhotos.key(chat_id),
+        user_id=user_id,
+        message_id=message_id,
+        upload_ids=list(upload_ids),
+        expires_at=expires_at,
+    ).save()
+
+
+def take_pending(chat_id: int, text_message_id: int, *, now: float) -> tuple[str, ...] | None:
+    """The waiting photos, claimed by this later text; a re-sent text gets the same, any other text none."""
+    record = PendingPhotos(pk=PendingPhotos.key(chat_id))
+    taken = conditional_update(
+        record,
+        [PendingPhotos.used_by.set(text_message_id)],
+        PendingPhotos.pk.exists()
+        & (PendingPhotos.expires_at >= int(now))
+        & (PendingPhotos.used_by.does_not_exist() | (PendingPhotos.used_by == text_message_id))
+        & (PendingPhotos.message_id < text_message_id),
+    )
+    return tuple(str(upload_id) for upload_id in record.upload_ids or []) if taken else None
+
+
+def remember_picture(chat_id: int, message_id: int, *, user_id: int, s3_key: str, expires_at: int) -> None:
+    """A delivered result: a reply to this message edits the stored picture."""
+    ChatPicture(pk=ChatPicture.key(chat_id, message_id), user_id=user_id, s3_key=s3_key, expires_at=expires_at).save()
+
+
+def picture_shown(chat_id: int, message_id: int) -> str | None:
+    """The S3 key of the result a chat message shows, if the bot delivered it."""
+    try:
+        return str(ChatPicture.get(ChatPicture.key(chat_id, message_id), consistent_read=True).s3_key)
+    except DoesNotExist:
+        return None

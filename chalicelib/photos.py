@@ -36,18 +36,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-from pynamodb.expressions.update import Action
-
-from chalicelib import catalogue, jobs, money, uploads
+from chalicelib import catalogue, guards, jobs, queries, uploads
 from chalicelib.catalogue import DEFAULT_MODEL_ID
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
 from chalicelib.jobs import Job
+from chalicelib.model import GenerationStatus, Profile
 from chalicelib.observability import count, logger
-from chalicelib.tables import AlbumRecord, ChatPicture, PendingPhotos
 from chalicelib.telegram import BotApi
-from chalicelib.transactions import conditional_update
+from chalicelib.usecases.generation import order_generation
 from chalicelib.validation import parse_generation_request
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bots cannot download larger files
@@ -244,7 +241,7 @@ def copy_from_telegram(
 
 @dataclass(frozen=True)
 class EditOrder:
-    sender: money.Profile
+    sender: Profile
     chat_id: int
     reply_to: int | None
     prompt: str
@@ -254,7 +251,7 @@ class EditOrder:
 
 def saved_choice(user_id: int) -> tuple[str, str | None]:
     """The user's chosen model and aspect ratio (saved settings arrive with the bot's /settings)."""
-    user = money.get_user(user_id)
+    user = queries.get_user(user_id)
     model_id = getattr(user, "model", None)
     aspect_ratio = getattr(user, "aspect_ratio", None)
     return (model_id if isinstance(model_id, str) else DEFAULT_MODEL_ID), (
@@ -280,7 +277,7 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
             {"prompt": order.prompt, "model": model.id, "aspect_ratio": aspect_ratio, "upload_ids": list(used)},
             settings,
         )
-        result = money.start_generation(
+        result = order_generation(
             order.sender,
             wanted.order(),
             settings,
@@ -288,22 +285,19 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
             source="bot",
             idempotency_key=order.idempotency_key,
             replay_any_status=True,  # one message (or album) is one generation
+            queue=queue,
         )
     except ApiError as refused:
         reply(bot, order.chat_id, Replies.refused(refused), reply_to=order.reply_to)
         return None
     generation = result.generation
     job = Job(int(generation.user_id), generation.generation_id)
-    pending = job if generation.status == money.GenerationStatus.PENDING else None
+    pending = job if generation.status == GenerationStatus.PENDING else None
     if result.replayed:
-        if queue:  # a replay was queued by the delivery that charged it (else the sweeper re-queues it)
+        if queue:  # the delivery that charged it queued it (or the sweeper re-queues it)
             reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
         return pending
-    if queue:
-        jobs.send_to_worker(job.user_id, job.generation_id, settings)
-    count("GenerationsStarted")
     count("EditsStarted")
-    count("CreditsSpent", int(generation.cost))
     lines = [Replies.queued(model.name, len(used), int(generation.cost), result.credits)]
     if len(order.upload_ids) > len(used):
         lines.append(Replies.left_out(len(used), len(order.upload_ids), model.name))
@@ -331,7 +325,7 @@ def reply(bot: BotApi, chat_id: int, text: str, *, reply_to: int | None = None) 
 
 
 def handle_picture_message(
-    bot: BotApi, settings: Settings, *, raw: Mapping[str, Any], sender: money.Profile, chat_id: int, message_id: int
+    bot: BotApi, settings: Settings, *, raw: Mapping[str, Any], sender: Profile, chat_id: int, message_id: int
 ) -> None:
     """A photo or image file: an edit (caption), an album member, or a picture waiting for its instruction."""
     found = picture_in(raw, settings)
@@ -369,7 +363,7 @@ def handle_text(
     settings: Settings,
     *,
     raw: Mapping[str, Any],
-    sender: money.Profile,
+    sender: Profile,
     chat_id: int,
     message_id: int,
     text: str,
@@ -398,13 +392,13 @@ def handle_text(
 
 
 def _pictures_replied_to(
-    bot: BotApi, settings: Settings, replied: Mapping[str, Any], sender: money.Profile, chat_id: int
+    bot: BotApi, settings: Settings, replied: Mapping[str, Any], sender: Profile, chat_id: int
 ) -> tuple[str, ...] | Refusal | None:
     replied_id = replied.get("message_id")
     if type(replied_id) is not int:
         return None
     when = _message_time(replied)
-    stored = _picture_shown(chat_id, replied_id)
+    stored = guards.picture_shown(chat_id, replied_id)
     if stored is not None:
         try:
             return (uploads.copy_result(sender.user_id, stored, settings, upload_id=derived_upload_id(when, stored)),)
@@ -436,30 +430,12 @@ def _message_time(raw: Mapping[str, Any]) -> float:
 
 def remember_pending(user_id: int, chat_id: int, message_id: int, upload_ids: Sequence[str]) -> None:
     """The chat's latest photos without an instruction (a newer one replaces them), for an hour."""
-    PendingPhotos(
-        pk=PendingPhotos.key(chat_id),
-        user_id=user_id,
-        message_id=message_id,
-        upload_ids=list(upload_ids),
-        expires_at=int(time.time()) + PENDING_SECONDS,
-    ).save()
+    guards.remember_pending(user_id, chat_id, message_id, upload_ids, expires_at=int(time.time()) + PENDING_SECONDS)
 
 
 def take_pending(chat_id: int, text_message_id: int) -> tuple[str, ...] | None:
     """The waiting photos, claimed for this text (only the next text: a re-sent one gets the same)."""
-    record = PendingPhotos(pk=PendingPhotos.key(chat_id))
-    now = int(time.time())
-    taken = conditional_update(
-        record,
-        [PendingPhotos.used_by.set(text_message_id)],
-        PendingPhotos.pk.exists()
-        & (PendingPhotos.expires_at >= now)
-        & (PendingPhotos.used_by.does_not_exist() | (PendingPhotos.used_by == text_message_id))
-        & (PendingPhotos.message_id < text_message_id),
-    )
-    if not taken:
-        return None
-    return tuple(str(upload_id) for upload_id in record.upload_ids or [])
+    return guards.take_pending(chat_id, text_message_id, now=time.time())
 
 
 # --------------------------------------------------------------------------
@@ -468,7 +444,7 @@ def take_pending(chat_id: int, text_message_id: int) -> tuple[str, ...] | None:
 
 
 def add_to_album(
-    sender: money.Profile,
+    sender: Profile,
     chat_id: int,
     media_group_id: str,
     message_id: int,
@@ -477,22 +453,19 @@ def add_to_album(
     settings: Settings,
 ) -> None:
     """Append this photo (one atomic UpdateItem) and queue the delayed check for the album's new version."""
-    record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
-    actions: list[Action] = [
-        AlbumRecord.user_id.set(sender.user_id),
-        # list_append(if_not_exists(photos, []), [this photo]): concurrent appends all land.
-        AlbumRecord.photos.set((AlbumRecord.photos | []).append([f"{message_id}:{upload_id}"])),
-        AlbumRecord.version.add(1),
-        AlbumRecord.last_photo_at.set(time.time()),
-        AlbumRecord.expires_at.set(int(time.time()) + ALBUM_RECORD_SECONDS),
-    ]
-    if caption is not None:
-        actions.append(AlbumRecord.caption.set(caption))
-    record.update(actions=actions)  # answers the new attributes: the version this photo made
+    version = guards.append_to_album(
+        chat_id,
+        media_group_id,
+        user_id=sender.user_id,
+        entry=f"{message_id}:{upload_id}",
+        caption=caption,
+        now=time.time(),
+        keep_seconds=ALBUM_RECORD_SECONDS,
+    )
     check = {
         "chat_id": chat_id,
         "media_group_id": media_group_id,
-        "version": int(record.version),
+        "version": version,
         "user": {
             "id": sender.user_id,
             "first_name": sender.first_name,
@@ -502,12 +475,6 @@ def add_to_album(
         },
     }
     jobs.send_album_check(check, ALBUM_QUIET_SECONDS, settings)
-
-
-class AlbumNotQuiet(Exception):
-    def __init__(self, retry_after: float) -> None:
-        self.retry_after = retry_after
-        super().__init__(f"album still receiving photos; check again in {retry_after:.1f} s")
 
 
 def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, now: float | None = None) -> Job | None:
@@ -525,10 +492,8 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
     except (KeyError, TypeError, ValueError):
         logger.error("dropping a malformed album check")
         return None
-    key = AlbumRecord.key(chat_id, media_group_id)
-    try:
-        album = AlbumRecord.get(key, consistent_read=True)
-    except DoesNotExist:
+    album = guards.album(chat_id, media_group_id)
+    if album is None:
         logger.info("album check for an album that is gone")
         return None
     if album.started_version is None:
@@ -537,15 +502,10 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
         quiet_for = now - float(album.last_photo_at)
         if quiet_for < ALBUM_QUIET_SECONDS:
             raise RetryLater("album still receiving photos", retry_after=ALBUM_QUIET_SECONDS - quiet_for)
-        claimed = AlbumRecord(pk=key)
-        started = conditional_update(
-            claimed,
-            [AlbumRecord.started_version.set(version)],
-            AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
-        )
-        if not started:
+        started = guards.start_album(chat_id, media_group_id, version)
+        if started is None:
             return None  # a photo arrived meanwhile (its check decides) or another check started it
-        album = claimed  # the update answered the whole item
+        album = started  # the update answered the whole item
     elif version > int(album.started_version):
         logger.info("album already started; a late photo is left out", extra={"version": version})
         return None
@@ -577,12 +537,12 @@ def album_upload_ids(entries: Sequence[str]) -> tuple[str, ...]:
     return tuple(by_message[message_id] for message_id in sorted(by_message))
 
 
-def _profile_of(user: Mapping[str, Any]) -> money.Profile:
+def _profile_of(user: Mapping[str, Any]) -> Profile:
     def text(name: str) -> str | None:
         value = user.get(name)
         return value if isinstance(value, str) else None
 
-    return money.Profile(
+    return Profile(
         user_id=int(user["id"]),
         first_name=text("first_name") or "",
         last_name=text("last_name"),
@@ -599,18 +559,8 @@ def _profile_of(user: Mapping[str, Any]) -> money.Profile:
 def remember_picture(chat_id: int, message_id: int, user_id: int, s3_key: str) -> None:
     """A delivered result: a reply to this message edits the stored picture. Best effort."""
     try:
-        ChatPicture(
-            pk=ChatPicture.key(chat_id, message_id),
-            user_id=user_id,
-            s3_key=s3_key,
-            expires_at=int(time.time()) + PICTURE_SECONDS,
-        ).save()
+        guards.remember_picture(
+            chat_id, message_id, user_id=user_id, s3_key=s3_key, expires_at=int(time.time()) + PICTURE_SECONDS
+        )
     except Exception:
         logger.exception("could not remember which picture a message shows")
-
-
-def _picture_shown(chat_id: int, message_id: int) -> str | None:
-    try:
-        return str(ChatPicture.get(ChatPicture.key(chat_id, message_id), consistent_read=True).s3_key)
-    except DoesNotExist:
-        return None

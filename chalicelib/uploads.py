@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import aws
+from chalicelib import aws, guards
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
 from chalicelib.ids import iso_utc, new_id
-from chalicelib.tables import UploadRecord
 
 CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
 POST_SECONDS = 600  # the Mini App sends the file right after asking
@@ -97,13 +96,9 @@ def create_upload(
     """Record the upload with its owner and answer the presigned POST that lets S3 take the file."""
     now = time.time() if now is None else now
     upload_id = new_id(now)
-    UploadRecord(
-        pk=UploadRecord.key(user_id, upload_id),
-        user_id=user_id,
-        content_type=wanted.content_type,
-        created_at=iso_utc(now),
-        expires_at=int(now) + RECORD_SECONDS,
-    ).save(condition=UploadRecord.pk.does_not_exist())
+    guards.record_upload(
+        user_id, upload_id, wanted.content_type, created_at=iso_utc(now), expires_at=int(now) + RECORD_SECONDS
+    )
     # botocore adds the bucket and the exact key to the policy's conditions itself.
     post = aws.client("s3").generate_presigned_post(
         Bucket=settings.results_bucket,
@@ -131,22 +126,19 @@ def check_uploads(user_id: int, upload_ids: Sequence[str], settings: Settings, *
     if not upload_ids:
         return
     now = time.time() if now is None else now
-    keys = [UploadRecord.key(user_id, upload_id) for upload_id in upload_ids]
-    records = {
-        str(record.pk): record for record in UploadRecord.batch_get(keys, consistent_read=True) if record.pk in keys
-    }
+    declared = guards.live_uploads(user_id, upload_ids, now=now)
     bucket = settings.results_bucket
     s3 = aws.client("s3")
     for index, upload_id in enumerate(upload_ids):
-        record = records.get(UploadRecord.key(user_id, upload_id))
+        content_type = declared.get(upload_id)
         where = f"upload_ids[{index}]"
-        if record is None or int(record.expires_at) < int(now):
+        if content_type is None:
             raise InvalidRequest(f"{where} is not one of your uploads (or it expired); upload the picture again.")
         head = _first_bytes(s3, bucket, upload_key(user_id, upload_id))
         if head is None:
             raise InvalidRequest(f"{where} has no file yet; send the file to the upload's url first.")
-        if sniff_image_type(head) != record.content_type:
-            name = _TYPE_NAMES.get(str(record.content_type), str(record.content_type))
+        if sniff_image_type(head) != content_type:
+            name = _TYPE_NAMES.get(content_type, content_type)
             raise InvalidRequest(f"{where} is not a {name} picture; upload a JPEG, PNG or WebP picture.")
 
 

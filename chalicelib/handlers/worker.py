@@ -77,7 +77,7 @@ def _run_job(body: str, deadline: float) -> None:
 
         # A complete album's generation runs here and now; a retry of this message
         # finds it charged already (idempotent) and runs it again if still unfinished.
-        worker = current_worker()
+        worker = bootstrap.worker()
         started = photos.check_album(album_check, worker.bot, worker.settings)
         if started is None:
             return

@@ -17,6 +17,7 @@ def order_generation(
     source: str,
     idempotency_key: str | None = None,
     replay_any_status: bool = False,
+    queue: bool = True,
 ) -> StartResult:
     """Charge once (``money.start_generation``), queue the job, count the sale.
 
@@ -29,6 +30,10 @@ def order_generation(
 
     ``replay_any_status``: see ``money.start_generation`` (the bot's rule,
     one Telegram message is one generation).
+
+    ``queue=False``: the caller runs the job itself, now. The worker's album
+    check does (``chalicelib.photos``): it charges a complete album and runs
+    its generation in the same invocation, and needs no right to queue.
     """
     result = money.start_generation(
         profile,
@@ -41,7 +46,8 @@ def order_generation(
     )
     if not result.replayed:
         generation = result.generation
-        jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
+        if queue:
+            jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
         count("GenerationsStarted")
         count("CreditsSpent", int(generation.cost))
     return result

@@ -4,6 +4,13 @@ Answers are ``{"ok": true, "result": ...}`` (a message for ``send*``
 methods), or ``{"ok": false, "error_code", "description"[, "parameters"]}``
 when scripted with ``refuse_next``. JSON bodies and multipart uploads are
 both recorded (``Call.fields``, ``Call.files``).
+
+Files as Telegram serves them to bots: ``add_file`` stores one, ``getFile``
+answers its ``file_path`` (and ``file_size``), and ``GET
+/file/bot<token>/<file_path>`` serves its bytes (``downloads`` records the
+paths, ``download_tokens`` the tokens). A photo sent with ``sendPhoto`` is
+stored too, and the answered message carries its ``photo`` sizes, as
+Telegram's does.
 """
 
 from __future__ import annotations
@@ -20,6 +27,24 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 _DEFAULT_RESULTS: dict[str, Any] = {"answerPreCheckoutQuery": True, "refundStarPayment": True, "setWebhook": True}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    data: bytes
+
+    def photo_size(self, width: int, height: int) -> dict[str, Any]:
+        """A ``PhotoSize`` of this file."""
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": len(self.data),
+            "width": width,
+            "height": height,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,13 @@ class FakeTelegram:
         self._refusals: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._message_ids = itertools.count(1)
+        self.files: dict[str, StoredFile] = {}
+        self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
+        self.download_tokens: list[str] = []
+        self.hide_file_size = False  # getFile without file_size (Telegram may omit it)
+        self._file_numbers = itertools.count(1)
         server.expect_request(re.compile(r"/bot[^/]+/\w+"), method="POST").respond_with_handler(self._answer)
+        server.expect_request(re.compile(r"/file/bot[^/]+/.+"), method="GET").respond_with_handler(self._download)
 
     @property
     def api_base(self) -> str:
@@ -104,15 +135,47 @@ class FakeTelegram:
             if self._record:
                 self.calls.append(Call(token=token, method=method, fields=fields, files=files))
             refusals = self._refusals.get(method)
-            status, body = refusals.pop(0) if refusals else (200, {"ok": True, "result": self._result(method, fields)})
+            status, body = (
+                refusals.pop(0) if refusals else (200, {"ok": True, "result": self._result(method, fields, files)})
+            )
         if self.delay:
             time.sleep(self.delay)
         return Response(json.dumps(body), status=status, content_type="application/json")
 
-    def _result(self, method: str, fields: dict[str, Any]) -> Any:
+    def add_file(self, data: bytes, *, folder: str = "photos", extension: str = "jpg") -> StoredFile:
+        """A file Telegram holds for the bot (a photo or document a user sent)."""
+        number = next(self._file_numbers)
+        stored = StoredFile(f"file-{number}", f"unique-{number}", f"{folder}/file_{number}.{extension}", data)
+        self.files[stored.file_id] = stored
+        return stored
+
+    def _download(self, request: Request) -> Response:
+        token, path = request.path.removeprefix("/file/bot").split("/", 1)
+        with self._lock:
+            self.downloads.append(path)
+            self.download_tokens.append(token)
+        for stored in list(self.files.values()):
+            if stored.file_path == path:
+                return Response(stored.data, content_type="application/octet-stream")
+        return Response("not found", status=404)
+
+    def _result(self, method: str, fields: dict[str, Any], files: dict[str, tuple[str, bytes]] | None = None) -> Any:
+        if method == "getFile":
+            stored = self.files.get(str(fields.get("file_id")))
+            if stored is None:
+                return {"file_id": fields.get("file_id"), "file_unique_id": "gone"}
+            found: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
+            found["file_path"] = stored.file_path
+            if not self.hide_file_size:
+                found["file_size"] = len(stored.data)
+            return found
         if method.startswith("send"):
             message = {"message_id": next(self._message_ids), "date": int(time.time())}
-            return {**message, "chat": {"id": fields.get("chat_id")}, "text": fields.get("text")}
+            sent: dict[str, Any] = {**message, "chat": {"id": fields.get("chat_id")}, "text": fields.get("text")}
+            if method == "sendPhoto" and files and "photo" in files:
+                stored = self.add_file(files["photo"][1])
+                sent["photo"] = [stored.photo_size(90, 90), stored.photo_size(1024, 1024)]
+            return sent
         if method == "getWebhookInfo":
             return {"url": "https://example.com/api/telegram/webhook", "pending_update_count": 0}
         return _DEFAULT_RESULTS.get(method, True)

@@ -33,7 +33,6 @@ from chalicelib.tables import AlbumRecord, Generation
 from tests.conftest import TEST_BOT_TOKEN
 from tests.edit_helpers import (
     BOT_USER,
-    TelegramWithFiles,
     all_rows_text,
     document_message,
     edit_stack,
@@ -42,9 +41,12 @@ from tests.edit_helpers import (
     text_message,
     update_of,
 )
+from tests.fakes.aiml import B64_PICTURE
+from tests.fakes.telegram import FakeTelegram, StoredFile
 from tests.integration.test_webhook import chalice_request
-from tests.telegram_helpers import ALICE_ID, balance, charges_of, deliver, generations_of
-from tests.worker_helpers import B64_PICTURE, Stack
+from tests.probes import balance, charges_of, generations_of
+from tests.telegram_helpers import ALICE_ID, deliver
+from tests.worker_helpers import Stack
 
 EDIT_MODEL = "google/nano-banana-edit"
 
@@ -61,7 +63,7 @@ RED, GREEN, BLUE, GREY = (picture(c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 
 @pytest.fixture
 def edits(
     stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Stack, TelegramWithFiles]]:
+) -> Iterator[tuple[Stack, FakeTelegram]]:
     monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
     yield edit_stack(httpserver, monkeypatch)
 
@@ -85,7 +87,7 @@ def reference_pictures(request_body: dict[str, Any]) -> list[bytes]:
     return pictures
 
 
-def last_text(telegram: TelegramWithFiles) -> str:
+def last_text(telegram: FakeTelegram) -> str:
     return telegram.texts_to(ALICE_ID)[-1]
 
 
@@ -98,7 +100,7 @@ def nothing_charged() -> None:
 
 
 def test_a_photo_with_a_caption_is_one_edit_whose_provider_request_carries_its_exact_bytes(
-    edits: tuple[Stack, TelegramWithFiles],
+    edits: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits
     photo = telegram.add_file(RED)
@@ -115,7 +117,7 @@ def test_a_photo_with_a_caption_is_one_edit_whose_provider_request_carries_its_e
     assert balance(ALICE_ID) == 9 and len(charges_of(ALICE_ID)) == 1
     assert "Queued! Nano Banana Edit is editing your picture" in last_text(telegram)
     [get_file] = telegram.sent("getFile")
-    assert get_file.fields == {"file_id": photo.file_id}  # the largest size, not the thumbnail
+    assert get_file == {"file_id": photo.file_id}  # the largest size, not the thumbnail
     assert telegram.downloads == [photo.file_path] and telegram.download_tokens == [TEST_BOT_TOKEN]
 
     run_queue(stack)
@@ -126,10 +128,10 @@ def test_a_photo_with_a_caption_is_one_edit_whose_provider_request_carries_its_e
     assert TEST_BOT_TOKEN not in json.dumps(request.body)
     done = Generation.get(ALICE_ID, generation.generation_id)
     assert (done.status, done.delivered) == ("completed", True)
-    assert telegram.photos_sent()[-1].files["photo"][1] == B64_PICTURE
+    assert telegram.pictures_to(ALICE_ID)[-1].files["photo"][1] == B64_PICTURE
 
 
-def test_an_image_sent_as_a_file_with_a_caption_is_an_edit_too(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_an_image_sent_as_a_file_with_a_caption_is_an_edit_too(edits: tuple[Stack, FakeTelegram]) -> None:
     stack, telegram = edits
     png = picture((1, 2, 3), "PNG")
     document = telegram.add_file(png, folder="documents", extension="png")
@@ -142,7 +144,7 @@ def test_an_image_sent_as_a_file_with_a_caption_is_an_edit_too(edits: tuple[Stac
     assert balance(ALICE_ID) == 9
 
 
-def test_a_retried_photo_update_charges_once_and_queues_one_job(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_retried_photo_update_charges_once_and_queues_one_job(edits: tuple[Stack, FakeTelegram]) -> None:
     stack, telegram = edits
     photo = telegram.add_file(RED)
     update = update_of(photo_message(photo, caption="make it night"))
@@ -161,13 +163,13 @@ def test_a_retried_photo_update_charges_once_and_queues_one_job(edits: tuple[Sta
 @pytest.fixture
 def edits_on_emulator(
     stack_env: None, emulator: str, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Stack, TelegramWithFiles]:
+) -> tuple[Stack, FakeTelegram]:
     return edit_stack(httpserver, monkeypatch)
 
 
 @pytest.mark.emulator
 def test_with_a_local_s3_the_provider_gets_the_photo_inline_as_base64(
-    edits_on_emulator: tuple[Stack, TelegramWithFiles],
+    edits_on_emulator: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits_on_emulator
     photo = telegram.add_file(GREEN)
@@ -196,7 +198,7 @@ def deliver_at_once(updates: list[dict[str, Any]]) -> None:
         assert list(pool.map(one, updates)) == [{"ok": True}] * len(updates)
 
 
-def album(telegram: TelegramWithFiles, pictures: list[bytes], caption_on: int, group: str) -> list[dict[str, Any]]:
+def album(telegram: FakeTelegram, pictures: list[bytes], caption_on: int, group: str) -> list[dict[str, Any]]:
     return [
         update_of(
             photo_message(
@@ -210,7 +212,7 @@ def album(telegram: TelegramWithFiles, pictures: list[bytes], caption_on: int, g
 
 
 def test_an_album_delivered_out_of_order_and_at_once_is_one_generation_charged_once(
-    edits: tuple[Stack, TelegramWithFiles],
+    edits: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits
     updates = album(telegram, [RED, GREEN, BLUE], caption_on=1, group="album-1")
@@ -231,7 +233,7 @@ def test_an_album_delivered_out_of_order_and_at_once_is_one_generation_charged_o
 
 
 def test_a_four_photo_album_on_a_three_image_model_uses_three_and_says_so(
-    edits: tuple[Stack, TelegramWithFiles],
+    edits: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits
     updates = album(telegram, [RED, GREEN, BLUE, GREY], caption_on=3, group="album-4")
@@ -249,7 +251,7 @@ def test_a_four_photo_album_on_a_three_image_model_uses_three_and_says_so(
 
 
 def test_an_album_check_that_comes_too_early_waits_and_a_stale_one_does_nothing(
-    edits: tuple[Stack, TelegramWithFiles],
+    edits: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits
     updates = album(telegram, [RED, GREEN], caption_on=0, group="album-2")
@@ -269,7 +271,7 @@ def test_an_album_check_that_comes_too_early_waits_and_a_stale_one_does_nothing(
 
 
 def test_an_album_without_a_caption_asks_for_the_instruction_and_the_next_text_edits_it(
-    edits: tuple[Stack, TelegramWithFiles],
+    edits: tuple[Stack, FakeTelegram],
 ) -> None:
     stack, telegram = edits
     deliver_at_once(album(telegram, [RED, BLUE], caption_on=-1, group="album-q"))
@@ -287,7 +289,7 @@ def test_an_album_without_a_caption_asks_for_the_instruction_and_the_next_text_e
 # --- a photo, then the instruction --------------------------------------------------------
 
 
-def test_a_photo_without_a_caption_asks_and_the_next_text_edits_it(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_photo_without_a_caption_asks_and_the_next_text_edits_it(edits: tuple[Stack, FakeTelegram]) -> None:
     stack, telegram = edits
     photo = telegram.add_file(BLUE)
 
@@ -307,7 +309,7 @@ def test_a_photo_without_a_caption_asks_and_the_next_text_edits_it(edits: tuple[
     assert balance(ALICE_ID) == 8
 
 
-def test_a_text_reply_to_a_photo_edits_that_photo(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_text_reply_to_a_photo_edits_that_photo(edits: tuple[Stack, FakeTelegram]) -> None:
     stack, telegram = edits
     photo = photo_message(telegram.add_file(GREEN))
     handled(update_of(photo))
@@ -322,14 +324,13 @@ def test_a_text_reply_to_a_photo_edits_that_photo(edits: tuple[Stack, TelegramWi
 # --- a reply to one of the bot's results ------------------------------------------------
 
 
-def test_a_text_reply_to_a_delivered_result_edits_the_result(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_text_reply_to_a_delivered_result_edits_the_result(edits: tuple[Stack, FakeTelegram]) -> None:
     stack, telegram = edits
     handled(update_of(text_message("a castle on a hill")))
     run_queue(stack)
-    [delivered] = telegram.photos_sent()
-    result_message_id = 9000 + [call.method for call in telegram.calls if call.method.startswith("send")].index(
-        "sendPhoto"
-    )
+    [delivered] = telegram.pictures_to(ALICE_ID)
+    sends = [call.method for call in telegram.calls if call.method.startswith("send")]
+    result_message_id = sends.index("sendPhoto") + 1  # the fake numbers its sent messages from 1
     replied = {
         "message_id": result_message_id,
         "date": int(time.time()),
@@ -352,7 +353,7 @@ def test_a_text_reply_to_a_delivered_result_edits_the_result(edits: tuple[Stack,
 # --- refusals: a clear answer, nothing charged ------------------------------------------
 
 
-def test_a_pdf_is_refused_without_a_download_or_a_charge(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_pdf_is_refused_without_a_download_or_a_charge(edits: tuple[Stack, FakeTelegram]) -> None:
     _, telegram = edits
     pdf = telegram.add_file(b"%PDF-1.7\n...", folder="documents", extension="pdf")
 
@@ -363,7 +364,7 @@ def test_a_pdf_is_refused_without_a_download_or_a_charge(edits: tuple[Stack, Tel
     nothing_charged()
 
 
-def test_a_file_that_claims_to_be_an_image_but_is_not_is_refused(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_file_that_claims_to_be_an_image_but_is_not_is_refused(edits: tuple[Stack, FakeTelegram]) -> None:
     _, telegram = edits
     fake = telegram.add_file(b"<html>surprise</html>", folder="documents", extension="png")
 
@@ -373,7 +374,7 @@ def test_a_file_that_claims_to_be_an_image_but_is_not_is_refused(edits: tuple[St
     nothing_charged()
 
 
-def test_a_sticker_is_refused(edits: tuple[Stack, TelegramWithFiles]) -> None:
+def test_a_sticker_is_refused(edits: tuple[Stack, FakeTelegram]) -> None:
     _, telegram = edits
     sticker = update_of(text_message("ignored"))
     del sticker["message"]["text"]
@@ -390,9 +391,7 @@ def test_a_sticker_is_refused(edits: tuple[Stack, TelegramWithFiles]) -> None:
     "declared",
     [pytest.param(25 * 1024 * 1024, id="over-telegrams-20-mb"), pytest.param(11 * 1024 * 1024, id="over-10-mb")],
 )
-def test_an_oversized_image_is_refused_before_any_download(
-    edits: tuple[Stack, TelegramWithFiles], declared: int
-) -> None:
+def test_an_oversized_image_is_refused_before_any_download(edits: tuple[Stack, FakeTelegram], declared: int) -> None:
     _, telegram = edits
     photo = telegram.add_file(RED)
 
@@ -404,7 +403,7 @@ def test_an_oversized_image_is_refused_before_any_download(
 
 
 def test_an_image_larger_than_its_declared_size_is_cut_off_and_refused(
-    edits: tuple[Stack, TelegramWithFiles], monkeypatch: pytest.MonkeyPatch
+    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, telegram = edits
     monkeypatch.setattr(photos, "TELEGRAM_DOWNLOAD_LIMIT", 4096)
@@ -421,7 +420,7 @@ def test_an_image_larger_than_its_declared_size_is_cut_off_and_refused(
 
 
 def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
-    edits: tuple[Stack, TelegramWithFiles], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    edits: tuple[Stack, FakeTelegram], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack, telegram = edits
     caplog.set_level(logging.DEBUG)
@@ -454,7 +453,7 @@ def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
 
 @pytest.mark.parametrize(("saved", "used"), [("21:9", "1:1"), ("16:9", "16:9")])
 def test_the_edit_model_is_paired_with_the_users_model_and_keeps_a_ratio_it_has(
-    edits: tuple[Stack, TelegramWithFiles], monkeypatch: pytest.MonkeyPatch, saved: str, used: str
+    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch, saved: str, used: str
 ) -> None:
     _, telegram = edits
     monkeypatch.setattr(photos, "saved_choice", lambda user_id: ("google/nano-banana-pro", saved))
@@ -469,7 +468,6 @@ def test_with_the_development_token_a_photo_is_answered_and_nothing_is_charged(
     aws: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.conftest import reset_process_state
-    from tests.edit_helpers import StoredFile
 
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
     reset_process_state()
