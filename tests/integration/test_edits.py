@@ -477,3 +477,15 @@ def test_with_the_development_token_a_photo_is_answered_and_nothing_is_charged(
 
     assert "dry run: a photo cannot be downloaded" in caplog.text
     nothing_charged()
+
+
+def test_a_dead_lettered_album_check_is_dropped_without_a_refund(edits: tuple[Stack, FakeTelegram]) -> None:
+    from chalicelib import jobs
+
+    stack, _ = edits
+    body = jobs.album_check_message({"chat_id": ALICE_ID, "media_group_id": "g", "version": 1, "user": {"id": 1}})
+    dead = stack.dead_letter_queue_url()
+    stack.send(body, queue_url=dead)
+
+    assert stack.run_dead_letters(stack.receive(dead)) == []
+    nothing_charged()

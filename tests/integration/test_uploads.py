@@ -234,3 +234,16 @@ def test_upload_ids_need_an_edit_model_and_count_towards_max_images(aws: None) -
         assert (reply.status, reply.code) == (400, "invalid_request"), reply.body
     assert "does not take upload_ids" in text_model.body["error"]["message"]
     nothing_charged(ALICE)
+
+
+def test_the_answer_has_exactly_the_fields_openapi_documents(aws: None) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
+    documented = spec["components"]["schemas"]["Upload"]
+    upload = ask_upload()
+    assert set(upload) == set(documented["properties"]) == set(documented["required"])
+    request = spec["components"]["schemas"]["UploadRequest"]
+    assert request["properties"]["content_type"]["enum"] == list(uploads.CONTENT_TYPES)
