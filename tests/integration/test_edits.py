@@ -489,3 +489,20 @@ def test_a_dead_lettered_album_check_is_dropped_without_a_refund(edits: tuple[St
 
     assert stack.run_dead_letters(stack.receive(dead)) == []
     nothing_charged()
+
+
+@pytest.mark.emulator
+def test_on_the_serialized_emulator_an_album_at_once_is_still_one_generation(
+    edits_on_emulator: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, telegram = edits_on_emulator
+    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
+    updates = album(telegram, [BLUE, RED, GREEN], caption_on=2, group="album-e")
+
+    deliver_at_once([updates[1], updates[2], updates[0]])
+    time.sleep(1.1)
+    run_queue(stack)
+
+    assert len(generations_of(ALICE_ID)) == 1 and len(charges_of(ALICE_ID)) == 1
+    [request] = stack.aiml.requests
+    assert reference_pictures(request.body) == [BLUE, RED, GREEN]
