@@ -7,8 +7,6 @@ Run them by naming the file once the endpoints exist:
 then rename this file to ``test_pending_endpoints.py`` (or move the tests into
 ``test_mini_app.py``) so that ``make test`` runs them. What each needs:
 
-* ``POST /api/uploads`` (and a CORS rule on the results bucket that lets the
-  page's origin POST to S3) for the edit;
 * ``GET /api/packs``, ``POST /api/payments/invoice`` for buying;
 * ``POST /api/promo/redeem``, ``POST /api/admin/promo-codes``, ``GET /api/admin/promo-codes/{code}``;
 * ``PUT /api/user/settings`` and ``language`` in ``GET /api/user/me``;
@@ -18,7 +16,6 @@ then rename this file to ``test_pending_endpoints.py`` (or move the tests into
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
@@ -27,15 +24,6 @@ import pytest
 from tests.e2e.conftest import ADMIN_ID, MiniApp, Stack, new_user, shot
 
 pytestmark = pytest.mark.e2e
-EDIT_MODEL = "google/nano-banana-edit"
-
-
-def _png(colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _credits(stack: Stack, user: dict[str, Any]) -> int:
@@ -45,42 +33,6 @@ def _credits(stack: Stack, user: dict[str, Any]) -> int:
 
 def _wait_for_balance(app: MiniApp, text: str) -> None:
     app.page.wait_for_function(f"document.querySelector('.balance').textContent === {text!r}", timeout=30000)
-
-
-def test_an_edit_with_an_uploaded_png(stack: Stack, open_app: Any) -> None:
-    user = new_user()
-    app = open_app(user)
-    app.page.select_option("select[name=model]", EDIT_MODEL)
-    app.page.set_input_files(
-        "input[name=photo]", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": _png()}]
-    )
-    app.page.wait_for_selector(".thumb[data-uploaded=yes]")
-    app.page.fill("textarea[name=prompt]", "make the background blue")
-
-    app.tap_main_button()
-
-    app.page.wait_for_selector(".current[data-status=completed] img", timeout=45000)
-    [generation] = stack.api("GET", "/api/generation", user=user).json()["items"]
-    assert generation["model"] == EDIT_MODEL
-    assert len(generation["upload_ids"]) == 1
-
-
-def test_a_removed_photo_is_not_sent(stack: Stack, open_app: Any) -> None:
-    user = new_user()
-    app = open_app(user)
-    app.page.select_option("select[name=model]", EDIT_MODEL)
-    files = [
-        {"name": "a.png", "mimeType": "image/png", "buffer": _png((10, 10, 200))},
-        {"name": "b.png", "mimeType": "image/png", "buffer": _png((10, 200, 10))},
-    ]
-    app.page.set_input_files("input[name=photo]", files=files)
-    app.page.wait_for_function("document.querySelectorAll('.thumb[data-uploaded=yes]').length === 2")
-    app.page.locator(".thumb .remove").first.click()
-    app.page.fill("textarea[name=prompt]", "combine them")
-    app.tap_main_button()
-    app.page.wait_for_selector(".current[data-status=completed]", timeout=45000)
-    [generation] = stack.api("GET", "/api/generation", user=user).json()["items"]
-    assert len(generation["upload_ids"]) == 1
 
 
 def test_buying_a_pack_opens_the_invoice_and_shows_the_new_balance(stack: Stack, open_app: Any) -> None:
