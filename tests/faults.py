@@ -166,8 +166,12 @@ def _same_table(name: str, wanted: str) -> bool:
 @dataclass
 class _Applied:
     body: dict[str, Any]
-    outcome: Outcome
+    http_response: Any  # its body was read already; only the parsed answer is copied per replay
+    parsed: dict[str, Any]
     at: float
+
+    def answer(self) -> Outcome:
+        return (self.http_response, copy.deepcopy(self.parsed)), None
 
 
 class Faults:
@@ -320,11 +324,12 @@ class Faults:
                     }
                     return _parsed(endpoint, operation_model, _Canned(str(request.url), 400, document))
                 self.replayed.append(call)
-                return copy.deepcopy(applied.outcome)
+                return applied.answer()
         outcome = _ORIGINAL(endpoint, request, operation_model, context)
         if token is not None and _succeeded(outcome):
             with self._lock:
-                self._tokens[token] = _Applied(call.params, copy.deepcopy(outcome), self.clock())
+                http_response, parsed = outcome[0]
+                self._tokens[token] = _Applied(call.params, http_response, copy.deepcopy(parsed), self.clock())
         return outcome
 
 

@@ -1,0 +1,70 @@
+"""The fault layer and the engine selection, through NanoGen's own connection, on either engine.
+
+``make test`` runs this module on moto and again on DynamoDB Local
+(``NANOGEN_TEST_DYNAMODB=local``); the ``aws`` fixture checks the money
+invariants after each test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chalicelib import aws, money, transactions
+from chalicelib.runtime import ready
+from tests.conftest import ON_DYNAMODB_LOCAL
+from tests.faults import Faults
+from tests.money_helpers import ALICE, balance, start
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+def test_only_dynamodb_goes_to_the_selected_engine() -> None:
+    ready()
+    dynamodb = transactions.shared_connection().client
+    headers = dynamodb.list_tables()["ResponseMetadata"]["HTTPHeaders"]
+    if ON_DYNAMODB_LOCAL:
+        assert dynamodb.meta.endpoint_url == os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        assert aws.client("dynamodb").meta.endpoint_url == os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        assert "jetty" in headers.get("server", "").lower()  # DynamoDB Local's HTTP server, not moto
+    else:
+        assert "amazonaws.com" in dynamodb.meta.endpoint_url
+        assert headers.get("server") == "amazon.com"  # moto's answer
+    assert "amazonaws.com" in aws.client("sqs").meta.endpoint_url
+    assert "amazonaws.com" in aws.client("s3").meta.endpoint_url
+
+
+def test_a_charge_whose_response_is_lost_is_applied_once(faults: Faults) -> None:
+    """botocore retries the TransactWriteItems with its token; DynamoDB answers it from the token."""
+    settings = ready()
+    money.register(ALICE, settings)  # the charge is then the only transaction
+    lost = faults.lose_response("TransactWriteItems")
+    start(ALICE, settings)
+    assert lost.fired == 1
+    assert len(faults.replayed) == 1
+    assert balance(ALICE.user_id) == 9
+
+
+def test_an_unknown_outcome_is_retried_under_the_same_token(faults: Faults) -> None:
+    """Applied, then 5xx on every botocore attempt: ``Transaction.commit`` retries with the same token."""
+    settings = ready()
+    money.register(ALICE, settings)  # the charge is then the only transaction
+    failing = faults.server_error("TransactWriteItems", after_apply=True, times=4)
+    start(ALICE, settings)
+    assert failing.fired == 4
+    assert balance(ALICE.user_id) == 9
+    charges = [call for call in faults.calls if call.operation == "TransactWriteItems"][1:]  # after register
+    assert len(charges) == 5  # 4 botocore attempts, then commit's own retry
+    assert len({call.token for call in charges}) == 1
+    assert len(faults.replayed) == 4
+
+
+def test_a_conflicting_charge_is_retried_under_a_new_token(faults: Faults) -> None:
+    settings = ready()
+    money.register(ALICE, settings)  # the charge is then the only transaction
+    conflict = faults.conflict("TransactWriteItems", times=2)
+    start(ALICE, settings)
+    assert conflict.fired == 2
+    assert len({call.token for call in conflict.fired_on}) == 2
+    assert balance(ALICE.user_id) == 9
