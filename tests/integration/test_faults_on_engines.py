@@ -8,6 +8,7 @@ invariants after each test.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 def test_only_dynamodb_goes_to_the_selected_engine() -> None:
     ready()
-    dynamodb = transactions.shared_connection().client
+    dynamodb: Any = transactions.shared_connection().client
     headers = dynamodb.list_tables()["ResponseMetadata"]["HTTPHeaders"]
     if ON_DYNAMODB_LOCAL:
         assert dynamodb.meta.endpoint_url == os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
