@@ -120,8 +120,14 @@ def start(port: int = 0, *, log: Path | None = None) -> Running:
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     began = time.monotonic()
     try:
+        # Its own session: a Ctrl-C in the terminal reaches only the parent, which stops it in order.
         process = subprocess.Popen(
-            command, cwd=home, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command,
+            cwd=home,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except FileNotFoundError as missing:
         raise DynamoDBLocalUnavailable("java is not installed (DynamoDB Local needs Java 17 or later)") from missing

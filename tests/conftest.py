@@ -123,6 +123,11 @@ class _DynamoDBLocalSession:
         self._session = secrets.token_hex(2)  # table names unique even on a reused endpoint
 
     def ensure(self) -> str:
+        process = getattr(self.server, "process", None)
+        if process is not None and process.poll() is not None:
+            pytest.exit(
+                f"DynamoDB Local died (exit {process.returncode}); see .pytest-dynamodb-local.log", returncode=3
+            )
         if not self.endpoint:
             from local import dynamodb_local
 
