@@ -194,14 +194,16 @@ def _delete_tables() -> None:
     from chalicelib import aws as aws_clients
     from chalicelib.config import get_settings
     from chalicelib.tables import table_names
+    from tests.faults import suspended
 
     client = aws_clients.client("dynamodb")
-    for name in table_names(get_settings()).values():
-        try:
-            client.delete_table(TableName=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+    with suspended():
+        for name in table_names(get_settings()).values():
+            try:
+                client.delete_table(TableName=name)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
 
 
 def _create_resources() -> None:

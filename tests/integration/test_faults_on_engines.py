@@ -69,3 +69,46 @@ def test_a_conflicting_charge_is_retried_under_a_new_token(faults: Faults) -> No
     assert conflict.fired == 2
     assert len({call.token for call in conflict.fired_on}) == 2
     assert balance(ALICE.user_id) == 9
+
+
+def _add_twice_with_one_token(by: tuple[int, int] = (1, 1)) -> Any:
+    """The same TransactWriteItems token twice on the guards table; returns the counter (or the error)."""
+    from botocore.exceptions import ClientError
+
+    settings = ready()
+    client = aws.client("dynamodb")
+    key = {"pk": {"S": "test#token"}}
+    outcome: Any = None
+    for amount in by:
+        try:
+            client.transact_write_items(
+                ClientRequestToken="one-token-for-both",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": settings.guards_table,
+                            "Key": key,
+                            "UpdateExpression": "ADD used :n SET expires_at = :t",
+                            "ExpressionAttributeValues": {":n": {"N": str(amount)}, ":t": {"N": "1"}},
+                        }
+                    }
+                ],
+            )
+        except ClientError as error:
+            outcome = error.response["Error"]["Code"]
+    item = client.get_item(TableName=settings.guards_table, Key=key, ConsistentRead=True)["Item"]
+    return outcome or int(item["used"]["N"])
+
+
+def test_the_engines_differ_on_client_request_tokens() -> None:
+    """Why the layer models tokens: DynamoDB Local applies a repeated token once, as AWS does; moto twice."""
+    assert _add_twice_with_one_token() == (1 if ON_DYNAMODB_LOCAL else 2)
+
+
+def test_with_the_layer_a_repeated_token_is_applied_once_on_either_engine(faults: Faults) -> None:
+    assert _add_twice_with_one_token() == 1
+    assert len(faults.replayed) == 1
+
+
+def test_the_layer_and_dynamodb_local_agree_on_a_mismatched_token(faults: Faults) -> None:
+    assert _add_twice_with_one_token(by=(1, 2)) == "IdempotentParameterMismatchException"
