@@ -8,6 +8,7 @@ invariants after each test.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -79,10 +80,11 @@ def _add_twice_with_one_token(by: tuple[int, int] = (1, 1)) -> Any:
     client = aws.client("dynamodb")
     key = {"pk": {"S": "test#token"}}
     outcome: Any = None
+    token = str(uuid.uuid4())  # DynamoDB Local remembers tokens across tests (one shared database)
     for amount in by:
         try:
             client.transact_write_items(
-                ClientRequestToken="one-token-for-both",
+                ClientRequestToken=token,
                 TransactItems=[
                     {
                         "Update": {
