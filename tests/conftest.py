@@ -161,7 +161,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         local = _dynamodb_local
         terminalreporter.write_line(
             f"DynamoDB engine: {local.description}; {local.tests} tests on their own tables "
-            f"({local.table_seconds:.1f} s creating and deleting them)"
+            f"({local.table_seconds:.1f} s setting up and removing each test's resources, moto's included)"
         )
     else:
         terminalreporter.write_line("DynamoDB engine: moto")
