@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from chalicelib.addresses import is_public_ip
 from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models
 from chalicelib.config import Settings
@@ -281,20 +282,8 @@ def _check_public_host(host: str, where: str) -> None:
         if len(labels) < 2 or labels[-1] in _INTERNAL_TLDS:
             _invalid(f"{where} points at a local or internal host; use a public URL.")
         return
-    if not _is_public_ip(ip):
+    if not is_public_ip(ip):
         _invalid(f"{where} points at a private, local or reserved address; use a public URL.")
-
-
-def _is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id or ip.is_site_local:
-            return False
-        # 6to4 (2002:7f00:1::) reaches the IPv4 address inside, and Python counts
-        # the 2002::/16 prefix as global. (IPv4-mapped ::ffff:... is already private.)
-        if ip.sixtofour is not None and not _is_public_ip(ip.sixtofour):
-            return False
-    flags = (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_reserved, ip.is_multicast, ip.is_unspecified)
-    return ip.is_global and not any(flags)
 
 
 def _carries_bot_token(parts: SplitResult) -> bool:
