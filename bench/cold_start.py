@@ -1,99 +1,135 @@
-"""Cold start: each Lambda's imports in a fresh process next to `import boto3`, and the package size.
+"""Cold start of what is shipped: the unpacked deployment zip, imported by fresh python3.13 interpreters.
 
-    .venv/bin/python -m bench.cold_start [--runs 7] [--no-package]
+    .venv/bin/python -m bench.cold_start [--runs 7] [--python .venv313/bin/python]
 
-Every Lambda loads app.py; the API Lambda then imports its handler module on
-its first request, the worker its own. The bot's texts (Fluent and Babel)
-load on the first text a process formats, measured on top of the webhook. Each figure is the median wall time
-of a fresh interpreter importing exactly that set, measured inside the
-child with perf_counter (interpreter start-up excluded). Bytecode caches
-are warm, as they are when the package ships .pyc files.
+1. builds the deployment package as ``make package`` does (``infra.package``)
+   and unpacks it, as Lambda does into /var/task;
+2. stands in for /var/runtime with the packages the runtime provides
+   (boto3, botocore, s3transfer, urllib3, dateutil, jmespath, six), copied
+   with their compiled .pyc from a python3.13 environment (``.venv313``,
+   which ``make test`` builds), since the runtime has them compiled;
+3. for each set of imports, starts fresh ``python3.13 -S -s`` processes that
+   see only those two folders (zip first, as /var/task is on Lambda's
+   ``sys.path``), with ``PYTHONDONTWRITEBYTECODE`` (Lambda's code directory
+   is read-only, so nothing compiled at one cold start helps the next), and
+   times the imports inside the child with ``perf_counter`` (interpreter
+   start-up excluded): the median of ``--runs``. Once with the zip as built
+   (its cpython-313 .pyc) and once with every ``__pycache__`` of the zip
+   removed, as the package was before it shipped bytecode.
+
+Every Lambda loads app.py; the API Lambda then imports its handler modules
+on its first request, the worker its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
+
+from infra.package import PROVIDED_BY_RUNTIME, RUNTIME_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_FIRST_TEXT = "from chalicelib import i18n; i18n.t('{lang}', 'balance-line', balance=21)"
 TARGETS = {
-    "import boto3 (baseline)": "import boto3",
-    "app.py (every Lambda)": "import app",
-    "app.py + API handlers": "import app; import chalicelib.handlers.api, chalicelib.handlers.admin",
-    "app.py + worker handlers": "import app; import chalicelib.handlers.worker",
-    "app.py + sweeper": "import app; import chalicelib.handlers.sweeper",
-    "app.py + webhook handler": "import app; import chalicelib.handlers.webhook",
-}
-# The bot's first text in a process (Fluent + Babel + one catalogue, chalicelib.i18n),
-# timed on its own after the imports named on the left.
-_WEBHOOK = "import app; import chalicelib.handlers.webhook"
-FIRST_TEXT_TARGETS = {
-    "first Russian text, after the webhook": (_WEBHOOK, _FIRST_TEXT.format(lang="ru")),
-    "first English text, after the webhook": (_WEBHOOK, _FIRST_TEXT.format(lang="en")),
-    "Russian after English, after the webhook": (
-        f"{_WEBHOOK}; {_FIRST_TEXT.format(lang='en')}",
-        _FIRST_TEXT.format(lang="ru"),
-    ),
-    "first Russian text, bare interpreter": ("pass", _FIRST_TEXT.format(lang="ru")),
+    "import boto3 (runtime's, baseline)": "import boto3",
+    "import app (every Lambda)": "import app",
+    "import app + API handlers": "import app; import chalicelib.handlers.api, chalicelib.handlers.admin",
+    "import app + worker": "import app; import chalicelib.handlers.worker",
+    "import app + sweeper": "import app; import chalicelib.handlers.sweeper",
 }
 
 
-def measure(statement: str, setup: str = "pass", *, cpu: bool = False) -> float:
-    """Seconds of wall time (or, with ``cpu``, of the child's CPU time: steadier on a busy machine)."""
-    clock = "time.process_time" if cpu else "time.perf_counter"
-    code = f"{setup}; import time; t = {clock}(); {statement}; print({clock}() - t)"
-    env = {"PYTHONPATH": str(ROOT), "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+def build_package(folder: Path) -> Path:
+    out = folder / "dev"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run([sys.executable, "-m", "infra.package", "dev", str(out)], cwd=ROOT, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    return out / "deployment.zip"
+
+
+def runtime_folder(python: str, folder: Path) -> Path:
+    """The runtime-provided packages of ``python``'s environment, compiled, as Lambda's /var/runtime holds them."""
+    code = (
+        "import importlib.util, json, sys\n"
+        f"names = {PROVIDED_BY_RUNTIME!r}\n"
+        "print(json.dumps([sys.version_info[:2], [importlib.util.find_spec(n).origin for n in names]]))"
+    )
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{python} lacks boto3 and its dependencies: build .venv313 with `make test` first")
+    version, origins = json.loads(result.stdout)
+    if tuple(version) != RUNTIME_VERSION:
+        raise SystemExit(f"{python} is Python {version[0]}.{version[1]}, not the runtime's {RUNTIME_VERSION}")
+    runtime = folder / "runtime"
+    for origin in map(Path, origins):
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, runtime / origin.parent.name)  # keeps __pycache__ and mtimes
+        else:
+            runtime.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, runtime / origin.name)
+            cache = origin.parent / "__pycache__"
+            for compiled in cache.glob(f"{origin.stem}.*.pyc"):
+                (runtime / "__pycache__").mkdir(exist_ok=True)
+                shutil.copy2(compiled, runtime / "__pycache__" / compiled.name)
+    return runtime
+
+
+def measure(python: str, task: Path, runtime: Path, statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {
+        "PYTHONPATH": f"{task}{os.pathsep}{runtime}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+    }
     output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [python, "-S", "-s", "-c", code], cwd=task, env=env, capture_output=True, text=True, check=True
     ).stdout
     return float(output.strip().splitlines()[-1])
 
 
-def package_size() -> str:
-    """Build the real deployment package (infra.package) in a temporary folder and weigh it."""
-    import tempfile
-    import zipfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "dev"
-        env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-        subprocess.run([sys.executable, "-m", "infra.package", "dev", str(out)], cwd=ROOT, env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        archive = out / "deployment.zip"
-        with zipfile.ZipFile(archive) as zipped:
-            files = len(zipped.namelist())
-            unpacked = sum(item.file_size for item in zipped.infolist())
-        return (
-            f"deployment package: {archive.stat().st_size / 1e6:.1f} MB zipped, "
-            f"{unpacked / 1e6:.1f} MB unpacked, {files} files (boto3/botocore left to the runtime)\n"
-        )
+def default_python() -> str:
+    venv = ROOT / ".venv313" / "bin" / "python"
+    return str(venv) if venv.exists() else os.environ.get("PYTHON313", "python3.13")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--no-package", action="store_true", help="skip building the deployment package")
+    parser.add_argument("--python", default=default_python(), help="a python3.13 with boto3 installed")
     args = parser.parse_args()
-    if not args.no_package:
-        print(package_size())
-    measure("import app")  # warm the bytecode caches once
-    baseline = None
-    print(f"median of {args.runs} fresh processes\n")
-    for label, statement in TARGETS.items():
-        median = statistics.median(measure(statement) for _ in range(args.runs)) * 1000
-        baseline = baseline or median
-        print(f"{label:<28} {median:7.1f} ms   {median / baseline:4.2f} x boto3")
-    print("\nthe first text of a process, timed after the imports it names")
-    for label, (setup, statement) in FIRST_TEXT_TARGETS.items():
-        wall = statistics.median(measure(statement, setup) for _ in range(args.runs)) * 1000
-        cpu = statistics.median(measure(statement, setup, cpu=True) for _ in range(args.runs)) * 1000
-        print(f"{label:<42} {wall:7.1f} ms wall {cpu:7.1f} ms CPU")
+    with tempfile.TemporaryDirectory() as folder:
+        archive = build_package(Path(folder))
+        with zipfile.ZipFile(archive) as zipped:
+            files = len(zipped.namelist())
+            unpacked_bytes = sum(item.file_size for item in zipped.infolist())
+            with_pyc = Path(folder) / "task-with-pyc"
+            zipped.extractall(with_pyc)
+        without_pyc = Path(folder) / "task-without-pyc"
+        shutil.copytree(with_pyc, without_pyc, ignore=shutil.ignore_patterns("__pycache__"))
+        runtime = runtime_folder(args.python, Path(folder))
+        print(
+            f"deployment package: {archive.stat().st_size / 1e6:.1f} MB zipped, {unpacked_bytes / 1e6:.1f} MB "
+            f"unpacked, {files} files; runtime packages ({', '.join(PROVIDED_BY_RUNTIME)}) from {args.python}"
+        )
+        print(f"median of {args.runs} fresh `python3.13 -S -s` processes, imports timed inside the child\n")
+        print(f"{'':<36} {'with .pyc':>10} {'without':>10}")
+        for label, statement in TARGETS.items():
+            # boto3 is the runtime's own, compiled either way: one column is enough.
+            tasks = (with_pyc,) if statement == "import boto3" else (with_pyc, without_pyc)
+            medians = [
+                statistics.median(measure(args.python, task, runtime, statement) for _ in range(args.runs)) * 1000
+                for task in tasks
+            ]
+            print(f"{label:<36}" + "".join(f" {median:7.0f} ms" for median in medians))
     print(f"\nreproduce: .venv/bin/python -m bench.cold_start --runs {args.runs}")
 
 
