@@ -24,20 +24,26 @@ DEV_BOT_TOKEN = "1000000001:NanoGenLocalDevelopmentTokenNotSecret"  # noqa: S105
 _WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
+# The shortest ADMIN_API_TOKEN accepted (CONTRACT §2): it guards every admin route.
+MIN_ADMIN_TOKEN_CHARS = 32
+
+
 @dataclass(frozen=True)
 class Settings:
-    telegram_bot_token: str
+    # Secrets are left out of the repr, so a logged or printed Settings shows none of them.
+    telegram_bot_token: str = field(repr=False)
     telegram_dry_run: bool  # True with the dev token: log Bot API calls, send nothing
-    telegram_webhook_secret: str | None
+    telegram_webhook_secret: str | None = field(repr=False)
     telegram_api_base: str
     mini_app_url: str | None
-    aiml_api_key: str | None
+    aiml_api_key: str | None = field(repr=False)
     aiml_api_base: str
-    admin_api_token: str | None
+    admin_api_token: str | None = field(repr=False)
     admin_user_ids: frozenset[int]
     alert_chat_id: str | None
     welcome_credits: int
     init_data_max_age_seconds: int
+    admin_init_data_max_age_seconds: int  # a shorter session for admins signing in with initData
     rate_limit_per_minute: int
     max_active_generations: int
     generation_timeout_seconds: int
@@ -179,6 +185,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret is not None and not _WEBHOOK_SECRET_RE.match(secret):
         raise ConfigurationError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
 
+    admin_token = read.text("ADMIN_API_TOKEN")
+    if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigurationError(
+            f"ADMIN_API_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters (got {len(admin_token)}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
     alert_chat = read.text("ALERT_CHAT_ID")
     if alert_chat is not None and not re.fullmatch(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}", alert_chat):
         raise ConfigurationError(f"ALERT_CHAT_ID must be a chat id or @channelname, got {alert_chat!r}")
@@ -196,11 +209,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mini_app_url=read.url("MINI_APP_URL", None),
         aiml_api_key=read.text("AIML_API_KEY"),
         aiml_api_base=read.url("AIML_API_BASE", "https://api.aimlapi.com") or "",
-        admin_api_token=read.text("ADMIN_API_TOKEN"),
+        admin_api_token=admin_token,
         admin_user_ids=read.id_list("ADMIN_USER_IDS"),
         alert_chat_id=alert_chat,
         welcome_credits=read.integer("WELCOME_CREDITS", 10, minimum=0, maximum=1_000_000),
         init_data_max_age_seconds=read.integer("INIT_DATA_MAX_AGE_SECONDS", 86400, minimum=1),
+        admin_init_data_max_age_seconds=read.integer("ADMIN_INIT_DATA_MAX_AGE_SECONDS", 3600, minimum=1),
         rate_limit_per_minute=read.integer("RATE_LIMIT_PER_MINUTE", 10, minimum=1),
         max_active_generations=read.integer("MAX_ACTIVE_GENERATIONS", 2, minimum=1),
         generation_timeout_seconds=read.integer("GENERATION_TIMEOUT_SECONDS", 300, minimum=30),

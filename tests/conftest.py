@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.telegram_helpers", "tests.worker_helpers", "tests.faults"]
 TEST_BOT_TOKEN = "4242424242:TestTokenForNanoGenUnitTests_abcdefgh"
 TEST_WEBHOOK_SECRET = "test-webhook-secret"
-TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 
 ENGINES = ("moto", "local")
 DYNAMODB_ENGINE = os.environ.get("NANOGEN_TEST_DYNAMODB", "moto") or "moto"

@@ -34,7 +34,7 @@ from chalicelib.errors import Forbidden, Unauthorized
 
 BOT_TOKEN = "7000000007:AAFakeTokenForUnitTestsOnly_abcdefghij"
 OTHER_BOT_TOKEN = "7000000008:AAAnotherBotsTokenForUnitTests_abcdefg"
-ADMIN_TOKEN = "admin-secret-token-for-tests"
+ADMIN_TOKEN = "admin-secret-token-for-tests-0123456789"
 ADMIN_ID = 4242
 NOW = 1_750_000_000
 MAX_AGE = 86_400
@@ -514,3 +514,26 @@ def test_admin_initdata_forged_for_an_admin_id_is_unauthorized() -> None:
 def test_admin_with_another_scheme_is_unauthorized() -> None:
     with pytest.raises(Unauthorized):
         authenticate_admin({"Authorization": f"Basic {ADMIN_TOKEN}"}, admin_settings())
+
+
+def test_an_admins_initdata_expires_after_admin_init_data_max_age_seconds() -> None:
+    admin = {"id": ADMIN_ID, "first_name": "Op"}
+    now = int(time.time())
+    hour_old = tma(telegram_sign(basic_pairs(auth_date=now - 3600 + 30, user=admin)))
+    older = tma(telegram_sign(basic_pairs(auth_date=now - 3600 - 30, user=admin)))
+
+    assert authenticate_admin(hour_old, admin_settings()).user_id == ADMIN_ID
+    with pytest.raises(Unauthorized, match="expired"):
+        authenticate_admin(older, admin_settings())  # default 3600 s, though a user's lasts 86400 s
+    # The same initData still opens the user's own routes, under INIT_DATA_MAX_AGE_SECONDS.
+    assert authenticate_user(older, admin_settings()).user.id == ADMIN_ID
+    assert authenticate_admin(older, admin_settings(ADMIN_INIT_DATA_MAX_AGE_SECONDS="7200")).user_id == ADMIN_ID
+
+
+def test_an_admin_session_never_outlasts_a_users() -> None:
+    admin = {"id": ADMIN_ID, "first_name": "Op"}
+    old = tma(telegram_sign(basic_pairs(auth_date=int(time.time()) - 700, user=admin)))
+    short = admin_settings(INIT_DATA_MAX_AGE_SECONDS="600", ADMIN_INIT_DATA_MAX_AGE_SECONDS="3600")
+
+    with pytest.raises(Unauthorized, match="expired"):
+        authenticate_admin(old, short)

@@ -84,6 +84,9 @@ def test_bot_token_is_required_in_aws() -> None:
     assert not load_settings({}).in_aws
 
 
+SSM_ADMIN_TOKEN = "admin-from-ssm-0123456789abcdefghijklmnop"
+
+
 def test_secrets_are_read_from_ssm_when_only_their_parameter_names_are_given() -> None:
     import boto3
     from moto import mock_aws
@@ -91,7 +94,7 @@ def test_secrets_are_read_from_ssm_when_only_their_parameter_names_are_given() -
     with mock_aws():
         ssm = boto3.client("ssm", region_name="us-east-1")
         ssm.put_parameter(Name="/nanogen/dev/telegram-bot-token", Value="777:FromSsm", Type="SecureString")
-        ssm.put_parameter(Name="/nanogen/dev/admin-api-token", Value="admin-from-ssm", Type="SecureString")
+        ssm.put_parameter(Name="/nanogen/dev/admin-api-token", Value=SSM_ADMIN_TOKEN, Type="SecureString")
         settings = load_settings(
             {
                 "AWS_DEFAULT_REGION": "us-east-1",
@@ -101,7 +104,7 @@ def test_secrets_are_read_from_ssm_when_only_their_parameter_names_are_given() -
             }
         )
     assert settings.telegram_bot_token == "777:FromSsm" and not settings.telegram_dry_run
-    assert settings.admin_api_token == "admin-from-ssm"
+    assert settings.admin_api_token == SSM_ADMIN_TOKEN
 
 
 def test_a_missing_optional_secret_parameter_leaves_it_unset_but_the_bot_token_is_required() -> None:
@@ -123,3 +126,41 @@ def test_a_missing_optional_secret_parameter_leaves_it_unset_but_the_bot_token_i
         assert settings.admin_api_token is None and settings.telegram_bot_token == "777:FromSsm"
         with pytest.raises(ConfigurationError, match="TELEGRAM_BOT_TOKEN is required"):
             load_settings({**in_lambda, "TELEGRAM_BOT_TOKEN_PARAMETER": "/nanogen/dev/absent"})
+
+
+SECRETS = {
+    "TELEGRAM_BOT_TOKEN": "123456:SecretBotTokenPartThatMustNotShow",
+    "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-that-must-not-show",
+    "AIML_API_KEY": "aiml-key-that-must-not-show",
+    "ADMIN_API_TOKEN": "admin-token-that-must-not-show-0123456789",
+}
+
+
+def test_the_repr_of_settings_shows_no_secret() -> None:
+    settings = load_settings(SECRETS)
+
+    shown = repr(settings) + str(settings)
+    for name, value in SECRETS.items():
+        assert value not in shown, name
+        assert value.split(":")[-1] not in shown, name
+    assert "telegram_api_base='https://api.telegram.org'" in shown  # the rest is still there to debug with
+    assert settings.admin_api_token == SECRETS["ADMIN_API_TOKEN"]
+
+
+def test_admin_init_data_max_age_defaults_to_an_hour() -> None:
+    assert load_settings({}).admin_init_data_max_age_seconds == 3600
+    assert load_settings({"ADMIN_INIT_DATA_MAX_AGE_SECONDS": "600"}).admin_init_data_max_age_seconds == 600
+    with pytest.raises(ConfigurationError, match="ADMIN_INIT_DATA_MAX_AGE_SECONDS"):
+        load_settings({"ADMIN_INIT_DATA_MAX_AGE_SECONDS": "0"})
+
+
+@pytest.mark.parametrize("token", ["tiny", "short-admin-token", "a" * 31])
+def test_an_admin_token_shorter_than_32_characters_is_refused(token: str) -> None:
+    with pytest.raises(ConfigurationError, match="ADMIN_API_TOKEN must be at least 32 characters") as raised:
+        load_settings({"ADMIN_API_TOKEN": token})
+    assert token not in str(raised.value)
+
+
+def test_an_admin_token_of_32_characters_is_accepted() -> None:
+    assert load_settings({"ADMIN_API_TOKEN": "a" * 32}).admin_api_token == "a" * 32
+    assert load_settings({"ADMIN_API_TOKEN": "  "}).admin_api_token is None  # unset: the admin API refuses everyone
