@@ -4,22 +4,35 @@ AIML answers with the picture itself (no job to poll), so a call can take
 tens of seconds. Each call must also end before the Lambda's deadline, and a
 failure must say whether a retry may help: ``ProviderError.transient`` decides
 between an SQS redelivery (transient) and a refund (permanent).
+
+When AIML answers with a URL instead of the bytes, the worker fetches it from
+inside the AWS network, so the URL is not trusted: https only (plain http
+only to loopback, where the local emulator and the test fakes live), every
+address the host resolves to must be public (``chalicelib.addresses``; never
+loopback in AWS), the connection goes to the very address that was checked
+(no second DNS answer), redirects are followed here, a few at most, each
+checked the same way, and the body is capped.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import ipaddress
 import re
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
+import urllib3
 
+from chalicelib.addresses import IPAddress, is_loopback_ip, is_public_ip
 from chalicelib.config import Settings
 from chalicelib.errors import ConfigurationError, ProviderError
 from chalicelib.observability import logger
@@ -32,6 +45,12 @@ _MIN_READ_SECONDS = 5.0
 # A Retry-After longer than this is not worth holding the Lambda for; SQS retries later.
 _MAX_RETRY_AFTER_SECONDS = 30.0
 _MAX_MESSAGE_CHARS = 200
+# The largest picture accepted from a result URL (a 4096 x 4096 PNG is about 30 MB).
+MAX_DOWNLOAD_BYTES = 40 * 1024 * 1024
+# Redirects followed for one result URL; each hop is checked like the first.
+MAX_REDIRECTS = 3
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_CHUNK_BYTES = 64 * 1024
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
 _MAGIC_NUMBERS: tuple[tuple[bytes, str], ...] = (
@@ -48,6 +67,29 @@ class _Failure:
 
     error: ProviderError
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """One answer to a result download: the picture, or where a redirect points."""
+
+    status_code: int
+    content_type: str | None
+    content: bytes = field(default=b"", repr=False)
+    redirect_to: str | None = None
+
+
+_Answer = TypeVar("_Answer", requests.Response, _Fetched)
+
+
+def _refused(reason: str) -> ProviderError:
+    # Permanent: the same URL would be refused again. The URL itself stays out (it may carry a signature).
+    return ProviderError(f"AIML returned an image URL {reason}", status=200, transient=False)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (all are checked: any one of them may be the one used)."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 class AimlClient(ImageProvider):
@@ -67,11 +109,21 @@ class AimlClient(ImageProvider):
         backoff_base: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        allow_loopback: bool | None = None,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        resolve: Callable[[str, int], list[str]] = _resolve,
+        ca_certs: str | None = None,
     ) -> None:
+        """``allow_loopback``: may result URLs point at this machine (and use http)? By default only when
+        ``base_url`` itself is on loopback, i.e. AIML is the local emulator or a test fake."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._api_key = api_key
         self._url = base_url.rstrip("/") + GENERATIONS_PATH
+        self._allow_loopback = _is_loopback_url(base_url) if allow_loopback is None else allow_loopback
+        self._max_download_bytes = max_download_bytes
+        self._resolve = resolve
+        self._ca_certs = ca_certs
         self._session = session or requests.Session()
         self._max_attempts = max_attempts
         self._connect_timeout = connect_timeout
@@ -97,13 +149,11 @@ class AimlClient(ImageProvider):
             payload["image_urls"] = list(image_urls)
         # The key goes on this request only: never on the session, or the image
         # downloads (another host) would carry it too.
+        headers = {"Authorization": f"Bearer {self._api_key}"}
         response = self._send(
             "generate",
-            "POST",
-            self._url,
             deadline,
-            json=payload,
-            headers={"Authorization": f"Bearer {self._api_key}"},
+            lambda timeout: self._attempt("generate", "POST", self._url, timeout, json=payload, headers=headers),
         )
         try:
             body = response.json()
@@ -122,15 +172,108 @@ class AimlClient(ImageProvider):
         if isinstance(encoded, str) and encoded:
             data, data_url_type = _decode_base64(encoded)
             return _image(data, declared or data_url_type)
-        url = str(item["url"])
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ProviderError("AIML returned an image URL that is not http(s)", status=200, transient=False)
-        download = self._send("download", "GET", url, deadline)
-        return _image(download.content, declared or _image_type(download.headers.get("Content-Type")))
+        fetched = self._download(str(item["url"]), deadline)
+        return _image(fetched.content, declared or _image_type(fetched.content_type))
+
+    # -- result downloads ----------------------------------------------------
+
+    def _download(self, url: str, deadline: float) -> _Fetched:
+        """GET a result URL, following at most ``MAX_REDIRECTS`` redirects, each hop checked anew."""
+        for _ in range(MAX_REDIRECTS + 1):
+            parts, address = self._checked_target(url)
+            fetched = self._send("download", deadline, functools.partial(self._fetch, parts, address))
+            if fetched.redirect_to is None:
+                return fetched
+            url = fetched.redirect_to
+        raise _refused(f"that redirects more than {MAX_REDIRECTS} times")
+
+    def _checked_target(self, url: str) -> tuple[SplitResult, str]:
+        """The URL's parts and the one checked address to connect to; refused (permanently) otherwise."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise _refused("that is not a valid URL") from None
+        if parts.scheme not in ("https", "http"):
+            raise _refused("that is not https")
+        host = (parts.hostname or "").removesuffix(".")
+        if not host or "@" in parts.netloc:
+            raise _refused("without a host name, or with credentials")
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                addresses = [ipaddress.ip_address(address) for address in self._resolve(host, port)]
+            except (OSError, UnicodeError, ValueError):
+                raise ProviderError("AIML download: the result's host name does not resolve", transient=True) from None
+        if not addresses:
+            raise ProviderError("AIML download: the result's host name does not resolve", transient=True)
+        loopback = [self._allow_loopback and is_loopback_ip(address) for address in addresses]
+        if not all(ok or is_public_ip(address) for ok, address in zip(loopback, addresses, strict=True)):
+            raise _refused("that points at a private, local or reserved address")
+        if parts.scheme == "http" and not all(loopback):
+            raise _refused("that is not https")
+        return parts, _connectable(addresses[0])
+
+    def _fetch(self, parts: SplitResult, address: str, timeout: tuple[float, float]) -> _Fetched | _Failure:
+        """One GET to the checked address; the host name still names the site (Host, TLS SNI and certificate)."""
+        host = (parts.hostname or "").removesuffix(".")
+        pool_options: dict[str, Any] = {"timeout": urllib3.Timeout(connect=timeout[0], read=timeout[1]), "maxsize": 1}
+        if parts.scheme == "https":
+            import certifi  # requests' own CA bundle, shipped in the zip
+
+            pool_options.update(
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs or certifi.where(),
+                server_hostname=host,
+                assert_hostname=host,
+            )
+            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(address, parts.port or 443, **pool_options)
+        else:
+            pool = urllib3.HTTPConnectionPool(address, parts.port or 80, **pool_options)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Host": parts.netloc, "Accept": "image/*", "User-Agent": "NanoGen"}
+        try:
+            response = pool.urlopen(
+                "GET", target, headers=headers, redirect=False, retries=False, preload_content=False,
+                assert_same_host=False,
+            )  # fmt: skip
+            try:
+                return self._read(parts, response)
+            finally:
+                response.close()  # one connection per download: never left half-read in a pool
+        except urllib3.exceptions.TimeoutError:
+            return _Failure(ProviderError(f"AIML download timed out (read timeout {timeout[1]:.1f} s)", transient=True))
+        except urllib3.exceptions.HTTPError as exc:
+            return _Failure(ProviderError(f"AIML download could not connect ({type(exc).__name__})", transient=True))
+        finally:
+            pool.close()
+
+    def _read(self, parts: SplitResult, response: urllib3.BaseHTTPResponse) -> _Fetched | _Failure:
+        status = response.status
+        content_type = response.headers.get("Content-Type")
+        if status in _REDIRECT_STATUSES:
+            location = response.headers.get("Location")
+            if not location:
+                raise _refused(f"that answers {status} without a Location")
+            return _Fetched(status, content_type, redirect_to=urljoin(parts.geturl(), location))
+        if status >= 400:
+            detail = _short(_read_at_most(response, 4096).decode("utf-8", "replace")) or "empty body"
+            error = ProviderError(f"AIML download {status}: {detail}", status=status, transient=_is_transient(status))
+            return _Failure(error)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_download_bytes:
+            raise _refused(f"whose file is larger than {self._max_download_bytes} bytes")
+        content = _read_at_most(response, self._max_download_bytes + 1)
+        if len(content) > self._max_download_bytes:
+            raise _refused(f"whose file is larger than {self._max_download_bytes} bytes")
+        return _Fetched(status, content_type, content)
 
     # -- HTTP with retries ---------------------------------------------------
 
-    def _send(self, what: str, method: str, url: str, deadline: float, **kwargs: Any) -> requests.Response:
+    def _send(
+        self, what: str, deadline: float, make_attempt: Callable[[tuple[float, float]], _Answer | _Failure]
+    ) -> _Answer:
         """Make the request, retrying transient failures while the deadline still allows a whole attempt."""
         min_attempt_seconds = self._connect_timeout + _MIN_READ_SECONDS
         last: _Failure | None = None
@@ -151,13 +294,13 @@ class AimlClient(ImageProvider):
                 )
             timeout = (self._connect_timeout, min(self._read_timeout, remaining - self._connect_timeout))
             started = self._clock()
-            result = self._attempt(what, method, url, timeout, **kwargs)
+            result = make_attempt(timeout)
             log: dict[str, Any] = {
                 "aiml_call": what,
                 "attempt": attempt,
                 "latency_ms": round((self._clock() - started) * 1000),
             }
-            if isinstance(result, requests.Response):
+            if not isinstance(result, _Failure):
                 logger.info("AIML %s succeeded", what, extra={**log, "status": result.status_code})
                 return result
             error = result.error
@@ -201,7 +344,9 @@ def provider_from_settings(settings: Settings, *, local: Callable[[], ImageProvi
     the offline provider (``chalicelib.bootstrap.install_local_provider``).
     """
     if settings.aiml_api_key:
-        return AimlClient(settings.aiml_api_key, settings.aiml_api_base)
+        # In AWS a result URL on loopback would be the Lambda itself: never, whatever AIML_API_BASE says.
+        allow_loopback = False if settings.in_aws else None
+        return AimlClient(settings.aiml_api_key, settings.aiml_api_base, allow_loopback=allow_loopback)
     if settings.in_aws:
         raise ConfigurationError("AIML_API_KEY is required in AWS")
     if local is None:
@@ -210,6 +355,34 @@ def provider_from_settings(settings: Settings, *, local: Callable[[], ImageProvi
 
 
 # -- response parsing ----------------------------------------------------------
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").removesuffix(".")
+    if host == "localhost":
+        return True
+    try:
+        return is_loopback_ip(ipaddress.ip_address(host))
+    except ValueError:
+        return False
+
+
+def _connectable(address: IPAddress) -> str:
+    """The checked address as urllib3 connects to it (an IPv6 scope, never accepted here, would be lost)."""
+    return str(address)
+
+
+def _read_at_most(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, in chunks, so a huge or endless body is never held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = response.read(min(_CHUNK_BYTES, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _is_transient(status: int) -> bool:
