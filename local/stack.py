@@ -33,6 +33,8 @@ from local import aws_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_USER = {"id": 100000001, "first_name": "Dev", "last_name": "User", "username": "nanogen_dev", "language_code": "en"}
+# The webhook secret `make run` uses when none is configured: public, like the dev bot token.
+DEV_WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - public by design
 # Local queue timing: a failed job is retried after seconds, not minutes.
 LOCAL_VISIBILITY_TIMEOUT = 20
 LOCAL_MAX_RECEIVE_COUNT = 3
@@ -81,7 +83,7 @@ def _base_env() -> dict[str, str]:
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
     env.setdefault("NANOGEN_STAGE", "local")
-    env.setdefault("TELEGRAM_WEBHOOK_SECRET", "local-webhook-secret")
+    env.setdefault("TELEGRAM_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
     # The development user also sees the Mini App's operator pages.
     env.setdefault("ADMIN_USER_IDS", str(DEV_USER["id"]))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -124,15 +126,24 @@ def _banner(port: int, api_port: int, aws_endpoint: str, env: dict[str, str]) ->
     from chalicelib.config import load_settings
 
     settings = load_settings(env)
-    init_data = sign_init_data(DEV_USER, settings.telegram_bot_token, auth_date=int(time.time()))
     api = f"http://127.0.0.1:{port}"
+    # Shown only while they are the public development defaults: a configured secret, or initData
+    # signed with a real bot token (a valid login), must not end up in a terminal's scrollback.
+    webhook_header = "X-Telegram-Bot-Api-Secret-Token: " + DEV_WEBHOOK_SECRET
+    if settings.telegram_webhook_secret != DEV_WEBHOOK_SECRET:
+        webhook_header = "TELEGRAM_WEBHOOK_SECRET as configured (not shown)"
+    if settings.telegram_dry_run:
+        init_data = sign_init_data(DEV_USER, settings.telegram_bot_token, auth_date=int(time.time()))
+        app_link = mini_app_link(port, init_data)
+    else:
+        init_data = "<initData: TELEGRAM_BOT_TOKEN is set, so none is signed here; unset it for a dev one>"
+        app_link = "(not shown: with TELEGRAM_BOT_TOKEN set, a signed link would be a valid login)"
     header = f"Authorization: tma {init_data}"
     telegram = settings.telegram_api_base
     if settings.telegram_dry_run:
         telegram = "dry run: Bot API calls are logged, not sent"
     provider = "AIML API" if settings.aiml_api_key else "offline provider (draws a preview PNG, no AI called)"
     body = json.dumps({"prompt": "a lighthouse on a cliff at sunset, oil painting", "aspect_ratio": "16:9"})
-    app_link = mini_app_link(port, init_data)
     valid = f"valid for {settings.init_data_max_age_seconds} s"
     return f"""
 NanoGen is running (Ctrl-C stops everything)
@@ -142,7 +153,7 @@ NanoGen is running (Ctrl-C stops everything)
   worker + sweeper     generation queue, dead-letter queue, sweep every few seconds
   Telegram             {telegram}
   images               {provider}
-  webhook secret       X-Telegram-Bot-Api-Secret-Token: {settings.telegram_webhook_secret}
+  webhook secret       {webhook_header}
 
 Open the Mini App in a browser as the development user {DEV_USER["id"]} ({valid}):
 
