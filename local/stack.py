@@ -193,13 +193,10 @@ def main() -> int:
         from infra.resources import create_locally
 
         create_locally(ready(), visibility_timeout=LOCAL_VISIBILITY_TIMEOUT, max_receive_count=LOCAL_MAX_RECEIVE_COUNT)
-        chalice = str(Path(sys.executable).with_name("chalice"))
         api_port = int(env.get("NANOGEN_API_PORT") or _free_port())
-        api = stack.start(
-            "API",
-            [chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(api_port), "--stage", "local"],
-            env,
-        )
+        # `chalice local`, with unknown routes answered without echoing request headers (local/api_server.py).
+        api_argv = [sys.executable, "-m", "local.api_server", "--no-autoreload", "--stage", "local"]
+        api = stack.start("API", [*api_argv, "--host", "127.0.0.1", "--port", str(api_port)], env)
         stack.start("worker", [sys.executable, "-m", "local.worker"], env)
         front_door = [sys.executable, "-m", "local.webapp_server", "--port", str(port), "--api-port", str(api_port)]
         front_door += ["--telegram-js", env.get("NANOGEN_TELEGRAM_JS", "auto")]
