@@ -32,7 +32,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 import urllib3
 
-from chalicelib.addresses import IPAddress, is_loopback_ip, is_public_ip
+from chalicelib.addresses import is_loopback_ip, is_public_ip
 from chalicelib.config import Settings
 from chalicelib.errors import ConfigurationError, ProviderError
 from chalicelib.observability import logger
@@ -213,7 +213,7 @@ class AimlClient(ImageProvider):
             raise _refused("that points at a private, local or reserved address")
         if parts.scheme == "http" and not all(loopback):
             raise _refused("that is not https")
-        return parts, _connectable(addresses[0])
+        return parts, str(addresses[0])
 
     def _fetch(self, parts: SplitResult, address: str, timeout: tuple[float, float]) -> _Fetched | _Failure:
         """One GET to the checked address; the host name still names the site (Host, TLS SNI and certificate)."""
@@ -365,11 +365,6 @@ def _is_loopback_url(url: str) -> bool:
         return is_loopback_ip(ipaddress.ip_address(host))
     except ValueError:
         return False
-
-
-def _connectable(address: IPAddress) -> str:
-    """The checked address as urllib3 connects to it (an IPv6 scope, never accepted here, would be lost)."""
-    return str(address)
 
 
 def _read_at_most(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
