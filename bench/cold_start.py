@@ -12,10 +12,14 @@
    see only those two folders (zip first, as /var/task is on Lambda's
    ``sys.path``), with ``PYTHONDONTWRITEBYTECODE`` (Lambda's code directory
    is read-only, so nothing compiled at one cold start helps the next), and
-   times the imports inside the child with ``perf_counter`` (interpreter
-   start-up excluded): the median of ``--runs``. Once with the zip as built
-   (its cpython-313 .pyc) and once with every ``__pycache__`` of the zip
-   removed, as the package was before it shipped bytecode.
+   times the imports inside the child (interpreter start-up excluded):
+   CPU time (``process_time``, what the imports cost, steady on a shared
+   machine) and wall time (``perf_counter``, which on a busy machine also
+   counts waiting for a core), the median of ``--runs`` each. Three
+   packages: the zip as built (its cpython-313 .pyc); the same zip with
+   every ``__pycache__`` removed; and the zip as it was before (no .pyc,
+   and its own source copies of urllib3, dateutil, jmespath and six
+   shadowing the runtime's compiled ones).
 
 Every Lambda loads app.py; the API Lambda then imports its handler modules
 on its first request, the worker its own.
@@ -82,8 +86,12 @@ def runtime_folder(python: str, folder: Path) -> Path:
     return runtime
 
 
-def measure(python: str, task: Path, runtime: Path, statement: str) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+def measure(python: str, task: Path, runtime: Path, statement: str) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of ``statement`` in a fresh interpreter."""
+    code = (
+        "import time; c, t = time.process_time(), time.perf_counter(); "
+        f"{statement}; print(time.process_time() - c, time.perf_counter() - t)"
+    )
     env = {
         "PYTHONPATH": f"{task}{os.pathsep}{runtime}",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -93,7 +101,8 @@ def measure(python: str, task: Path, runtime: Path, statement: str) -> float:
     output = subprocess.run(
         [python, "-S", "-s", "-c", code], cwd=task, env=env, capture_output=True, text=True, check=True
     ).stdout
-    return float(output.strip().splitlines()[-1])
+    cpu, wall = output.strip().splitlines()[-1].split()
+    return float(cpu), float(wall)
 
 
 def default_python() -> str:
@@ -116,20 +125,32 @@ def main() -> None:
         without_pyc = Path(folder) / "task-without-pyc"
         shutil.copytree(with_pyc, without_pyc, ignore=shutil.ignore_patterns("__pycache__"))
         runtime = runtime_folder(args.python, Path(folder))
+        before = Path(folder) / "task-before"
+        shutil.copytree(without_pyc, before)
+        for shadowing in ("urllib3", "dateutil", "jmespath", "six.py"):
+            source = runtime / shadowing
+            if source.is_dir():
+                shutil.copytree(source, before / shadowing, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, before / shadowing)
         print(
             f"deployment package: {archive.stat().st_size / 1e6:.1f} MB zipped, {unpacked_bytes / 1e6:.1f} MB "
             f"unpacked, {files} files; runtime packages ({', '.join(PROVIDED_BY_RUNTIME)}) from {args.python}"
         )
-        print(f"median of {args.runs} fresh `python3.13 -S -s` processes, imports timed inside the child\n")
-        print(f"{'':<36} {'with .pyc':>10} {'without':>10}")
+        print(f"median of {args.runs} fresh `python3.13 -S -s` processes, imports timed inside the child")
+        print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}\n")
+        print("milliseconds: CPU time (process_time), then wall time (perf_counter)")
+        print(f"{'':<34}" + f"{'with .pyc':>11}{'no .pyc':>9}{'before':>8}" * 2)
         for label, statement in TARGETS.items():
             # boto3 is the runtime's own, compiled either way: one column is enough.
-            tasks = (with_pyc,) if statement == "import boto3" else (with_pyc, without_pyc)
-            medians = [
-                statistics.median(measure(args.python, task, runtime, statement) for _ in range(args.runs)) * 1000
-                for task in tasks
-            ]
-            print(f"{label:<36}" + "".join(f" {median:7.0f} ms" for median in medians))
+            tasks = (with_pyc,) if statement == "import boto3" else (with_pyc, without_pyc, before)
+            runs = {task: [measure(args.python, task, runtime, statement) for _ in range(args.runs)] for task in tasks}
+            cpu = [f"{statistics.median(cpu for cpu, _ in runs[task]) * 1000:.0f}" for task in tasks]
+            wall = [f"{statistics.median(wall for _, wall in runs[task]) * 1000:.0f}" for task in tasks]
+            cpu, wall = (values + ["-"] * (3 - len(values)) for values in (cpu, wall))
+            cells = zip(cpu + wall, (11, 9, 8) * 2, strict=True)
+            print(f"{label:<34}" + "".join(f"{value:>{width}}" for value, width in cells))
+    print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
     print(f"\nreproduce: .venv/bin/python -m bench.cold_start --runs {args.runs}")
 
 
