@@ -22,7 +22,9 @@
    shadowing the runtime's compiled ones).
 
 Every Lambda loads app.py; the API Lambda then imports its handler modules
-on its first request, the worker its own.
+on its first request, the worker its own. The bot's texts (Fluent and Babel)
+load on the first text a process formats: timed on their own, after the
+webhook's imports.
 """
 
 from __future__ import annotations
@@ -42,12 +44,23 @@ from infra.package import PROVIDED_BY_RUNTIME, RUNTIME_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# label: (setup, statement); only the statement is timed, in a process that ran the setup first.
+_WEBHOOK = "import app; import chalicelib.handlers.webhook"
+_FIRST_TEXT = "from chalicelib import i18n; i18n.t('{lang}', 'balance-line', balance=21)"
 TARGETS = {
-    "import boto3 (runtime's, baseline)": "import boto3",
-    "import app (every Lambda)": "import app",
-    "import app + API handlers": "import app; import chalicelib.handlers.api, chalicelib.handlers.admin",
-    "import app + worker": "import app; import chalicelib.handlers.worker",
-    "import app + sweeper": "import app; import chalicelib.handlers.sweeper",
+    "import boto3 (runtime's, baseline)": ("pass", "import boto3"),
+    "import app (every Lambda)": ("pass", "import app"),
+    "import app + API handlers": ("pass", "import app; import chalicelib.handlers.api, chalicelib.handlers.admin"),
+    "import app + worker": ("pass", "import app; import chalicelib.handlers.worker"),
+    "import app + sweeper": ("pass", "import app; import chalicelib.handlers.sweeper"),
+    "import app + webhook handler": ("pass", _WEBHOOK),
+    # The bot's texts (Fluent, Babel, one catalogue) load on the first text a process formats.
+    "first Russian text, after the webhook": (_WEBHOOK, _FIRST_TEXT.format(lang="ru")),
+    "first English text, after the webhook": (_WEBHOOK, _FIRST_TEXT.format(lang="en")),
+    "Russian after English, after the webhook": (
+        f"{_WEBHOOK}; {_FIRST_TEXT.format(lang='en')}",
+        _FIRST_TEXT.format(lang="ru"),
+    ),
 }
 
 
@@ -86,16 +99,17 @@ def runtime_folder(python: str, folder: Path) -> Path:
     return runtime
 
 
-def measure(python: str, task: Path, runtime: Path, statement: str) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of ``statement`` in a fresh interpreter."""
+def measure(python: str, task: Path, runtime: Path, setup: str, statement: str) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of ``statement`` in a fresh interpreter that ran ``setup`` first."""
     code = (
-        "import time; c, t = time.process_time(), time.perf_counter(); "
+        f"{setup}; import time; c, t = time.process_time(), time.perf_counter(); "
         f"{statement}; print(time.process_time() - c, time.perf_counter() - t)"
     )
     env = {
         "PYTHONPATH": f"{task}{os.pathsep}{runtime}",
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "TZ": ":UTC",  # as Lambda sets it
         "PATH": "/usr/bin:/bin",
     }
     output = subprocess.run(
@@ -140,16 +154,19 @@ def main() -> None:
         print(f"median of {args.runs} fresh `python3.13 -S -s` processes, imports timed inside the child")
         print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}\n")
         print("milliseconds: CPU time (process_time), then wall time (perf_counter)")
-        print(f"{'':<34}" + f"{'with .pyc':>11}{'no .pyc':>9}{'before':>8}" * 2)
-        for label, statement in TARGETS.items():
+        print(f"{'':<42}" + f"{'with .pyc':>11}{'no .pyc':>9}{'before':>8}" * 2)
+        for label, (setup, statement) in TARGETS.items():
             # boto3 is the runtime's own, compiled either way: one column is enough.
             tasks = (with_pyc,) if statement == "import boto3" else (with_pyc, without_pyc, before)
-            runs = {task: [measure(args.python, task, runtime, statement) for _ in range(args.runs)] for task in tasks}
+            runs = {
+                task: [measure(args.python, task, runtime, setup, statement) for _ in range(args.runs)]
+                for task in tasks
+            }
             cpu = [f"{statistics.median(cpu for cpu, _ in runs[task]) * 1000:.0f}" for task in tasks]
             wall = [f"{statistics.median(wall for _, wall in runs[task]) * 1000:.0f}" for task in tasks]
             cpu, wall = (values + ["-"] * (3 - len(values)) for values in (cpu, wall))
             cells = zip(cpu + wall, (11, 9, 8) * 2, strict=True)
-            print(f"{label:<34}" + "".join(f"{value:>{width}}" for value, width in cells))
+            print(f"{label:<42}" + "".join(f"{value:>{width}}" for value, width in cells))
     print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
     print(f"\nreproduce: .venv/bin/python -m bench.cold_start --runs {args.runs}")
 
