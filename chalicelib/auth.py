@@ -210,11 +210,14 @@ def authenticate_admin(headers: Mapping[str, str], settings: Settings) -> Admin:
             raise Forbidden("Invalid admin token.")
         return Admin(via="token", user_id=None)
     if scheme == "tma":
-        # An admin's initData is a session with power over every balance: it expires sooner
-        # (ADMIN_INIT_DATA_MAX_AGE_SECONDS), and never later than a user's would.
-        max_age = min(settings.admin_init_data_max_age_seconds, settings.init_data_max_age_seconds)
-        init_data = validate_init_data(credentials, settings.telegram_bot_token, max_age_seconds=max_age)
+        init_data = validate_init_data(
+            credentials, settings.telegram_bot_token, max_age_seconds=settings.init_data_max_age_seconds
+        )
         if init_data.user.id not in settings.admin_user_ids:
             raise Forbidden("This Telegram account is not an admin.")
+        # An admin's initData is a session with power over every balance: it expires sooner
+        # (ADMIN_INIT_DATA_MAX_AGE_SECONDS) than the same user's Mini App session.
+        if time.time() - init_data.auth_date > settings.admin_init_data_max_age_seconds:
+            raise Unauthorized("initData has expired for the admin pages; reopen the Mini App.")
         return Admin(via="init_data", user_id=init_data.user.id)
     raise Unauthorized("Authorization must use the 'Bearer' or 'tma' scheme.")

@@ -86,6 +86,10 @@ def _tma(value: str, kind: str, user_id: int | None = None, name: str = "Authori
     return Auth(kind, ((name, f"tma {value}"),), user_id)
 
 
+AGES_OF_USERS = (0, 5, 3600, 80_000)  # seconds, all within INIT_DATA_MAX_AGE_SECONDS
+AGES_OF_ADMINS = (0, 5, 1800)
+
+
 @st.composite
 def valid_user_auth(draw: st.DrawFn, user_ids: tuple[int, ...]) -> Auth:
     user_id = draw(weighted((8, st.sampled_from(user_ids)), (2, new_user_ids())))
@@ -111,11 +115,13 @@ def valid_user_auth(draw: st.DrawFn, user_ids: tuple[int, ...]) -> Auth:
         )
     )
     user = {"id": user_id, "first_name": telegram_text(first_name), **extra}
+    admin = user_id == FUZZ_ADMIN_ID
     ascii_json = draw(st.booleans())
     user_json = json.dumps(user, separators=(",", ":"), ensure_ascii=ascii_json)
     fields = {
         "user": user_json,
-        "auth_date": str(int(time.time()) - draw(st.sampled_from([0, 5, 3600, 80_000]))),
+        # An admin's initData is valid for ADMIN_INIT_DATA_MAX_AGE_SECONDS (1 h) on the admin API.
+        "auth_date": str(int(time.time()) - draw(st.sampled_from(AGES_OF_ADMINS if admin else AGES_OF_USERS))),
     }
     fields.update(
         draw(

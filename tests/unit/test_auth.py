@@ -530,6 +530,14 @@ def test_an_admins_initdata_expires_after_admin_init_data_max_age_seconds() -> N
     assert authenticate_admin(older, admin_settings(ADMIN_INIT_DATA_MAX_AGE_SECONDS="7200")).user_id == ADMIN_ID
 
 
+def test_a_non_admins_day_old_initdata_on_the_admin_api_is_forbidden_not_expired() -> None:
+    """Not an admin is the answer (403) whatever the age; "expired" (401) is for admins, who can act on it."""
+    old = tma(telegram_sign(basic_pairs(auth_date=int(time.time()) - 7200, user={"id": 5, "first_name": "U"})))
+
+    with pytest.raises(Forbidden, match="not an admin"):
+        authenticate_admin(old, admin_settings())
+
+
 def test_an_admin_session_never_outlasts_a_users() -> None:
     admin = {"id": ADMIN_ID, "first_name": "Op"}
     old = tma(telegram_sign(basic_pairs(auth_date=int(time.time()) - 700, user=admin)))
