@@ -83,7 +83,7 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
             record.save(condition=ProcessedUpdate.pk.does_not_exist() | (ProcessedUpdate.expires_at < now))
             return UpdateClaimOutcome.CLAIMED, UpdateClaim(pk=key, expires_at=now + claim_seconds)
         except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
         try:
             current = ProcessedUpdate.get(key, consistent_read=True)
@@ -91,6 +91,21 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
             continue
         return (UpdateClaimOutcome.DONE if current.state == _DONE else UpdateClaimOutcome.BUSY), None
     return UpdateClaimOutcome.BUSY, None
+
+
+def _error_code(error: Exception) -> str | None:
+    """DynamoDB's error code behind a PynamoDB error, or None (a timeout, a closed connection).
+
+    PynamoDB's ``cause_response_code`` raises ``AttributeError`` when the cause
+    has no response (botocore's ``ReadTimeoutError``); inside an ``except``
+    clause that would escape and mask the real failure. (Issue 12 #3 brings one
+    shared helper; this local one keeps the update claim's paths honest meanwhile.)
+    """
+    response = getattr(getattr(error, "cause", None), "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code is not None else None
 
 
 def _still_ours(claim: UpdateClaim) -> Any:
@@ -109,7 +124,7 @@ def mark_update_done(claim: UpdateClaim, *, keep_seconds: int) -> None:
             condition=_still_ours(claim),
         )
     except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        if _error_code(error) == "ConditionalCheckFailedException":
             logger.warning("telegram update claim was taken over before it was marked done", extra={"pk": claim.pk})
         else:
             logger.exception("telegram update could not be marked done", extra={"pk": claim.pk})
@@ -122,7 +137,7 @@ def release_update(claim: UpdateClaim) -> None:
     try:
         ProcessedUpdate(pk=claim.pk).delete(condition=_still_ours(claim))
     except DeleteError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        if _error_code(error) != "ConditionalCheckFailedException":
             logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})
     except Exception:
         logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})

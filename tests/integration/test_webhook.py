@@ -279,3 +279,33 @@ def test_the_same_update_delivered_at_once_is_acted_on_once(
     [generation] = generations_of(ALICE_ID)
     assert [job.generation_id for job in queued_jobs()] == [generation.generation_id]
     assert all(call.token == TEST_BOT_TOKEN for call in fake.calls)
+
+
+# --------------------------------------------------------------------------
+# Faults on the update claim (the webhook's side of issue 12 #3)
+# --------------------------------------------------------------------------
+
+
+def test_a_timeout_marking_an_update_done_or_releasing_it_is_logged_not_an_attribute_error(
+    fake_telegram: FakeTelegram, faults: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Marking done times out on every attempt: the bot has acted, so the answer is still 200.
+    done = faults.time_out("UpdateItem", table="guards", times=None)
+    update = text_update("/start")
+    with caplog.at_level(logging.ERROR):
+        assert deliver(update).status_code == 200
+    assert done.fired >= 1
+    assert len(fake_telegram.sent("sendMessage")) == 1
+    assert "AttributeError" not in caplog.text
+    assert "could not be marked done" in caplog.text
+    faults.rules.clear()
+
+    # Releasing after a failed handling times out too: the handling's own error answers 5xx.
+    fake_telegram.refuse_next("sendMessage", 500, "Internal Server Error", times=10)
+    released = faults.time_out("DeleteItem", table="guards", times=None)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        failed = deliver(text_update("/balance", user_id=BOB_ID))
+    assert failed.status_code >= 500
+    assert released.fired >= 1
+    assert "AttributeError" not in caplog.text
