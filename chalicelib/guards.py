@@ -18,6 +18,7 @@ guard here (its model in ``chalicelib.tables``, a ``kind#...`` key).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,7 +79,10 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
     key = ProcessedUpdate.key(update_id)
     for _ in range(3):  # the record can vanish between our put and our read (released, expired)
         now = int(time.time())
-        record = ProcessedUpdate(pk=key, state=_PROCESSING, expires_at=now + claim_seconds)
+        # A token new for every attempt: if botocore's retry of an applied put (its response
+        # lost) fails the condition against our own record, the read below recognises it.
+        token = uuid.uuid4().hex
+        record = ProcessedUpdate(pk=key, state=_PROCESSING, expires_at=now + claim_seconds, token=token)
         try:
             record.save(condition=ProcessedUpdate.pk.does_not_exist() | (ProcessedUpdate.expires_at < now))
             return UpdateClaimOutcome.CLAIMED, UpdateClaim(pk=key, expires_at=now + claim_seconds)
@@ -89,6 +93,8 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
             current = ProcessedUpdate.get(key, consistent_read=True)
         except DoesNotExist:
             continue
+        if current.state == _PROCESSING and current.token == token:
+            return UpdateClaimOutcome.CLAIMED, UpdateClaim(pk=key, expires_at=int(current.expires_at))
         return (UpdateClaimOutcome.DONE if current.state == _DONE else UpdateClaimOutcome.BUSY), None
     return UpdateClaimOutcome.BUSY, None
 

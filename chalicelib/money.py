@@ -380,6 +380,10 @@ def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, no
     current = get_generation(user_id, generation_id)
     if current is None:
         return Claim(ClaimOutcome.MISSING, None)
+    if current.status == GenerationStatus.PROCESSING and current.claim_token == token:
+        # Our own write, applied, whose response was lost: botocore's retry then failed
+        # its condition against it. The token is new for every call, so this claim is ours.
+        return Claim(ClaimOutcome.CLAIMED, current)
     if current.status in FINAL_STATUSES:
         return Claim(ClaimOutcome.FINISHED, current)
     if current.timeout_at <= int(now):

@@ -188,6 +188,7 @@ class RateLimitWindow(_Guard):
 
 class ProcessedUpdate(_Guard):
     state = UnicodeAttribute()  # processing | done
+    token = UnicodeAttribute(null=True)  # the claim's own: a retried put recognises its applied twin
 
     @staticmethod
     def key(update_id: int) -> str:

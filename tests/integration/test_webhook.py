@@ -282,8 +282,26 @@ def test_the_same_update_delivered_at_once_is_acted_on_once(
 
 
 # --------------------------------------------------------------------------
-# Faults on the update claim (the webhook's side of issue 12 #3)
+# Faults on the update claim (issue 12 #6, and the webhook's side of #3)
 # --------------------------------------------------------------------------
+
+
+def test_an_update_claim_whose_response_was_lost_is_ours_and_acted_on_once(
+    fake_telegram: FakeTelegram, faults: Any
+) -> None:
+    update = text_update("/start")
+    # The claim's put is applied, its response lost; the retry fails its condition
+    # against our own record: without the token that was a 503 for 60 s.
+    lost = faults.lose_response("PutItem", table="guards", nth=1, times=1)
+
+    response = deliver(update)
+
+    assert lost.fired == 1
+    assert response.status_code == 200
+    assert len(fake_telegram.sent("sendMessage")) == 1
+    record = processed(update["update_id"])
+    assert record is not None and record.state == "done"
+    assert deliver(update).status_code == 200 and len(fake_telegram.sent("sendMessage")) == 1
 
 
 def test_a_timeout_marking_an_update_done_or_releasing_it_is_logged_not_an_attribute_error(

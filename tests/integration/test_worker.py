@@ -438,3 +438,22 @@ def test_a_crash_after_each_write_is_recovered_without_double_money(
     final = generation(swept)
     assert ledger(swept) == (CHARGED if point in _COMPLETED_BEFORE_CRASH else REFUNDED)
     assert final.delivered == (point in _COMPLETED_BEFORE_CRASH)
+
+
+# --- faults: a lost response on the claim (issue 12 #6) ------------------------------------
+
+
+def test_a_claim_whose_response_was_lost_is_recognised_as_ours_and_runs_at_once(stack: Stack, faults: Any) -> None:
+    job = stack.start_job("lost claim response")
+    # The claim is applied, its response lost; botocore's retry then fails the condition
+    # against our own claim. Without the token check the worker backed off for 151 s.
+    lost = faults.lose_response("UpdateItem", table="generations", nth=1, times=1)
+
+    assert stack.run(stack.deliver(job)) == []
+
+    assert lost.fired == 1
+    done = generation(job)
+    assert (done.status, done.delivered, int(done.attempts)) == ("completed", True, 1)
+    assert stack.aiml.calls_for("lost claim response") == 1
+    assert len(stack.telegram.pictures_to(job.user_id)) == 1
+    assert ledger(job) == CHARGED and active_generations(job.user_id) == 0
