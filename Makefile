@@ -29,7 +29,7 @@ CHROMIUM := /usr/bin/chromium
 DYNAMODB_LOCAL := local/dynamodb-local
 ENGINE_SUITES := tests/integration/test_money.py tests/integration/test_money_races.py \
 	tests/integration/test_worker.py tests/integration/test_webhook.py tests/integration/test_payments.py \
-	tests/integration/test_dead_letter.py tests/integration/test_faults_on_engines.py
+	tests/integration/test_dead_letter.py tests/integration/test_sweeper.py tests/integration/test_faults_on_engines.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

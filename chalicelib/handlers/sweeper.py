@@ -1,7 +1,14 @@
-"""The scheduled sweeper: ends what got stuck and re-queues what got lost."""
+"""The scheduled sweeper: ends what got stuck and re-queues what got lost.
+
+Each generation is handled on its own: a failure on one (a throttled write,
+a timeout) is logged and counted, and the sweep goes on with the others; the
+next sweep, a minute later, tries it again. A user is told as soon as their
+generation's refund is written, not after the whole sweep.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalicelib import bootstrap, jobs, money, queries, records
@@ -20,21 +27,44 @@ REQUEUE_EVERY_SECONDS = 180
 def sweep(context: Any = None) -> dict[str, Any]:
     settings = ready()
     try:
-        expired = money.sweep_expired()
-        bot = bootstrap.bot_api()
-        for generation in expired:  # from the index: cost and chat_id are projected
-            count("GenerationsFailed")
-            count("GenerationsRefunded")
-            count("CreditsRefunded", int(generation.cost))
-            tell_user_it_failed(bot, generation, "it took too long and timed out.")
-        lost = [
-            generation
-            for generation in queries.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS)
-            if records.mark_requeued(generation, every_seconds=REQUEUE_EVERY_SECONDS)
-        ]
+        expired, failures = _fail_expired()
+        lost: list[jobs.Job] = []
+        for generation in queries.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS):
+            try:
+                if records.mark_requeued(generation, every_seconds=REQUEUE_EVERY_SECONDS):
+                    lost.append(jobs.Job(int(generation.user_id), generation.generation_id))
+            except Exception:
+                failures += 1
+                logger.exception("could not re-queue a generation", extra={"generation_id": generation.generation_id})
         if lost:
-            jobs.enqueue([jobs.Job(int(g.user_id), g.generation_id) for g in lost], settings)
-        logger.info("sweep done", extra={"expired": len(expired), "requeued": len(lost)})
-        return {"expired": len(expired), "requeued": len(lost)}
+            jobs.enqueue(lost, settings)
+        if failures:
+            count("SweepFailures", failures)
+        logger.info("sweep done", extra={"expired": expired, "requeued": len(lost), "failures": failures})
+        return {"expired": expired, "requeued": len(lost), "failures": failures}
     finally:
         flush_metrics()
+
+
+def _fail_expired() -> tuple[int, int]:
+    """Fail and refund each expired generation, telling its user at once; (refunded, failures)."""
+    now = time.time()
+    bot = bootstrap.bot_api()
+    refunded = failures = 0
+    for generation in queries.unfinished_generations(timeout_before=now + 1):  # cost and chat_id are projected
+        try:
+            if not money.fail_generation(generation, error="Timed out.", only_if_expired=True, now=now):
+                continue  # a racing sweeper or worker ended it first
+        except Exception:
+            failures += 1
+            logger.exception("could not fail an expired generation", extra={"generation_id": generation.generation_id})
+            continue
+        refunded += 1
+        count("GenerationsFailed")
+        count("GenerationsRefunded")
+        count("CreditsRefunded", int(generation.cost))
+        try:
+            tell_user_it_failed(bot, generation, "it took too long and timed out.")
+        except Exception:
+            logger.exception("could not tell a user their generation timed out", extra={"user_id": generation.user_id})
+    return refunded, failures

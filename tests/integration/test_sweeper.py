@@ -30,8 +30,8 @@ def test_expired_generations_are_refunded_once_and_their_users_told(stack: Stack
     stack.worker_with(wall_clock=time.time)
     young = stack.start_job("just started")
 
-    assert sweep() == {"expired": 2, "requeued": 0}
-    assert sweep() == {"expired": 0, "requeued": 0}  # the next minute: nothing twice
+    assert sweep() == {"expired": 2, "requeued": 0, "failures": 0}
+    assert sweep() == {"expired": 0, "requeued": 0, "failures": 0}  # the next minute: nothing twice
 
     for job in (waiting, stuck):
         failed = generation(job)
@@ -49,7 +49,7 @@ def test_a_pending_generation_older_than_a_minute_is_queued_again(stack: Stack) 
     lost = stack.start_job("message lost", now=time.time() - 90)
     recent = stack.start_job("message on its way", now=time.time() - 20)
 
-    assert sweep() == {"expired": 0, "requeued": 1}
+    assert sweep() == {"expired": 0, "requeued": 1, "failures": 0}
 
     event = stack.receive()
     assert [json.loads(record["body"]) for record in event["Records"]] == [
@@ -60,3 +60,34 @@ def test_a_pending_generation_older_than_a_minute_is_queued_again(stack: Stack) 
     assert ledger(lost) == CHARGED
     assert generation(recent).status == "pending"
     money.cancel_generation(recent.user_id, recent.generation_id)
+
+
+def test_one_failing_generation_does_not_stop_the_sweep_and_each_refunded_user_is_told(
+    stack: Stack, faults: Any
+) -> None:
+    long_ago = time.time() - stack.settings.generation_timeout_seconds - 60
+    jobs = [stack.start_job(f"expired {n}", now=long_ago + n) for n in range(4)]
+    broken = jobs[1]
+    # Every attempt at that one generation's refund times out (botocore's retries included).
+    fault = faults.time_out(
+        "TransactWriteItems", times=None, where=lambda call: broken.generation_id in json.dumps(call.params)
+    )
+
+    assert sweep() == {"expired": 3, "requeued": 0, "failures": 1}
+
+    assert fault.fired >= 1
+    for job in jobs:
+        if job is broken:
+            assert generation(job).status == "pending" and ledger(job) == CHARGED
+            assert stack.telegram.texts_to(job.user_id) == []
+        else:
+            assert generation(job).status == "failed" and ledger(job) == REFUNDED
+            [told] = stack.telegram.texts_to(job.user_id)
+            assert "timed out" in told and "returned to your balance" in told
+
+    # The next sweep, with DynamoDB well again, ends the one left and tells its user once.
+    faults.rules.clear()
+    assert sweep() == {"expired": 1, "requeued": 0, "failures": 0}
+    assert generation(broken).status == "failed" and ledger(broken) == REFUNDED
+    assert len(stack.telegram.texts_to(broken.user_id)) == 1
+    assert all(len(stack.telegram.texts_to(job.user_id)) == 1 for job in jobs)
