@@ -9,6 +9,7 @@ once, and never refunded once completed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from chalicelib.telegram import BotApi
 # Seconds a provider call needs at the very least; with less time left the
 # job goes back to the queue untouched instead of being cut off mid-call.
 MIN_PROVIDER_SECONDS = 20.0
+# Seconds kept back before a generation's ``timeout_at`` for storing the picture
+# and completing: the provider call must be over by then, else the sweeper may
+# refund the generation while its picture is being stored.
+FINISH_MARGIN_SECONDS = 10.0
 # How long a claim protects a processing generation from takeover: longer than
 # one worker invocation, shorter than the generation timeout, so a job whose
 # worker died can be taken over and still finish in time.
@@ -73,7 +78,13 @@ class Worker:
             raise RetryLater("not enough time left in this invocation for a provider call")
 
         now = self.wall_clock()
-        claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=self.lease_seconds, now=now)
+        claim = money.claim_generation(
+            job.user_id,
+            job.generation_id,
+            lease_seconds=self.lease_seconds,
+            min_seconds_left=math.ceil(MIN_PROVIDER_SECONDS + FINISH_MARGIN_SECONDS),
+            now=now,
+        )
         generation = claim.generation
         if claim.outcome == ClaimOutcome.CLAIMED and generation is not None:
             return self._generate(generation, deadline)
@@ -88,11 +99,21 @@ class Worker:
             # the lease is over, when the claim can be taken over or the job is finished.
             lease_left = max(0, int(generation.lease_until or 0) - int(now)) + 1
             raise RetryLater("another worker holds this generation", retry_after=lease_left)
+        if claim.outcome == ClaimOutcome.TOO_LATE and generation is not None:
+            # Too close to its timeout for a provider call: no paid call for a picture that
+            # would be refunded. Look again once it has timed out, to fail and refund it
+            # (unless the sweeper did first).
+            timeout_left = max(0, int(generation.timeout_at) - int(now)) + 1
+            raise RetryLater("too close to its timeout for a provider call", retry_after=timeout_left)
         logger.info("nothing to do for this job", extra={"claim": claim.outcome.value})
         return Outcome.SKIPPED
 
     def _generate(self, generation: Generation, deadline: float) -> Outcome:
         started = self.clock()
+        # The provider call ends before the Lambda's deadline and before the generation's
+        # timeout (less the time to store and complete), so a live claim is never expired.
+        time_left = float(generation.timeout_at) - self.wall_clock() - FINISH_MARGIN_SECONDS
+        deadline = min(deadline, started + time_left)
         try:
             # The user's own pictures go as short-lived presigned links (or inline): never a Telegram URL.
             references = uploads.references_for_provider(

@@ -84,6 +84,7 @@ class ClaimOutcome(StrEnum):
     BUSY = "busy"  # another worker holds a live lease
     FINISHED = "finished"  # completed, failed or cancelled already
     EXPIRED = "expired"  # past its timeout: failed and refunded instead
+    TOO_LATE = "too_late"  # too close to its timeout for a provider call: left to expire (and be refunded)
 
 
 @dataclass(frozen=True)

@@ -352,11 +352,17 @@ def cancel_generation(user_id: int, generation_id: str, *, now: float | None = N
     return generation
 
 
-def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, now: float | None = None) -> Claim:
+def claim_generation(
+    user_id: int, generation_id: str, *, lease_seconds: int, min_seconds_left: int = 0, now: float | None = None
+) -> Claim:
     """Move pending -> processing for this worker (or take over an expired lease).
 
     One conditional update. A generation past its ``timeout_at`` is never
-    handed to the provider: it is failed and refunded instead.
+    handed to the provider: it is failed and refunded instead. One with less
+    than ``min_seconds_left`` before its ``timeout_at`` (not enough for a
+    provider call, storing and completing) is not claimed either
+    (``TOO_LATE``): a claim now would pay the provider for a picture the
+    sweeper then refunds and throws away.
     """
     now = _now(now)
     token = uuid.uuid4().hex
@@ -373,7 +379,7 @@ def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, no
             Generation.attempts.add(1),
             Generation.updated_at.set(iso_utc(now)),
         ],
-        claimable & (Generation.timeout_at > int(now)),
+        claimable & (Generation.timeout_at > int(now) + max(0, min_seconds_left)),
     )
     if claimed:
         return Claim(ClaimOutcome.CLAIMED, generation)
@@ -391,7 +397,11 @@ def claim_generation(user_id: int, generation_id: str, *, lease_seconds: int, no
         if fail_generation(current, error="Timed out before it could run.", only_if_expired=True, now=now):
             return Claim(ClaimOutcome.EXPIRED, current)
         return Claim(ClaimOutcome.FINISHED, get_generation(user_id, generation_id))
-    return Claim(ClaimOutcome.BUSY, current)
+    if current.status == GenerationStatus.PROCESSING and int(current.lease_until or 0) >= int(now):
+        return Claim(ClaimOutcome.BUSY, current)
+    if current.timeout_at <= int(now) + max(0, min_seconds_left):
+        return Claim(ClaimOutcome.TOO_LATE, current)
+    return Claim(ClaimOutcome.BUSY, current)  # it moved between our update and our read: look again soon
 
 
 def release_claim(generation: Generation, *, now: float | None = None) -> bool:

@@ -457,3 +457,63 @@ def test_a_claim_whose_response_was_lost_is_recognised_as_ours_and_runs_at_once(
     assert stack.aiml.calls_for("lost claim response") == 1
     assert len(stack.telegram.pictures_to(job.user_id)) == 1
     assert ledger(job) == CHARGED and active_generations(job.user_id) == 0
+
+
+# --- claims close to the timeout (issue 12 #2) ----------------------------------------------
+
+
+def test_a_job_seconds_before_its_timeout_never_calls_the_paid_provider_and_is_refunded_once(stack: Stack) -> None:
+    now = time.time()
+    job = stack.start_job("too late to start", now=now - stack.settings.generation_timeout_seconds + 5)
+    stack.worker_with(wall_clock=lambda: now)
+    event = stack.deliver(job)
+
+    # 5 s left: a provider call, storing and completing do not fit. Before, it was claimed,
+    # the provider paid, and the sweeper refunded it while the worker still held it.
+    assert stack.run(event) == [message_id(event, job)]
+    assert stack.aiml.requests == []
+    waiting = generation(job)
+    assert (waiting.status, waiting.claim_token, int(waiting.attempts)) == ("pending", None, 0)
+    assert ledger(job) == CHARGED
+    with pytest.raises(RetryLater) as retry:
+        stack.worker.run(job, deadline=time.monotonic() + 100)
+    assert retry.value.retry_after is not None and 5 <= retry.value.retry_after <= 7  # back once it timed out
+
+    # The message comes back after the timeout: failed and refunded once, the user told once.
+    stack.worker_with(wall_clock=lambda: now + 7)
+    assert stack.run(event) == []
+    failed = generation(job)
+    assert failed.status == "failed" and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
+    assert stack.aiml.requests == []
+    [told] = stack.telegram.texts_to(job.user_id)
+    assert "returned to your balance" in told
+
+
+def test_the_provider_deadline_ends_before_the_generations_timeout_so_no_expiry_refunds_a_live_claim(
+    stack: Stack,
+) -> None:
+    now = time.time()
+    job = stack.start_job("a minute left", now=now - stack.settings.generation_timeout_seconds + 60)
+    real = stack.worker.provider
+    seen: list[float] = []
+
+    class Watching:
+        name = real.name
+
+        def generate(self, **call: Any) -> Any:
+            seconds = call["deadline"] - time.monotonic()
+            seen.append(seconds)
+            # At the last moment the provider may still be working, nothing has timed out:
+            # neither the sweeper nor a duplicate message's expiry refunds this live claim.
+            assert money.sweep_expired(now=now + seconds) == []
+            duplicate = money.claim_generation(job.user_id, job.generation_id, lease_seconds=150, now=now + seconds)
+            assert duplicate.outcome == ClaimOutcome.BUSY
+            return real.generate(**call)
+
+    stack.worker_with(provider=Watching(), wall_clock=lambda: now)
+    assert stack.run(stack.deliver(job)) == []  # the Lambda has 120 s left; the generation 60 s
+
+    [seconds] = seen
+    assert 45 <= seconds <= 50 + 1  # 60 s to its timeout, less the margin for storing and completing
+    done = generation(job)
+    assert done.status == "completed" and done.delivered and ledger(job) == CHARGED
