@@ -151,6 +151,7 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     gid = ok.generation.generation_id
     claim = measure("claim (worker)", lambda: money.claim_generation(42, gid, lease_seconds=60))
     measure("complete (worker)", lambda: money.complete_generation(claim.generation, result_keys=["k"], provider="x"))
+    measure("delivery lease (worker)", lambda: records.claim_delivery(claim.generation, lease_seconds=90))
     measure("mark delivered (worker)", lambda: records.mark_delivered(claim.generation))
 
     failed = start().generation
@@ -170,9 +171,10 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     rows.extend(edit_use_cases(settings, measure))
 
     totals = {
-        "successful generation (start+claim+complete+delivered)": ["start_generation (with Idempotency-Key)",
-                                                                   "claim (worker)", "complete (worker)",
-                                                                   "mark delivered (worker)"],
+        "successful generation (start+claim+complete+lease+delivered)": ["start_generation (with Idempotency-Key)",
+                                                                         "claim (worker)", "complete (worker)",
+                                                                         "delivery lease (worker)",
+                                                                         "mark delivered (worker)"],
         "failed generation (start+claim+fail)": ["start_generation (with Idempotency-Key)", "claim (worker)",
                                                  "fail + refund (worker, permanent error)"],
         "cancelled generation (start+cancel)": ["start_generation (with Idempotency-Key)",

@@ -38,6 +38,10 @@ FINISH_MARGIN_SECONDS = 10.0
 # one worker invocation, shorter than the generation timeout, so a job whose
 # worker died can be taken over and still finish in time.
 DEFAULT_LEASE_SECONDS = 150
+# How long a delivery lease keeps other workers from sending the same pictures:
+# longer than sending them takes (Telegram's timeouts), so a live sender is
+# never doubled; a sender that died holds it this long at most.
+DELIVERY_LEASE_SECONDS = 90
 
 
 class Outcome(StrEnum):
@@ -58,6 +62,10 @@ class RetryLater(NanoGenError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class DeliveryBusy(RetryLater):
+    """Another worker holds the delivery lease: it is sending the pictures (or died doing so)."""
 
 
 @dataclass
@@ -162,18 +170,30 @@ class Worker:
         if generation.status != GenerationStatus.COMPLETED or generation.delivered:
             return Outcome.SKIPPED
         images = results.load_images([str(key) for key in generation.result_keys or []], self.settings)
-        self._deliver(generation, images)
+        if not self._deliver(generation, images):
+            return Outcome.SKIPPED
         return Outcome.DELIVERED_LATE
 
-    def _deliver(self, generation: Generation, images: list[GeneratedImage]) -> None:
+    def _deliver(self, generation: Generation, images: list[GeneratedImage]) -> bool:
+        """Send the pictures under the delivery lease; False if they were delivered already."""
+        now = self.wall_clock()
+        if not records.claim_delivery(generation, lease_seconds=DELIVERY_LEASE_SECONDS, now=now):
+            if generation.delivered:
+                return False
+            # Another worker is sending them right now (or died doing so: its lease runs out).
+            lease_left = max(0, int(generation.delivery_claimed_until or 0) - int(now)) + 1
+            raise DeliveryBusy("another worker is delivering this generation", retry_after=lease_left)
         try:
             deliver_pictures(self.bot, generation, images)
         except DeliveryDeferred as deferred:
             # The generation is complete and paid for: retry delivery via SQS, never refund.
+            _release_delivery(generation)
             raise RetryLater(f"delivery deferred: {deferred}", retry_after=deferred.retry_after) from None
         except Exception as error:
+            _release_delivery(generation)
             raise RetryLater(f"delivery deferred: {type(error).__name__}: {error}") from None
         records.mark_delivered(generation)
+        return True
 
     def _failed(self, generation: Generation, reason: str) -> None:
         count("GenerationsFailed")
@@ -210,6 +230,14 @@ class Worker:
             f"generation {generation.generation_id} of user {int(generation.user_id)} failed after retries",
         )
         return True
+
+
+def _release_delivery(generation: Generation) -> None:
+    """Best effort: a lease not given back only delays the retry until it runs out."""
+    try:
+        records.release_delivery(generation)
+    except Exception:
+        logger.exception("could not release the delivery lease; the retry waits for it to run out")
 
 
 def _public_reason(error: ProviderError) -> str:

@@ -118,6 +118,10 @@ class Generation(Model):
     claim_token = UnicodeAttribute(null=True)  # the worker that owns a processing generation
     lease_until = NumberAttribute(null=True)  # after this another worker may take it over
     delivered = BooleanAttribute(default=False)
+    # The delivery lease: one worker at a time sends a completed generation's pictures;
+    # a sender that died leaves a lease that runs out, so another one delivers.
+    delivery_token = UnicodeAttribute(null=True)
+    delivery_claimed_until = NumberAttribute(null=True)
     provider = UnicodeAttribute(null=True)
     requeued_at = NumberAttribute(null=True)  # the sweeper's last re-queue (epoch seconds)
     sweep_shard = UnicodeAttribute(null=True)  # present only while unfinished

@@ -10,6 +10,7 @@ the money invariants of CONTRACT §6 after every test.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -517,3 +518,87 @@ def test_the_provider_deadline_ends_before_the_generations_timeout_so_no_expiry_
     assert 45 <= seconds <= 50 + 1  # 60 s to its timeout, less the margin for storing and completing
     done = generation(job)
     assert done.status == "completed" and done.delivered and ledger(job) == CHARGED
+
+
+# --- one sender per picture (issue 12 #4) ------------------------------------------------------
+
+
+def _completed_undelivered(stack: Stack, monkeypatch: pytest.MonkeyPatch, prompt: str) -> Any:
+    """A generation completed by a worker whose delivery failed: paid, stored, not sent."""
+    job = stack.start_job(prompt)
+    with monkeypatch.context() as patch:
+        patch.setattr(generate, "deliver_pictures", lambda *args: (_ for _ in ()).throw(OSError("network down")))
+        event = stack.deliver(job)
+        assert stack.run(event) == [message_id(event, job)]
+    done = generation(job)
+    assert (done.status, done.delivered, getattr(done, "delivery_claimed_until", None)) == ("completed", False, None)
+    return job
+
+
+def test_two_workers_racing_to_deliver_one_completed_generation_send_it_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = _completed_undelivered(stack, monkeypatch, "two senders")
+    real_send = generate.deliver_pictures
+    sending = threading.Barrier(2, timeout=5)
+
+    def slow_send(*args: Any) -> Any:
+        time.sleep(0.5)  # both workers are between completion and mark_delivered
+        return real_send(*args)
+
+    monkeypatch.setattr(generate, "deliver_pictures", slow_send)
+    outcomes: list[Any] = []
+
+    def redelivered() -> None:
+        sending.wait()
+        try:
+            outcomes.append(stack.worker.run(job, deadline=time.monotonic() + 100))
+        except RetryLater as retry:
+            outcomes.append(retry)
+
+    threads = [threading.Thread(target=redelivered) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(stack.telegram.pictures_to(job.user_id)) == 1
+    assert len(outcomes) == 2
+    [waiting] = [outcome for outcome in outcomes if isinstance(outcome, RetryLater)]
+    assert waiting.retry_after is not None and waiting.retry_after <= generate.DELIVERY_LEASE_SECONDS + 1
+    assert generate.Outcome.DELIVERED_LATE in outcomes
+    done = generation(job)
+    assert done.delivered and getattr(done, "delivery_claimed_until", None) is None and ledger(job) == CHARGED
+
+    # The waiting worker's retry finds it delivered: nothing is sent again.
+    assert stack.run(stack.deliver(job)) == []
+    assert len(stack.telegram.pictures_to(job.user_id)) == 1
+
+
+def test_a_sender_that_died_holding_the_delivery_lease_is_taken_over_once_the_lease_runs_out(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = _completed_undelivered(stack, monkeypatch, "sender died")
+    now = time.time()
+    stack.worker_with(wall_clock=lambda: now)
+
+    class Killed(BaseException):
+        """The Lambda is killed mid-send: nothing is released."""
+
+    with monkeypatch.context() as patch:
+        patch.setattr(generate, "deliver_pictures", lambda *args: (_ for _ in ()).throw(Killed()))
+        with pytest.raises(Killed):
+            stack.worker.run(job, deadline=time.monotonic() + 100)
+    assert int(generation(job).delivery_claimed_until) == int(now) + generate.DELIVERY_LEASE_SECONDS
+
+    # While its lease is live, nobody else sends.
+    with pytest.raises(RetryLater):
+        stack.worker.run(job, deadline=time.monotonic() + 100)
+    assert stack.telegram.pictures_to(job.user_id) == []
+
+    # Once it ran out, the redelivered message delivers it, once.
+    stack.worker_with(wall_clock=lambda: now + generate.DELIVERY_LEASE_SECONDS + 1)
+    assert stack.worker.run(job, deadline=time.monotonic() + 100) == generate.Outcome.DELIVERED_LATE
+    assert stack.worker.run(job, deadline=time.monotonic() + 100) == generate.Outcome.SKIPPED
+    assert len(stack.telegram.pictures_to(job.user_id)) == 1
+    assert generation(job).delivered and ledger(job) == CHARGED
