@@ -206,9 +206,14 @@ class Worker:
 
         A generation another worker is still processing under a live lease is
         left to it (``RetryLater``: the dead-letter message comes back later).
+        A completed generation whose pictures were never sent (every delivery
+        deferred) is delivered now, or the operator is alerted.
         """
         logger.thread_safe_append_keys(user_id=job.user_id, generation_id=job.generation_id)
         generation = queries.get_generation(job.user_id, job.generation_id)
+        if generation is not None and generation.status == GenerationStatus.COMPLETED and not generation.delivered:
+            self._deliver_dead_letter(generation)
+            return False
         if generation is None or generation.status not in ACTIVE_STATUSES:
             logger.info("dead-lettered job needs nothing", extra={"status": getattr(generation, "status", None)})
             return False
@@ -230,6 +235,27 @@ class Worker:
             f"generation {generation.generation_id} of user {int(generation.user_id)} failed after retries",
         )
         return True
+
+    def _deliver_dead_letter(self, generation: Generation) -> None:
+        """Charged and completed, never sent (deliveries kept being deferred): deliver it now.
+
+        If it fails again the operator is told and the message stays on the
+        dead-letter queue (``RetryLater``), so delivery is tried again later.
+        """
+        try:
+            if self._finish_delivery(generation) == Outcome.DELIVERED_LATE:
+                logger.info("dead-lettered job delivered")
+        except DeliveryBusy:
+            raise  # a worker is sending it right now: look again once its lease is over
+        except RetryLater as retry:
+            alert_operator(
+                self.bot,
+                self.settings,
+                "undelivered",
+                f"generation {generation.generation_id} of user {int(generation.user_id)} is completed "
+                f"but could not be delivered after retries: {retry}",
+            )
+            raise
 
 
 def _release_delivery(generation: Generation) -> None:

@@ -99,3 +99,59 @@ def test_a_dead_letter_waits_while_a_worker_holds_a_live_lease(stack: Stack) -> 
     assert stack.run_dead_letters(event) == []
     assert generation(job).status == "failed" and ledger(job) == REFUNDED
     assert len(stack.alerts()) == 1
+
+
+def test_a_completed_picture_whose_five_deliveries_were_deferred_is_delivered_by_the_dead_letter_handler(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.shorten_queue_timing(visibility_timeout=1, max_receive_count=5)
+    job = stack.start_job("telegram is busy")
+    # Telegram answers 429 to every delivery SQS makes (the Bot API client tries 3 times
+    # within a receive): each of the five receives defers it.
+    stack.telegram.refuse_next("sendPhoto", 429, "Too Many Requests: retry after 0", retry_after=0, times=5 * 3)
+    stack.send(job.to_message())
+    queue, dlq = stack.queue_url(), stack.dead_letter_queue_url()
+
+    for _ in range(5):
+        assert run_batch(app.generation_worker, queue, stack.queue_arn(), "generation_worker") == 1
+        assert generation(job).status == "completed" and not generation(job).delivered
+    assert run_batch(app.generation_worker, queue, stack.queue_arn(), "generation_worker") == 0
+    assert stack.queue_depth(dlq) == (1, 0)
+    assert stack.aiml.calls_for("telegram is busy") == 1 and ledger(job) == CHARGED
+
+    # Charged and completed, never sent: the dead-letter handler delivers it (before: it ignored it).
+    assert run_batch(app.dead_letter_worker, dlq, stack.queue_arn(dlq), "dead_letter_worker") == 1
+
+    done = generation(job)
+    assert (done.status, done.delivered) == ("completed", True)
+    sends = stack.telegram.pictures_to(job.user_id)
+    assert len(sends) == 5 * 3 + 1  # five deliveries refused, the dead-letter handler's sent
+    assert ledger(job) == CHARGED and stack.alerts() == []
+    assert stack.queue_depth(dlq) == (0, 0)
+
+    # A duplicate dead letter sends nothing again.
+    stack.send(job.to_message(), queue_url=dlq)
+    assert run_batch(app.dead_letter_worker, dlq, stack.queue_arn(dlq), "dead_letter_worker") == 1
+    assert len(stack.telegram.pictures_to(job.user_id)) == 5 * 3 + 1 and ledger(job) == CHARGED
+
+
+def test_a_dead_lettered_picture_that_still_cannot_be_delivered_alerts_the_operator_and_stays(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = stack.start_job("still busy")
+    # The worker's delivery and the dead-letter handler's first one are refused (3 tries each).
+    stack.telegram.refuse_next("sendPhoto", 429, "Too Many Requests: retry after 0", retry_after=0, times=2 * 3)
+    event = stack.deliver(job)
+    assert stack.run(event) == [message_id(event, job)]
+    dlq = stack.dead_letter_queue_url()
+    stack.send(job.to_message(), queue_url=dlq)
+    dead = stack.receive(dlq)
+
+    assert stack.run_dead_letters(dead) == [message_id(dead, job)]  # kept: tried again later
+    [alert] = stack.alerts()
+    assert "undelivered" in alert and job.generation_id in alert
+    assert generation(job).status == "completed" and not generation(job).delivered and ledger(job) == CHARGED
+
+    assert stack.run_dead_letters(dead) == []
+    assert generation(job).delivered and ledger(job) == CHARGED
+    assert len(stack.telegram.pictures_to(job.user_id)) == 2 * 3 + 1
