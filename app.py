@@ -23,6 +23,7 @@ api = JsonApi(app)
 # sources at the stack's own queues (see infra/).
 GENERATION_QUEUE = "nanogen-generations"
 DEAD_LETTER_QUEUE = "nanogen-generations-dlq"
+BROADCAST_QUEUE = "nanogen-broadcasts"
 
 
 def _request() -> Request:
@@ -88,6 +89,27 @@ def create_upload() -> Any:
     return handlers.create_upload(_request())
 
 
+@api.route("/api/packs")
+def list_packs() -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.list_packs()
+
+
+@api.route("/api/payments/invoice", methods=("POST",))
+def create_invoice() -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.create_invoice(_request())
+
+
+@api.route("/api/promo/redeem", methods=("POST",))
+def redeem_promo() -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.redeem_promo(_request())
+
+
 # --- Admin API --------------------------------------------------------------
 
 
@@ -133,6 +155,41 @@ def admin_refund_payment(charge_id: str) -> Any:
     return admin_payments.refund(_request(), charge_id)
 
 
+@api.route("/api/admin/promo-codes", methods=("POST",))
+def admin_create_promo_code() -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.create_promo_code(_request())
+
+
+@api.route("/api/admin/promo-codes/{code}")
+def admin_promo_code(code: str) -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.get_promo_code(_request(), code)
+
+
+@api.route("/api/admin/broadcasts", methods=("POST",))
+def admin_create_broadcast() -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.create_broadcast(_request())
+
+
+@api.route("/api/admin/broadcasts/{broadcast_id}")
+def admin_broadcast(broadcast_id: str) -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.get_broadcast(_request(), broadcast_id)
+
+
+@api.route("/api/admin/broadcasts/{broadcast_id}/cancel", methods=("POST",))
+def admin_cancel_broadcast(broadcast_id: str) -> Any:
+    from chalicelib.handlers import growth
+
+    return growth.cancel_broadcast(_request(), broadcast_id)
+
+
 # --- Telegram ---------------------------------------------------------------
 
 
@@ -158,6 +215,13 @@ def dead_letter_worker(event: Any) -> Any:
     from chalicelib.handlers import worker
 
     return worker.process_dead_letters(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=BROADCAST_QUEUE, batch_size=1)
+def broadcast_worker(event: Any) -> None:
+    from chalicelib.handlers import broadcast_worker as handlers
+
+    handlers.process(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chalicelib.telegram import BotApi
 
 _bot_api: BotApi | None = None
+_broadcast_bot_api: BotApi | None = None
 _worker: Worker | None = None
 _installed_worker: Worker | None = None
 _local_provider: Callable[[], ImageProvider] | None = None
@@ -44,6 +45,23 @@ def bot_api() -> BotApi:
 
             _bot_api = bot_api_from_settings(get_settings())
         return _bot_api
+
+
+def broadcast_bot_api() -> BotApi:
+    """A Bot API client that never waits out a 429 itself: broadcasts wait on their shared send clock."""
+    global _broadcast_bot_api
+    with _lock:
+        if _broadcast_bot_api is None:
+            from chalicelib.telegram import BotApi
+
+            settings = get_settings()
+            _broadcast_bot_api = BotApi(
+                settings.telegram_bot_token,
+                settings.telegram_api_base,
+                dry_run=settings.telegram_dry_run,
+                max_retry_after=0,
+            )
+        return _broadcast_bot_api
 
 
 def install_local_provider(factory: Callable[[], ImageProvider] | None) -> None:
@@ -103,11 +121,13 @@ def reset() -> None:
 
     The installed local provider stays: it is how this process was started, not a cache.
     """
-    global _bot_api, _worker, _installed_worker
-    from chalicelib import aws, config
+    global _bot_api, _broadcast_bot_api, _worker, _installed_worker
+    from chalicelib import aws, config, referrals
 
     config.reset_settings()
     aws.reset_clients()
+    referrals.reset_cache()
     _bot_api = None
+    _broadcast_bot_api = None
     _worker = None
     _installed_worker = None

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import catalogue, money, queries
+from chalicelib import catalogue, money, queries, referrals
 from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError, UserBanned
@@ -47,6 +47,7 @@ _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
 
 OPEN_APP_BUTTON_TEXT = "Open NanoGen"
 PRE_CHECKOUT_UNKNOWN_PACK = "This offer is no longer available. Send /buy to see the current packs."
+PRE_CHECKOUT_OTHER_BUYER = "This invoice was made for another Telegram account. Open the app to buy credits."
 PRE_CHECKOUT_WRONG_PRICE = "The price of this pack has changed. Send /buy for a new invoice."
 # Message fields that carry a file the bot may be asked to edit (chalicelib.photos).
 _PICTURE_FIELDS = ("photo", "document", "sticker")
@@ -212,7 +213,8 @@ def _open_app_markup(settings: Settings) -> dict[str, Any] | None:
 def _start(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     """Register (welcome credits once), greet with the balance, offer the Mini App."""
     payload = argument if _START_PAYLOAD_RE.fullmatch(argument) else None
-    user, created = money.register(message.sender, settings, start_payload=payload)
+    inviter = referrals.inviter_of(payload)
+    user, created = money.register(message.sender, settings, start_payload=payload, invited_by=inviter)
     name = message.sender.first_name or "there"
     balance = f"Your balance: {_credits(int(user.credits))}."
     if created and settings.welcome_credits:
@@ -255,6 +257,8 @@ def help_text(settings: Settings) -> str:
             "/start: welcome and your balance",
             "/balance: your credits",
             "/buy: buy credits with Telegram Stars",
+            "/promo CODE: redeem a promo code",
+            "/invite: your invitation link",
             "/help: this message",
             "",
             "A picture that cannot be made costs nothing: its credits come back.",
@@ -394,10 +398,13 @@ def _answer_pre_checkout(bot: BotApi, settings: Settings, *, query: Mapping[str,
     """Accept only an invoice we issued, at its price, for a user who is not banned (within 10 s)."""
     sender = _profile(query.get("from"))
     assert sender is not None  # plan() checked it
-    pack = _pack_of(query.get("invoice_payload"))
+    payload = query.get("invoice_payload")
+    pack, buyer = catalogue.parse_payload(payload) if isinstance(payload, str) else (None, None)
     error: str | None = None
     if pack is None:
         error = PRE_CHECKOUT_UNKNOWN_PACK
+    elif buyer is not None and buyer != sender.user_id:
+        error = PRE_CHECKOUT_OTHER_BUYER
     elif not _pays_for(query, pack):
         error = PRE_CHECKOUT_WRONG_PRICE
     else:
@@ -478,3 +485,69 @@ def _alert_unmatched_payment(bot: BotApi, settings: Settings, message: ChatMessa
         "unmatched_payment",
         f"payment by user {message.sender.user_id} matches no pack and was not credited: {details}",
     )
+
+
+# --------------------------------------------------------------------------
+# Growth: /promo and /invite (their texts in one place, for the language catalogues)
+# --------------------------------------------------------------------------
+
+# Keyed as in chalicelib/locales/*.ftl (promo-*, invite-*), for the catalogue lookup that replaces them.
+PROMO_TEXTS = {
+    "promo-usage": "Send the code after the command, for example: /promo SPRING",
+    "promo-granted": "Code accepted: {credits} added. Your balance: {balance}.",
+    "promo-unknown": "There is no such code, or it has expired.",
+    "promo-already-redeemed": "You have already used this code.",
+    "promo-exhausted": "This code has been used up.",
+}
+INVITE_TEXTS = {
+    "invite-text": "Invite friends with your link: {link}\nWhen a friend makes their first purchase, you get {bonus}.\n"
+    "Friends invited: {invited}. Credits earned: {earned}.",
+    "invite-disabled": "Invitations are switched off right now.",
+}
+
+
+def _promo(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    from chalicelib.errors import AlreadyRedeemed, NotFound, PromoExhausted
+    from chalicelib.validation import parse_promo_code
+
+    code = parse_promo_code(argument) if argument else None
+    if not argument:
+        _say(bot, message.chat_id, PROMO_TEXTS["promo-usage"], reply_to=message.message_id)
+        return
+    try:
+        if code is None:
+            raise NotFound()
+        redeemed = money.redeem_promo_code(message.sender, code, settings)
+    except NotFound:
+        text = PROMO_TEXTS["promo-unknown"]
+    except AlreadyRedeemed:
+        text = PROMO_TEXTS["promo-already-redeemed"]
+    except PromoExhausted:
+        text = PROMO_TEXTS["promo-exhausted"]
+    except ApiError as refused:
+        text = refusal_text(refused)
+    else:
+        count("PromoRedemptions")
+        count("CreditsGranted", redeemed.granted)
+        text = PROMO_TEXTS["promo-granted"].format(
+            credits=_credits(redeemed.granted), balance=_credits(redeemed.credits)
+        )
+    _say(bot, message.chat_id, text, reply_to=message.message_id)
+
+
+def _invite(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    user = money.get_or_register(message.sender, settings)
+    summary = referrals.summary(user, settings, bot)
+    if summary["link"] is None:
+        _say(bot, message.chat_id, INVITE_TEXTS["invite-disabled"])
+        return
+    text = INVITE_TEXTS["invite-text"].format(
+        link=summary["link"],
+        bonus=_credits(settings.referral_bonus_credits),
+        invited=summary["invited"],
+        earned=summary["earned"],
+    )
+    _say(bot, message.chat_id, text)
+
+
+_COMMANDS.update(promo=_promo, invite=_invite)

@@ -132,6 +132,14 @@ class CreditPack:
         """The invoice payload Telegram echoes back in pre-checkout and payment."""
         return f"{_PAYLOAD_PREFIX}{self.id}"
 
+    def payload_for(self, buyer_id: int) -> str:
+        """A Mini App invoice's payload: the pack and the user it was made for (``nanogen:<pack>:<user>``)."""
+        return f"{self.payload}:{buyer_id}"
+
+    def to_public(self) -> dict[str, Any]:
+        """The shape of ``GET /api/packs`` (CONTRACT §5)."""
+        return {"id": self.id, "credits": self.credits, "stars": self.stars, "title": self.title}
+
 
 PACKS: tuple[CreditPack, ...] = (
     CreditPack(
@@ -160,6 +168,25 @@ PACKS: tuple[CreditPack, ...] = (
 _PACKS_BY_PAYLOAD = {pack.payload: pack for pack in PACKS}
 
 
+_PACKS_BY_ID = {pack.id: pack for pack in PACKS}
+
+
 def pack_by_payload(payload: str) -> CreditPack | None:
-    """The pack an invoice payload names, or None for anything we did not issue."""
-    return _PACKS_BY_PAYLOAD.get(payload)
+    """The pack an invoice payload names (``/buy``'s or the Mini App's), or None for anything we did not issue."""
+    return parse_payload(payload)[0]
+
+
+def parse_payload(payload: str) -> tuple[CreditPack | None, int | None]:
+    """``(pack, buyer)`` of an invoice payload; the buyer only in Mini App invoices (``payload_for``)."""
+    pack = _PACKS_BY_PAYLOAD.get(payload)
+    if pack is not None:
+        return pack, None
+    base, sep, buyer = payload.rpartition(":")
+    pack = _PACKS_BY_PAYLOAD.get(base) if sep else None
+    if pack is None or not buyer.isascii() or not buyer.isdigit() or len(buyer) > 16:
+        return None, None
+    return pack, int(buyer)
+
+
+def pack_by_id(pack_id: str) -> CreditPack | None:
+    return _PACKS_BY_ID.get(pack_id)

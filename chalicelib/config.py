@@ -60,6 +60,13 @@ class Settings:
     generation_queue_name: str
     dead_letter_queue_name: str
     results_bucket: str
+    # Growth (promo codes, referrals, broadcasts).
+    bot_username: str | None  # for referral links; None: asked of Telegram (getMe) once
+    referral_bonus_credits: int  # 0 turns referrals off
+    broadcast_rate_per_second: int
+    growth_table: str
+    broadcast_queue_url: str | None
+    broadcast_queue_name: str
     # Operator-tunable model costs: {"model id": credits}, from MODEL_COSTS.
     model_costs: Mapping[str, int] = field(default_factory=dict)
     in_aws: bool = False  # running as a Lambda function (AWS_LAMBDA_FUNCTION_NAME is set)
@@ -196,6 +203,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if alert_chat is not None and not re.fullmatch(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}", alert_chat):
         raise ConfigurationError(f"ALERT_CHAT_ID must be a chat id or @channelname, got {alert_chat!r}")
 
+    bot_username = read.text("BOT_USERNAME")
+    if bot_username is not None:
+        bot_username = bot_username.removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z0-9_]{4,32}", bot_username):
+            raise ConfigurationError(f"BOT_USERNAME must be a Telegram bot username, got {bot_username!r}")
+
     stage = read.text("NANOGEN_STAGE", "local") or "local"
     if not re.fullmatch(r"[a-z0-9-]{1,20}", stage):
         raise ConfigurationError(f"NANOGEN_STAGE must be 1-20 of a-z 0-9 -, got {stage!r}")
@@ -231,6 +244,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         generation_queue_name=read.text("GENERATION_QUEUE_NAME", f"{prefix}-generations") or "",
         dead_letter_queue_name=read.text("DEAD_LETTER_QUEUE_NAME", f"{prefix}-generations-dlq") or "",
         results_bucket=read.text("RESULTS_BUCKET", f"{prefix}-results") or "",
+        bot_username=bot_username,
+        referral_bonus_credits=read.integer("REFERRAL_BONUS_CREDITS", 10, minimum=0, maximum=1_000_000),
+        broadcast_rate_per_second=read.integer("BROADCAST_RATE_PER_SECOND", 25, minimum=1, maximum=1000),
+        growth_table=read.text("GROWTH_TABLE", f"{prefix}-growth") or "",
+        broadcast_queue_url=read.text("BROADCAST_QUEUE_URL"),
+        broadcast_queue_name=read.text("BROADCAST_QUEUE_NAME", f"{prefix}-broadcasts") or "",
         model_costs=read.costs("MODEL_COSTS"),
         in_aws=_running_in_lambda(env),
     )

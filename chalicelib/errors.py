@@ -78,6 +78,16 @@ class Conflict(ApiError):
     default_message = "The change conflicts with the current state."
 
 
+class AlreadyRedeemed(ApiError):
+    status, code = 409, "already_redeemed"
+    default_message = "You have already redeemed this promo code."
+
+
+class PromoExhausted(ApiError):
+    status, code = 409, "promo_exhausted"
+    default_message = "This promo code has no uses left."
+
+
 class IdempotencyKeyReused(ApiError):
     status, code = 422, "idempotency_key_reused"
     default_message = "This Idempotency-Key was already used with different parameters."
@@ -144,6 +154,10 @@ class TelegramError(NanoGenError):
         self.error_code = error_code
         self.retry_after = retry_after
         super().__init__(f"Telegram error {error_code}: {description}")
+
+
+class BroadcastStopped(NanoGenError):
+    """The broadcast is no longer ``sending`` (cancelled): claim no more of its users."""
 
 
 class TransactionCancelled(NanoGenError):

@@ -10,6 +10,9 @@ slots atomically with the charge, in ``chalicelib.money``):
 * picture edits: ``UploadRecord`` (an upload's owner), ``AlbumRecord`` (an
   album being collected), ``PendingPhotos`` (photos waiting for their
   instruction), ``ChatPicture`` (which result a chat message shows).
+* ``BroadcastDelivery``: a broadcast reaches a user at most once (claimed
+  before the send, its outcome recorded with the broadcast's counters);
+* ``BroadcastClock``: every broadcast worker's sends booked on one clock.
 
 A new feature that needs "at most once" or "at most N per window" adds its
 guard here (its model in ``chalicelib.tables``, a ``kind#...`` key).
@@ -19,24 +22,30 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
 
-from chalicelib.model import UpdateClaim, UpdateClaimOutcome
+from chalicelib.errors import BroadcastStopped, TransactionCancelled
+from chalicelib.model import BroadcastOutcome, BroadcastStatus, UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.tables import (
     AlbumRecord,
     AlertWindow,
+    Broadcast,
+    BroadcastClock,
+    BroadcastDelivery,
     ChatPicture,
     IdempotencyRecord,
     PendingPhotos,
     ProcessedUpdate,
     UploadRecord,
+    User,
 )
-from chalicelib.transactions import conditional_update
+from chalicelib.transactions import Transaction, conditional_update
 
 # --------------------------------------------------------------------------
 # Idempotency keys (written by money.start_generation)
@@ -262,3 +271,117 @@ def picture_shown(chat_id: int, message_id: int) -> str | None:
         return str(ChatPicture.get(ChatPicture.key(chat_id, message_id), consistent_read=True).s3_key)
     except DoesNotExist:
         return None
+
+
+# Broadcasts: one BroadcastDelivery per broadcast and user, one send clock
+# --------------------------------------------------------------------------
+
+DELIVERY_TTL_SECONDS = 30 * 24 * 3600
+CLOCK_TTL_SECONDS = 24 * 3600
+_SENDING = "sending"
+
+
+def _delivery(broadcast_id: str, user_id: int) -> BroadcastDelivery:
+    return BroadcastDelivery(
+        pk=BroadcastDelivery.key(broadcast_id, user_id),
+        state=_SENDING,
+        broadcast_id=broadcast_id,
+        user_id=user_id,
+        expires_at=int(time.time()) + DELIVERY_TTL_SECONDS,
+    )
+
+
+def _still_sending(broadcast_id: str) -> tuple[Any, ...]:
+    return (Broadcast, Broadcast.key(broadcast_id), None, Broadcast.status == BroadcastStatus.SENDING)
+
+
+def claim_broadcast_deliveries(broadcast_id: str, user_ids: list[int]) -> set[int]:
+    """Claim users for a broadcast before sending: the ones this call claimed (others had been, by an
+    earlier delivery of the page). One transaction, on condition that the broadcast is still sending;
+    raises ``BroadcastStopped`` once it is not (cancelled)."""
+    tx = Transaction()
+    tx.check("broadcast", *_still_sending(broadcast_id))
+    for user_id in user_ids:
+        tx.put(f"delivery:{user_id}", _delivery(broadcast_id, user_id), BroadcastDelivery.pk.does_not_exist())
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("broadcast"):
+            raise BroadcastStopped() from None
+        if not any(cancelled.failed(f"delivery:{user_id}") for user_id in user_ids):
+            raise
+        # A redelivered page: some are claimed already. Claim the others one by one.
+        return {user_id for user_id in user_ids if _claim_one(broadcast_id, user_id)}
+    return set(user_ids)
+
+
+def _claim_one(broadcast_id: str, user_id: int) -> bool:
+    tx = Transaction()
+    tx.check("broadcast", *_still_sending(broadcast_id))
+    tx.put("delivery", _delivery(broadcast_id, user_id), BroadcastDelivery.pk.does_not_exist())
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("broadcast"):
+            raise BroadcastStopped() from None
+        if cancelled.failed("delivery"):
+            return False
+        raise
+    return True
+
+
+def record_broadcast_deliveries(broadcast_id: str, results: Mapping[int, BroadcastOutcome]) -> None:
+    """The deliveries' outcomes, the broadcast's counters and the users found blocked: one transaction."""
+    counters = {
+        BroadcastOutcome.SENT: Broadcast.sent,
+        BroadcastOutcome.FAILED: Broadcast.failed,
+        BroadcastOutcome.BLOCKED: Broadcast.blocked,
+    }
+    tx = Transaction()
+    for user_id, result in results.items():
+        tx.update(
+            f"delivery:{user_id}",
+            BroadcastDelivery(pk=BroadcastDelivery.key(broadcast_id, user_id)),
+            [BroadcastDelivery.state.set(result.value)],
+            condition=BroadcastDelivery.state == _SENDING,
+        )
+        if result == BroadcastOutcome.BLOCKED:
+            tx.update(
+                f"user:{user_id}", User(user_id=user_id), [User.blocked.set(True)], condition=User.user_id.exists()
+            )
+    totals = Counter(results.values())
+    tx.update(
+        "broadcast",
+        Broadcast(pk=Broadcast.key(broadcast_id)),
+        [counters[outcome].add(number) for outcome, number in totals.items()],
+        condition=Broadcast.pk.exists(),
+    )
+    tx.commit()
+
+
+def book_send_slots(count: int, *, unstarted: int, restart_at: int, now: float) -> int:
+    """The first of ``count`` consecutive slots of the shared send clock.
+
+    Usually the clock is ahead of now (its next slot ``>= unstarted``): take
+    its next slots. Idle (or never used), it restarts at ``restart_at``.
+    """
+    while True:
+        item = BroadcastClock(pk=BroadcastClock.KEY)
+        if conditional_update(item, [BroadcastClock.next_slot.add(count)], BroadcastClock.next_slot >= unstarted):
+            return int(item.next_slot) - count
+        restart = [
+            BroadcastClock.next_slot.set(restart_at + count),
+            BroadcastClock.expires_at.set(int(now) + CLOCK_TTL_SECONDS),
+        ]
+        idle = BroadcastClock.next_slot.does_not_exist() | (BroadcastClock.next_slot < unstarted)
+        if conditional_update(item, restart, idle):  # type: ignore[arg-type]
+            return restart_at
+
+
+def push_send_clock(target_slot: int, *, now: float) -> None:
+    """No slot before ``target_slot`` is booked from now on (Telegram said to wait)."""
+    conditional_update(
+        BroadcastClock(pk=BroadcastClock.KEY),
+        [BroadcastClock.next_slot.set(target_slot), BroadcastClock.expires_at.set(int(now) + CLOCK_TTL_SECONDS)],
+        BroadcastClock.next_slot.does_not_exist() | (BroadcastClock.next_slot < target_slot),
+    )

@@ -36,6 +36,21 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class BroadcastStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class BroadcastOutcome(StrEnum):
+    """What became of one broadcast message (a delivery still ``sending`` crashed mid-way: never re-sent)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
 class LedgerReason(StrEnum):
     WELCOME = "welcome"
     GENERATION = "generation"
@@ -43,6 +58,8 @@ class LedgerReason(StrEnum):
     ADMIN = "admin"
     PURCHASE = "purchase"
     PURCHASE_REFUND = "purchase_refund"
+    PROMO = "promo"
+    REFERRAL = "referral"
 
 
 @dataclass(frozen=True)
@@ -107,3 +124,11 @@ class UpdateClaim:
 
     pk: str
     expires_at: int
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A promo code redeemed: the credits it granted and the balance after."""
+
+    granted: int
+    credits: int

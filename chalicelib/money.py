@@ -28,11 +28,13 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.config import Settings
 from chalicelib.errors import (
+    AlreadyRedeemed,
     Conflict,
     IdempotencyKeyReused,
     InsufficientCredits,
     NotCancellable,
     NotFound,
+    PromoExhausted,
     RateLimited,
     TooManyActive,
     TransactionCancelled,
@@ -51,15 +53,18 @@ from chalicelib.model import (
     LedgerReason,
     PaymentStatus,
     Profile,
+    Redeemed,
     StartResult,
 )
-from chalicelib.queries import get_generation, get_payment, get_user, unfinished_generations
+from chalicelib.queries import get_generation, get_payment, get_promo_code, get_user, unfinished_generations
 from chalicelib.tables import (
     SWEEP_SHARDS,
     Generation,
     IdempotencyRecord,
     LedgerEntry,
     Payment,
+    PromoCode,
+    PromoRedemption,
     RateLimitWindow,
     User,
 )
@@ -100,14 +105,24 @@ def _user_exists() -> Any:
 
 
 def register(
-    profile: Profile, settings: Settings, *, start_payload: str | None = None, now: float | None = None
+    profile: Profile,
+    settings: Settings,
+    *,
+    start_payload: str | None = None,
+    invited_by: int | None = None,
+    now: float | None = None,
 ) -> tuple[User, bool]:
     """Create the user with its welcome credits, exactly once.
 
     Returns ``(user, created)``. Racing calls all return the same user; only
     the one whose conditional put wins writes the welcome ledger entry.
+    ``invited_by`` (a referral link) is recorded only here, so only for a
+    user who is new at this moment, never for oneself, only for an inviter
+    who exists, and not at all when referrals are off (CONTRACT §6.7).
     """
     now = _now(now)
+    if invited_by == profile.user_id or settings.referral_bonus_credits == 0:
+        invited_by = None
     user = User(
         user_id=profile.user_id,
         first_name=profile.first_name,
@@ -118,6 +133,7 @@ def register(
         active_generations=0,
         banned=False,
         start_payload=start_payload,
+        invited_by=invited_by,
         created_at=iso_utc(now),
         updated_at=iso_utc(now),
     )
@@ -125,8 +141,17 @@ def register(
     tx.put("user", user, condition=User.user_id.does_not_exist())
     if settings.welcome_credits:
         _put_ledger(tx, _ledger(profile.user_id, settings.welcome_credits, LedgerReason.WELCOME, now))
-    if tx.try_commit("user"):
+    if invited_by is not None:
+        tx.update("inviter", User(user_id=invited_by), [User.invited_count.add(1)], condition=_user_exists())
+    try:
+        tx.commit()
         return user, True
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("inviter") and not cancelled.failed("user"):
+            # A link of nobody we know: the user is still new, just not invited.
+            return register(profile, settings, start_payload=start_payload, now=now)
+        if not cancelled.failed("user"):
+            raise
     existing = get_user(profile.user_id)
     if existing is None:  # pragma: no cover - a user is never deleted
         raise Conflict("The user could not be registered; please retry.")
@@ -602,8 +627,7 @@ def credit_purchase(
     Returns False when this charge was already credited (a re-sent update).
     """
     now = _now(now)
-    if get_user(profile.user_id) is None:
-        register(profile, settings, now=now)
+    buyer = get_user(profile.user_id) or register(profile, settings, now=now)[0]
     payment = Payment(
         charge_id=charge_id,
         user_id=profile.user_id,
@@ -615,16 +639,41 @@ def credit_purchase(
         created_at=iso_utc(now),
         updated_at=iso_utc(now),
     )
-    tx = Transaction()
-    tx.put("payment", payment, condition=Payment.charge_id.does_not_exist())
-    tx.update(
-        "user",
-        User(user_id=profile.user_id),
-        [User.credits.add(credits), User.updated_at.set(iso_utc(now))],
-        condition=_user_exists(),
-    )
-    _put_ledger(tx, _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
-    return tx.try_commit("payment")
+    # An invited user's first purchase also pays the inviter's bonus, in this
+    # same transaction (CONTRACT §6.7); if a racing purchase was first, the
+    # "user" condition fails and the purchase is credited without it.
+    bonus = _referral_bonus(buyer, settings)
+    for with_bonus in (True, False) if bonus else (False,):
+        tx = Transaction()
+        tx.put("payment", payment, condition=Payment.charge_id.does_not_exist())
+        condition = _user_exists()
+        if with_bonus:
+            assert bonus is not None
+            condition &= User.paid_at.does_not_exist() & (User.invited_by == bonus[0])
+            _add_referral_bonus(
+                tx, inviter=bonus[0], invitee=profile.user_id, amount=bonus[1], charge_id=charge_id, now=now
+            )
+        tx.update(
+            "user",
+            User(user_id=profile.user_id),
+            [
+                User.credits.add(credits),
+                User.updated_at.set(iso_utc(now)),
+                User.paid_at.set(User.paid_at | iso_utc(now)),  # the first purchase's time
+            ],
+            condition=condition,
+        )
+        _put_ledger(tx, _ledger(profile.user_id, credits, LedgerReason.PURCHASE, now, payment_charge_id=charge_id))
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("payment"):
+                return False
+            if with_bonus and cancelled.failed("user"):
+                continue  # not the first purchase after all
+            raise
+        return True
+    raise Conflict("The payment could not be credited because of concurrent changes.")  # pragma: no cover
 
 
 def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
@@ -721,3 +770,91 @@ def _move_payment(
     _put_ledger(tx, _ledger(user_id, delta, reason, now, payment_charge_id=payment.charge_id, note=note))
     tx.commit()
     payment.status = to_status.value
+
+
+# --------------------------------------------------------------------------
+# Growth: promo codes and referral bonuses (CONTRACT §6.6, §6.7)
+# --------------------------------------------------------------------------
+
+
+def _usable(promo: PromoCode | None, now: float) -> PromoCode:
+    if promo is None or (promo.expires_at is not None and promo.expires_at <= iso_utc(now)):
+        raise NotFound("No such promo code, or it has expired.")
+    return promo
+
+
+def redeem_promo_code(profile: Profile, code: str, settings: Settings, *, now: float | None = None) -> Redeemed:
+    """Grant a code's credits to a user: one transaction, at most once per user, at most ``max_uses`` in all.
+
+    The transaction counts a use on the code (condition: below ``max_uses``,
+    not expired), creates the user's redemption record (condition: new),
+    credits the user (condition: not banned) and writes the ledger entry.
+    Racing redemptions of the last use, or of one user twice, fail their
+    condition and change nothing.
+    """
+    now = _now(now)
+    promo = _usable(get_promo_code(code), now)
+    user = get_or_register(profile, settings, now=now)
+    if user.banned:
+        raise UserBanned()
+    granted = int(promo.credits)
+    tx = Transaction()
+    tx.update(
+        "code",
+        PromoCode(pk=promo.pk),
+        [PromoCode.uses.add(1)],
+        condition=(
+            PromoCode.pk.exists()
+            & (PromoCode.uses < int(promo.max_uses))
+            & (PromoCode.expires_at.does_not_exist() | (PromoCode.expires_at > iso_utc(now)))
+        ),
+    )
+    redemption = PromoRedemption(
+        pk=PromoRedemption.key(promo.code, profile.user_id),
+        code=promo.code,
+        user_id=profile.user_id,
+        credits=granted,
+        created_at=iso_utc(now),
+    )
+    tx.put("redemption", redemption, condition=PromoRedemption.pk.does_not_exist())
+    tx.update(
+        "user",
+        User(user_id=profile.user_id),
+        [User.credits.add(granted), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists() & (User.banned == False),  # noqa: E712 - a DynamoDB condition
+    )
+    _put_ledger(tx, _ledger(profile.user_id, granted, LedgerReason.PROMO, now, promo_code=promo.code))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("redemption"):
+            raise AlreadyRedeemed() from None
+        if cancelled.failed("code"):
+            _usable(get_promo_code(code), now)  # expired meanwhile: 404
+            raise PromoExhausted() from None
+        if cancelled.failed("user"):
+            raise UserBanned() from None
+        raise
+    balance = get_user(profile.user_id)
+    return Redeemed(granted=granted, credits=int(balance.credits) if balance else granted)
+
+
+def _referral_bonus(buyer: User, settings: Settings) -> tuple[int, int] | None:
+    """``(inviter, credits)`` when this purchase may be the invited buyer's first, else None."""
+    if buyer.invited_by is None or buyer.paid_at is not None or settings.referral_bonus_credits == 0:
+        return None
+    return int(buyer.invited_by), settings.referral_bonus_credits
+
+
+def _add_referral_bonus(
+    tx: Transaction, *, inviter: int, invitee: int, amount: int, charge_id: str, now: float
+) -> None:
+    """The inviter's side of an invited user's first purchase: balance, earnings and ledger entry."""
+    tx.update(
+        "inviter",
+        User(user_id=inviter),
+        [User.credits.add(amount), User.referral_earned.add(amount), User.updated_at.set(iso_utc(now))],
+        condition=_user_exists(),
+    )
+    entry = _ledger(inviter, amount, LedgerReason.REFERRAL, now, referred_user_id=invitee, payment_charge_id=charge_id)
+    tx.put("referral_ledger", entry, condition=LedgerEntry.entry_id.does_not_exist())

@@ -18,8 +18,9 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
+from chalicelib.ids import iso_utc
 from chalicelib.model import GenerationStatus, LedgerReason
-from chalicelib.tables import SWEEP_SHARDS, Generation, LedgerEntry, Payment, User
+from chalicelib.tables import SWEEP_SHARDS, Broadcast, Generation, LedgerEntry, Payment, PromoCode, User
 
 # A ULID in Crockford base32, as ``chalicelib.ids.new_id`` writes it.
 _GENERATION_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -99,7 +100,16 @@ def stats() -> dict[str, Any]:
     by_status = {status.value: 0 for status in GenerationStatus}
     for generation in Generation.scan(attributes_to_get=["status"]):
         by_status[generation.status] = by_status.get(generation.status, 0) + 1
-    totals = {"granted": 0, "removed": 0, "spent": 0, "refunded": 0, "purchased": 0, "welcome": 0}
+    totals = {
+        "granted": 0,
+        "removed": 0,
+        "spent": 0,
+        "refunded": 0,
+        "purchased": 0,
+        "welcome": 0,
+        "promo": 0,
+        "referral": 0,
+    }
     for entry in LedgerEntry.scan(attributes_to_get=["delta", "reason"]):
         delta = int(entry.delta)
         if entry.reason == LedgerReason.GENERATION:
@@ -114,6 +124,8 @@ def stats() -> dict[str, Any]:
             totals["welcome"] += delta
         elif entry.reason in (LedgerReason.PURCHASE, LedgerReason.PURCHASE_REFUND):
             totals["purchased"] += delta
+        elif entry.reason in (LedgerReason.PROMO, LedgerReason.REFERRAL):
+            totals[entry.reason] += delta
     return {"users": users, "generations": by_status, "credits": totals}
 
 
@@ -145,3 +157,54 @@ def _abandoned(generation: Generation, now: float) -> bool:
     if generation.status == GenerationStatus.PENDING:
         return True
     return generation.status == GenerationStatus.PROCESSING and (generation.lease_until or 0) < int(now)
+
+
+# --------------------------------------------------------------------------
+# Growth: promo codes, broadcasts and their audiences
+# --------------------------------------------------------------------------
+
+ACTIVE_DAYS = 30  # the ``active_30d`` audience
+
+
+def get_promo_code(code: str) -> PromoCode | None:
+    try:
+        return PromoCode.get(PromoCode.key(code), consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_broadcast(broadcast_id: str) -> Broadcast | None:
+    try:
+        return Broadcast.get(Broadcast.key(broadcast_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _audience_filter(audience: str, now: float) -> Any:
+    """Who a broadcast reaches: never a user who blocked the bot; ``paying``: has bought; ``active_30d``:
+    the account changed (registered, generated, paid) or the user wrote to the bot in 30 days."""
+    condition = User.blocked.does_not_exist() | (User.blocked == False)  # noqa: E712 - a DynamoDB condition
+    if audience == "paying":
+        condition &= User.paid_at.exists()
+    elif audience == "active_30d":
+        cutoff = iso_utc(now - ACTIVE_DAYS * 86400)
+        condition &= (User.updated_at >= cutoff) | (User.last_active_at >= cutoff)
+    return condition
+
+
+def audience_size(audience: str, *, now: float) -> int:
+    return sum(1 for _ in User.scan(filter_condition=_audience_filter(audience, now), attributes_to_get=["user_id"]))
+
+
+def audience_page(
+    audience: str, cursor: dict[str, Any] | None, *, page_size: int, now: float
+) -> tuple[list[User], dict[str, Any] | None]:
+    """One Scan page of the users table (the audience's filter applied) and where the next one starts."""
+    scan = User.scan(
+        filter_condition=_audience_filter(audience, now),
+        page_size=page_size,
+        last_evaluated_key=cursor,
+        consistent_read=True,
+    )
+    raw = next(scan.page_iter, None) or {}
+    return [User.from_raw_data(item) for item in raw.get("Items", [])], scan.page_iter.last_evaluated_key

@@ -6,13 +6,19 @@ are in ``chalicelib.money``.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from chalicelib.errors import NotFound
+from pynamodb.exceptions import PutError
+from pynamodb.expressions.update import Action
+
+from chalicelib.errors import Conflict, NotFound
 from chalicelib.ids import iso_utc
-from chalicelib.model import GenerationStatus
-from chalicelib.tables import Generation, User
+from chalicelib.model import BroadcastStatus, GenerationStatus
+from chalicelib.tables import Broadcast, Generation, PromoCode, User
 from chalicelib.transactions import conditional_update
 
 
@@ -97,3 +103,89 @@ def mark_requeued(generation: Generation, *, every_seconds: int, now: float | No
         [Generation.requeued_at.set(int(now))],
         abandoned & not_lately,
     )
+
+
+# --------------------------------------------------------------------------
+# Growth: promo codes, broadcasts, users' activity
+# --------------------------------------------------------------------------
+
+
+def create_promo_code(
+    code: str,
+    *,
+    credits: int,
+    max_uses: int,
+    expires_at: str | None,
+    created_by: str,
+    now: float | None = None,
+) -> PromoCode:
+    """A new code (stored upper case: codes are case-insensitive); 409 if it exists. Redeeming it is money."""
+    now = time.time() if now is None else now
+    promo = PromoCode(
+        pk=PromoCode.key(code),
+        code=code.upper(),
+        credits=credits,
+        max_uses=max_uses,
+        uses=0,
+        expires_at=expires_at,
+        created_at=iso_utc(now),
+        created_by=created_by,
+    )
+    try:
+        promo.save(condition=PromoCode.pk.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise Conflict(f"The promo code {code.upper()} already exists.") from None
+        raise
+    return promo
+
+
+def create_broadcast(broadcast: Broadcast) -> None:
+    broadcast.save(condition=Broadcast.pk.does_not_exist())
+
+
+def set_broadcast_status(
+    broadcast_id: str, status: BroadcastStatus, *, only_from: tuple[BroadcastStatus, ...], now: float | None = None
+) -> Broadcast | None:
+    """``only_from`` -> ``status``; the broadcast as it is now, or None when it was in another status."""
+    now = time.time() if now is None else now
+    item = Broadcast(pk=Broadcast.key(broadcast_id))
+    actions: list[Action] = [Broadcast.status.set(status.value), Broadcast.updated_at.set(iso_utc(now))]
+    condition = Broadcast.pk.exists() & Broadcast.status.is_in(*(each.value for each in only_from))
+    return item if conditional_update(item, actions, condition) else None
+
+
+def start_broadcast(broadcast_id: str, *, total: int, now: float) -> Broadcast | None:
+    """queued -> sending, with the audience's size as ``total``; None when it was not queued."""
+    item = Broadcast(pk=Broadcast.key(broadcast_id))
+    actions: list[Action] = [
+        Broadcast.status.set(BroadcastStatus.SENDING.value),
+        Broadcast.total.set(total),
+        Broadcast.updated_at.set(iso_utc(now)),
+    ]
+    return item if conditional_update(item, actions, Broadcast.status == BroadcastStatus.QUEUED) else None
+
+
+def advance_broadcast(
+    broadcast_id: str, number: int, next_cursor: Mapping[str, Any] | None, *, final_total: int | None, now: float
+) -> bool:
+    """Page ``number`` is done (once: a conditional update); after the last page the broadcast is ``done``."""
+    actions: list[Action] = [Broadcast.page.set(number + 1), Broadcast.updated_at.set(iso_utc(now))]
+    if next_cursor:
+        actions.append(Broadcast.cursor.set(json.dumps(next_cursor)))
+    else:
+        actions += [Broadcast.cursor.remove(), Broadcast.status.set(BroadcastStatus.DONE.value)]
+        if final_total is not None:
+            actions.append(Broadcast.total.set(final_total))
+    condition = (Broadcast.page == number) & (Broadcast.status == BroadcastStatus.SENDING)
+    return conditional_update(Broadcast(pk=Broadcast.key(broadcast_id)), actions, condition)
+
+
+def note_activity(user_id: int, *, now: float | None = None) -> None:
+    """The user wrote to the bot: clear ``blocked`` and remember the day (at most one write a day)."""
+    now = time.time() if now is None else now
+    today = iso_utc(now - now % 86400)
+    condition = User.user_id.exists() & (
+        User.blocked.exists() | User.last_active_at.does_not_exist() | (User.last_active_at < today)
+    )
+    conditional_update(User(user_id=user_id), [User.last_active_at.set(iso_utc(now)), User.blocked.remove()], condition)

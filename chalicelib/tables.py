@@ -25,13 +25,18 @@ Table design (every table on demand, TTL on ``expires_at`` where it exists):
                  TTL: idempotency keys (``idem#<user>#<key>`` from the API,
                  ``idem-bot#<user>#<key>`` from the bot), per-minute
                  rate-limit windows (``rate#<user>#<minute>``), claimed
-                 Telegram updates (``update#<update_id>``) and operator
-                 alert windows (``alert#<kind>#<window>``); and for picture
+                 Telegram updates (``update#<update_id>``), operator
+                 alert windows (``alert#<kind>#<window>``), broadcast
+                 deliveries (``bcast#<broadcast>#<user>``) and the broadcast
+                 send clock (``broadcast-clock``); and for picture
                  edits: Mini App uploads (``upload#<user>#<upload_id>``, a
                  day, as long as the object), albums being collected
                  (``album#<chat>#<media_group_id>``), a photo waiting for
                  its instruction (``photo#<chat>``, an hour) and which
                  picture a chat message shows (``picture#<chat>#<message>``).
+``growth``       hash ``pk``: promo codes (``promo#<CODE>``), redemptions
+                 (``redeem#<CODE>#<user>``: one per user and code) and
+                 broadcasts (``broadcast#<id>``). No TTL.
 """
 
 from __future__ import annotations
@@ -80,6 +85,13 @@ class User(Model):
     start_payload = UnicodeAttribute(null=True)  # /start argument, e.g. a referral
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    # Growth (chalicelib.money's referral block, chalicelib.broadcasts).
+    invited_by = NumberAttribute(null=True)  # the inviter, set only in the registration transaction
+    invited_count = NumberAttribute(null=True)  # users this one invited
+    referral_earned = NumberAttribute(null=True)  # credits earned by inviting
+    paid_at = UnicodeAttribute(null=True)  # first Stars purchase credited (the referral bonus is earned then)
+    blocked = BooleanAttribute(null=True)  # Telegram answered 403 to a broadcast; cleared when they write
+    last_active_at = UnicodeAttribute(null=True)  # last message to the bot (at most one write a day)
 
 
 class UnfinishedIndex(GlobalSecondaryIndex["Generation"]):
@@ -135,11 +147,13 @@ class LedgerEntry(Model):
     user_id = NumberAttribute(hash_key=True)
     entry_id = UnicodeAttribute(range_key=True)
     delta = NumberAttribute()
-    reason = UnicodeAttribute()  # welcome | generation | refund | admin | purchase | purchase_refund
+    reason = UnicodeAttribute()  # welcome | generation | refund | admin | purchase | purchase_refund | promo | referral
     generation_id = UnicodeAttribute(null=True)
     payment_charge_id = UnicodeAttribute(null=True)
     note = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
+    promo_code = UnicodeAttribute(null=True)  # reason "promo"
+    referred_user_id = NumberAttribute(null=True)  # reason "referral": whose first purchase earned it
 
 
 class Payment(Model):
@@ -266,12 +280,110 @@ class ChatPicture(_Guard):
         return f"picture#{chat_id}#{message_id}"
 
 
+class BroadcastDelivery(_Guard):
+    """One broadcast to one user, claimed before the message is sent: at most once (CONTRACT §6.8).
+
+    ``state``: ``sending`` (claimed; a crash here leaves it so: never re-sent),
+    then ``sent``, ``failed`` or ``blocked`` together with the broadcast's counter.
+    """
+
+    state = UnicodeAttribute()
+    broadcast_id = UnicodeAttribute()
+    user_id = NumberAttribute()
+
+    @staticmethod
+    def key(broadcast_id: str, user_id: int) -> str:
+        return f"bcast#{broadcast_id}#{user_id}"
+
+
+class BroadcastClock(_Guard):
+    """The shared send schedule of every broadcast worker (``chalicelib.broadcasts``).
+
+    ``next_slot`` is the next free slot of width ``1/rate`` seconds, counted
+    from the epoch; each message books one with a conditional increment.
+    """
+
+    next_slot = NumberAttribute()
+
+    KEY = "broadcast-clock"
+
+
+# --------------------------------------------------------------------------
+# The growth table: promo codes, their redemptions, broadcasts (no TTL)
+# --------------------------------------------------------------------------
+
+
+class _GrowthItem(Model):
+    class Meta(_Meta):
+        table_name = "growth"
+
+    pk = UnicodeAttribute(hash_key=True)
+
+
+class PromoCode(_GrowthItem):
+    """``promo#<CODE>`` (upper case: codes are case-insensitive). ``uses`` < ``max_uses`` is checked on redemption."""
+
+    code = UnicodeAttribute()
+    credits = NumberAttribute()
+    max_uses = NumberAttribute()
+    uses = NumberAttribute(default=0)
+    expires_at = UnicodeAttribute(null=True)  # ISO 8601 UTC; comparable as text
+    created_at = UnicodeAttribute()
+    created_by = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(code: str) -> str:
+        return f"promo#{code.upper()}"
+
+
+class PromoRedemption(_GrowthItem):
+    """``redeem#<CODE>#<user_id>``: exists once a user redeemed a code, so a second redemption fails its put."""
+
+    code = UnicodeAttribute()
+    user_id = NumberAttribute()
+    credits = NumberAttribute()
+    created_at = UnicodeAttribute()
+
+    @staticmethod
+    def key(code: str, user_id: int) -> str:
+        return f"redeem#{code.upper()}#{user_id}"
+
+
+class Broadcast(_GrowthItem):
+    """``broadcast#<id>``: an announcement, its audience and its progress.
+
+    ``page`` counts the audience pages done (chalicelib.broadcasts advances it
+    conditionally so a redelivered page never starts a second chain).
+    """
+
+    broadcast_id = UnicodeAttribute()
+    status = UnicodeAttribute()  # queued | sending | done | cancelled
+    audience = UnicodeAttribute()  # all | paying | active_30d
+    text_all = UnicodeAttribute(null=True)
+    text_en = UnicodeAttribute(null=True)
+    text_ru = UnicodeAttribute(null=True)
+    total = NumberAttribute(default=0)
+    sent = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+    blocked = NumberAttribute(default=0)
+    page = NumberAttribute(default=0)
+    cursor = UnicodeAttribute(null=True)  # JSON: where page ``page`` starts (a Scan's LastEvaluatedKey)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    created_by = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(broadcast_id: str) -> str:
+        return f"broadcast#{broadcast_id}"
+
+
 TABLE_MODELS: dict[str, type[Model]] = {
     "users": User,
     "generations": Generation,
     "ledger": LedgerEntry,
     "payments": Payment,
     "guards": _Guard,
+    "growth": _GrowthItem,
 }
 GUARD_MODELS: tuple[type[Model], ...] = (
     _Guard,
@@ -283,7 +395,12 @@ GUARD_MODELS: tuple[type[Model], ...] = (
     AlbumRecord,
     PendingPhotos,
     ChatPicture,
+    BroadcastDelivery,
+    BroadcastClock,
 )
+GROWTH_MODELS: tuple[type[Model], ...] = (_GrowthItem, PromoCode, PromoRedemption, Broadcast)
+# Tables that several models share (one key schema, items told apart by their key's prefix).
+_SHARED_TABLES: dict[str, tuple[type[Model], ...]] = {"guards": GUARD_MODELS, "growth": GROWTH_MODELS}
 TTL_ATTRIBUTES = {"guards": "expires_at"}
 
 _bound_to: tuple[Any, ...] | None = None
@@ -298,6 +415,7 @@ def table_names(settings: Settings) -> dict[str, str]:
         "ledger": settings.ledger_table,
         "payments": settings.payments_table,
         "guards": settings.guards_table,
+        "growth": settings.growth_table,
     }
 
 
@@ -317,7 +435,7 @@ def bind_tables(settings: Settings) -> None:
         if signature == _bound_to:
             return
         for logical, model in TABLE_MODELS.items():
-            models = GUARD_MODELS if logical == "guards" else (model,)
+            models = _SHARED_TABLES.get(logical, (model,))
             for each in models:
                 each.Meta.table_name = names[logical]
                 each.Meta.region = region
@@ -336,11 +454,11 @@ def _share_one_client() -> None:
     from chalicelib import transactions
 
     shared = transactions.shared_connection()
-    models: tuple[type[Model], ...] = (User, Generation, LedgerEntry, Payment, *GUARD_MODELS)
+    models: tuple[type[Model], ...] = (User, Generation, LedgerEntry, Payment, *GUARD_MODELS, *GROWTH_MODELS)
     for model in models:
         table_connection = model._get_connection()
         if table_connection.connection is not shared:
-            with contextlib.suppress(ValueError):  # the guard models share one table
+            with contextlib.suppress(ValueError):  # the guard (growth) models share one table
                 shared.add_meta_table(table_connection.get_meta_table())
             table_connection.connection = shared
     _ = shared.client

@@ -25,6 +25,8 @@ from chalicelib.errors import TelegramError
 from chalicelib.observability import logger
 
 MESSAGE_LIMIT = 4096
+# What ``getMe`` answers in a dry run (``make run`` without a token): referral links still look real.
+DRY_RUN_BOT_USERNAME = "nanogen_local_bot"
 CAPTION_LIMIT = 1024
 
 # 429s waited out inside one call; after that the caller decides (retry_after is on the error).
@@ -174,6 +176,10 @@ class BotApi:
             return message
         if method == "getWebhookInfo":
             return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        if method == "getMe":
+            return {"id": int(self._token.split(":")[0]), "is_bot": True, "username": DRY_RUN_BOT_USERNAME}
+        if method == "createInvoiceLink":
+            return f"https://t.me/$dry-run-invoice-{next(self._fake_message_ids)}"
         return True
 
     def _scrub(self, text: str) -> str:
@@ -284,6 +290,25 @@ class BotApi:
             "prices": [{"label": label, "amount": amount_stars}],
         }
         result: dict[str, Any] = self.call("sendInvoice", fields)
+        return result
+
+    def create_invoice_link(self, *, title: str, description: str, payload: str, amount_stars: int, label: str) -> str:
+        """A Telegram Stars invoice link for ``Telegram.WebApp.openInvoice`` (same fields as ``sendInvoice``)."""
+        fields = {
+            "title": title,
+            "description": description,
+            "payload": payload,
+            "provider_token": "",
+            "currency": "XTR",
+            "prices": [{"label": label, "amount": amount_stars}],
+        }
+        link = self.call("createInvoiceLink", fields)
+        if not isinstance(link, str):
+            raise TelegramError("createInvoiceLink answered no link")
+        return link
+
+    def get_me(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("getMe")
         return result
 
     def answer_pre_checkout_query(self, pre_checkout_query_id: str, ok: bool, error_message: str | None = None) -> bool:

@@ -336,3 +336,117 @@ def parse_user_id(value: str) -> int:
     if not _USER_ID_RE.fullmatch(value) or not 1 <= int(value) <= MAX_TELEGRAM_ID:
         _invalid("user_id must be a positive Telegram user id.")
     return int(value)
+
+
+# --------------------------------------------------------------------------
+# Growth: promo codes, packs, broadcasts (CONTRACT §5)
+# --------------------------------------------------------------------------
+
+PROMO_CODE_RE = re.compile(r"[A-Za-z0-9_-]{4,32}")
+MAX_PROMO_CREDITS = 100_000
+MAX_PROMO_USES = 1_000_000
+MAX_BROADCAST_CHARS = 4096
+BROADCAST_AUDIENCES = ("all", "paying", "active_30d")
+BROADCAST_LANGUAGES = ("ru", "en")
+
+
+@dataclass(frozen=True)
+class PromoCodeRequest:
+    code: str
+    credits: int
+    max_uses: int
+    expires_at: str | None  # ISO 8601 UTC, as chalicelib.ids.iso_utc writes it
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    texts: Mapping[str, str]  # {"all": text} or {"ru": text, "en": text}
+    audience: str
+
+
+def _bounded_int(value: object, field: str, maximum: int) -> int:
+    if type(value) is not int or not 1 <= value <= maximum:
+        _invalid(f"{field} must be a whole number from 1 to {maximum}.")
+    return value
+
+
+def _iso_utc(value: object, field: str) -> str:
+    """An ISO 8601 date-time (a missing zone means UTC), normalised to ``2026-12-01T18:00:00.000Z``."""
+    from datetime import UTC, datetime
+
+    from chalicelib.ids import iso_utc
+
+    if not isinstance(value, str) or len(value) > 40:
+        _invalid(f"{field} must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:59Z.")
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        _invalid(f"{field} must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:59Z.")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return iso_utc(moment.timestamp())
+    except (OverflowError, OSError, ValueError):
+        _invalid(f"{field} is out of range.")
+
+
+def parse_promo_code_creation(body: Mapping[str, Any]) -> PromoCodeRequest:
+    """``{"code", "credits", "max_uses", "expires_at"?}`` of ``POST /api/admin/promo-codes``."""
+    _reject_unknown_fields(body, ("code", "credits", "max_uses", "expires_at"))
+    code = body.get("code")
+    if not isinstance(code, str) or not PROMO_CODE_RE.fullmatch(code):
+        _invalid("code must be 4 to 32 characters of A-Z a-z 0-9 _ -.")
+    expires_at = body.get("expires_at")
+    return PromoCodeRequest(
+        code=code.upper(),
+        credits=_bounded_int(body.get("credits"), "credits", MAX_PROMO_CREDITS),
+        max_uses=_bounded_int(body.get("max_uses"), "max_uses", MAX_PROMO_USES),
+        expires_at=None if expires_at is None else _iso_utc(expires_at, "expires_at"),
+    )
+
+
+def parse_promo_code(value: object) -> str | None:
+    """A code a user typed (any case); None when it cannot be any code (the caller answers 404)."""
+    if not isinstance(value, str):
+        _invalid("code is required and must be a string.")
+    code = value.strip()
+    return code.upper() if PROMO_CODE_RE.fullmatch(code) else None
+
+
+def parse_promo_redemption(body: Mapping[str, Any]) -> str | None:
+    """``{"code"}`` of ``POST /api/promo/redeem``."""
+    _reject_unknown_fields(body, ("code",))
+    return parse_promo_code(body.get("code"))
+
+
+def parse_pack_id(body: Mapping[str, Any]) -> str:
+    """``{"pack_id"}`` of ``POST /api/payments/invoice``; the pack must be on sale."""
+    from chalicelib import catalogue
+
+    _reject_unknown_fields(body, ("pack_id",))
+    pack_id = body.get("pack_id")
+    if not isinstance(pack_id, str) or catalogue.pack_by_id(pack_id) is None:
+        on_sale = ", ".join(pack.id for pack in catalogue.PACKS)
+        _invalid(f"pack_id must be one of: {on_sale}.")
+    return pack_id
+
+
+def parse_broadcast(body: Mapping[str, Any]) -> BroadcastRequest:
+    """``{"text": str or {"ru", "en"}, "audience"}`` of ``POST /api/admin/broadcasts``."""
+    _reject_unknown_fields(body, ("text", "audience"))
+    audience = body.get("audience")
+    if audience not in BROADCAST_AUDIENCES:
+        _invalid(f"audience must be one of: {', '.join(BROADCAST_AUDIENCES)}.")
+    text = body.get("text")
+    if isinstance(text, dict):
+        _reject_unknown_fields(text, BROADCAST_LANGUAGES)
+        texts = {
+            language: _text(text.get(language), f"text.{language}", max_chars=MAX_BROADCAST_CHARS)
+            for language in BROADCAST_LANGUAGES
+        }
+    else:
+        if not isinstance(text, str):
+            _invalid('text is required: a string, or {"ru": string, "en": string}.')
+        texts = {"all": _text(text, "text", max_chars=MAX_BROADCAST_CHARS)}
+    assert isinstance(audience, str)
+    return BroadcastRequest(texts=texts, audience=audience)

@@ -117,6 +117,14 @@ def resources(functions: tuple[str, ...], *, retention_days: int, api_name: Any,
             "Properties": {"TopicArn": {"Ref": TOPIC}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
         },
         "DeadLetterQueueAlarm": _dead_letter_alarm(),
+        # No handler consumes it, so a message waits there: the visible count sees it.
+        "BroadcastDeadLetterQueueAlarm": _alarm(
+            "A broadcast page failed five times and was parked in the broadcast dead-letter queue.",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Statistic="Maximum",
+            Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": ["BroadcastDeadLetterQueue", "QueueName"]}}],
+        ),
         "Api5xxAlarm": _alarm(
             "The API answered 5xx.",
             Namespace="AWS/ApiGateway",

@@ -35,6 +35,9 @@ DEAD_LETTER_VISIBILITY_TIMEOUT_SECONDS = 6 * DEAD_LETTER_WORKER_TIMEOUT_SECONDS
 UPLOADS_PREFIX = "uploads/"
 UPLOAD_EXPIRY_DAYS = 1
 MAX_RECEIVE_COUNT = 5  # deliveries before a job goes to the dead-letter queue
+# The broadcast worker sends one page of an audience per invocation (chalicelib.broadcasts).
+BROADCAST_WORKER_TIMEOUT_SECONDS = 120
+BROADCAST_VISIBILITY_TIMEOUT_SECONDS = 6 * BROADCAST_WORKER_TIMEOUT_SECONDS
 
 TABLE_LOGICAL_IDS = {
     "users": "UsersTable",
@@ -42,6 +45,7 @@ TABLE_LOGICAL_IDS = {
     "ledger": "LedgerTable",
     "payments": "PaymentsTable",
     "guards": "GuardsTable",
+    "growth": "GrowthTable",
 }
 
 
@@ -98,6 +102,23 @@ def resources() -> dict[str, Any]:
             "SqsManagedSseEnabled": True,
             "RedrivePolicy": {
                 "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                "maxReceiveCount": MAX_RECEIVE_COUNT,
+            },
+        },
+    }
+    # Broadcast pages: a page that fails five times is parked here for the operator (no consumer).
+    result["BroadcastDeadLetterQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True},
+    }
+    result["BroadcastQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "VisibilityTimeout": BROADCAST_VISIBILITY_TIMEOUT_SECONDS,
+            "MessageRetentionPeriod": 4 * 24 * 3600,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": ["BroadcastDeadLetterQueue", "Arn"]},
                 "maxReceiveCount": MAX_RECEIVE_COUNT,
             },
         },
@@ -209,6 +230,25 @@ def create_locally(
             "VisibilityTimeout": str(visibility_timeout or queue_props["VisibilityTimeout"]),
             "MessageRetentionPeriod": str(queue_props["MessageRetentionPeriod"]),
             "RedrivePolicy": json.dumps(redrive),
+        },
+    )
+
+    broadcast_dlq_url = sqs.create_queue(QueueName=f"{settings.broadcast_queue_name}-dlq")["QueueUrl"]
+    broadcast_dlq_arn = sqs.get_queue_attributes(QueueUrl=broadcast_dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    broadcast_props = defined["BroadcastQueue"]["Properties"]
+    sqs.create_queue(
+        QueueName=settings.broadcast_queue_name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout or broadcast_props["VisibilityTimeout"]),
+            "MessageRetentionPeriod": str(broadcast_props["MessageRetentionPeriod"]),
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": broadcast_dlq_arn,
+                    "maxReceiveCount": str(max_receive_count or MAX_RECEIVE_COUNT),
+                }
+            ),
         },
     )
 

@@ -31,12 +31,13 @@ from chalicelib import http
 from infra import miniapp, monitoring
 from infra.resources import TABLE_LOGICAL_IDS, resources
 
-FUNCTIONS = ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper")
+FUNCTIONS = ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper", "BroadcastWorker")
 ROLES = {
     "APIHandler": "ApiHandlerRole",
     "GenerationWorker": "GenerationWorkerRole",
     "DeadLetterWorker": "DeadLetterWorkerRole",
     "Sweeper": "SweeperRole",
+    "BroadcastWorker": "BroadcastWorkerRole",
 }
 # Secrets are read at run time from these SSM parameters (SecureString).
 SECRET_PARAMETERS = {
@@ -70,6 +71,7 @@ STAGES = {
 }
 # The dead-letter handler refunds or delivers one job at a time; 2 is the least Lambda allows.
 DEAD_LETTER_MAX_CONCURRENCY = 2
+BROADCAST_MAX_CONCURRENCY = 2  # the least SQS event sources accept
 
 
 def stage_settings(stage: str) -> StageSettings:
@@ -131,10 +133,11 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
             _logs(),
             _secrets(stage),
             # TransactWriteItems is authorised per item through these actions.
-            _statement("MoneyItems", _ITEM_RW, _table_arns(*money_tables, "payments")),
+            _statement("MoneyItems", _ITEM_RW, _table_arns(*money_tables, "payments", "growth")),
             _statement(
                 "HistoryAndAdmin", ["dynamodb:Query", "dynamodb:Scan"], _table_arns("users", "generations", "ledger")
             ),
+            _statement("QueueBroadcasts", ["sqs:SendMessage", "sqs:GetQueueUrl"], _arn("BroadcastQueue")),
             # A webhook handler that fails releases its claim on the update.
             _statement("ReleaseUpdateClaims", ["dynamodb:DeleteItem"], _table_arns("guards")),
             _statement("QueueJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], _arn("GenerationQueue")),
@@ -177,6 +180,24 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
             _statement("FindUnfinished", ["dynamodb:Query"], _table_arns("generations", indexes=True)),
             _statement("RequeueJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], _arn("GenerationQueue")),
         ],
+        "BroadcastWorker": [
+            _logs(),
+            _secrets(stage),
+            # Deliveries and the send clock (guards), counters (growth), blocked flags (users).
+            _statement("BroadcastItems", _ITEM_RW, _table_arns("users", "guards", "growth")),
+            _statement("ReadAudience", ["dynamodb:Scan"], _table_arns("users")),
+            _statement(
+                "ConsumeAndChainPages",
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:SendMessage",
+                    "sqs:GetQueueUrl",
+                ],
+                _arn("BroadcastQueue"),
+            ),
+        ],
     }
 
 
@@ -189,6 +210,9 @@ def environment(stage: str) -> dict[str, Any]:
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
         "PAYMENTS_TABLE": {"Ref": "PaymentsTable"},
         "GUARDS_TABLE": {"Ref": "GuardsTable"},
+        "GROWTH_TABLE": {"Ref": "GrowthTable"},
+        "BROADCAST_QUEUE_URL": {"Ref": "BroadcastQueue"},
+        "BROADCAST_QUEUE_NAME": {"Fn::GetAtt": ["BroadcastQueue", "QueueName"]},
         "GENERATION_QUEUE_URL": {"Ref": "GenerationQueue"},
         "GENERATION_QUEUE_NAME": {"Fn::GetAtt": ["GenerationQueue", "QueueName"]},
         "DEAD_LETTER_QUEUE_NAME": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
@@ -418,6 +442,8 @@ def merge_template(stage: str) -> dict[str, Any]:
     for function, queue, event, concurrency in (
         ("GenerationWorker", "GenerationQueue", "GenerationWorkerSqsEventSource", settings.worker_max_concurrency),
         ("DeadLetterWorker", "DeadLetterQueue", "DeadLetterWorkerSqsEventSource", DEAD_LETTER_MAX_CONCURRENCY),
+        # Broadcasts share one send clock: more workers would not send faster.
+        ("BroadcastWorker", "BroadcastQueue", "BroadcastWorkerSqsEventSource", BROADCAST_MAX_CONCURRENCY),
     ):
         merged[function]["Properties"]["Events"] = {
             event: {
@@ -446,6 +472,7 @@ def merge_template(stage: str) -> dict[str, Any]:
         "Outputs": {
             "GenerationQueueUrl": {"Value": {"Ref": "GenerationQueue"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
+            "BroadcastQueueUrl": {"Value": {"Ref": "BroadcastQueue"}},
             "ResultsBucketName": {"Value": {"Ref": "ResultsBucket"}},
             "SecretParameterPrefix": {"Value": parameter_prefix(stage)},
             "AlarmTopicArn": {"Value": {"Ref": monitoring.TOPIC}},

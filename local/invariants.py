@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from chalicelib.model import ACTIVE_STATUSES, REFUNDED_STATUSES, LedgerReason, PaymentStatus
-from chalicelib.tables import Generation, LedgerEntry, Payment, User
+from chalicelib.tables import (
+    Broadcast,
+    BroadcastDelivery,
+    Generation,
+    LedgerEntry,
+    Payment,
+    PromoCode,
+    PromoRedemption,
+    User,
+)
 
 
 def violations() -> list[str]:
@@ -69,4 +78,89 @@ def violations() -> list[str]:
         expected = 1 if payment.status == PaymentStatus.CREDITED else 0
         if purchases[payment.charge_id] != expected:
             problems.append(f"payment {payment.charge_id} ({payment.status}) credited {purchases[payment.charge_id]}x")
+    problems += promo_violations(ledger)
+    problems += referral_violations(users, ledger)
+    problems += broadcast_violations()
+    return problems
+
+
+def promo_violations(ledger: list[LedgerEntry]) -> list[str]:
+    """Rule 6: a code grants at most once per user and at most ``max_uses`` times, each grant in the ledger."""
+    problems: list[str] = []
+    codes = {promo.code: promo for promo in PromoCode.scan(PromoCode.pk.startswith("promo#"), consistent_read=True)}
+    redemptions = list(PromoRedemption.scan(PromoRedemption.pk.startswith("redeem#"), consistent_read=True))
+    granted: Counter[tuple[str, int]] = Counter(
+        (entry.promo_code or "", int(entry.user_id)) for entry in ledger if entry.reason == "promo"
+    )
+    redeemed: Counter[str] = Counter(redemption.code for redemption in redemptions)
+    for code, promo in codes.items():
+        if int(promo.uses) != redeemed[code]:
+            problems.append(f"promo {code} counts {int(promo.uses)} uses but has {redeemed[code]} redemptions")
+        if redeemed[code] > int(promo.max_uses):
+            problems.append(f"promo {code} redeemed {redeemed[code]} times, more than its {int(promo.max_uses)} uses")
+    for redemption in redemptions:
+        key = (redemption.code, int(redemption.user_id))
+        if redemption.code not in codes:
+            problems.append(f"redemption of unknown promo {redemption.code}")
+        if granted[key] != 1:
+            problems.append(f"promo {key[0]} redeemed by user {key[1]} granted {granted[key]} times")
+    redeemed_by = {(redemption.code, int(redemption.user_id)) for redemption in redemptions}
+    for (code, user_id), times in granted.items():
+        if times and (code, user_id) not in redeemed_by:
+            problems.append(f"promo {code} granted to user {user_id} without a redemption")
+    return problems
+
+
+def referral_violations(users: dict[int, User], ledger: list[LedgerEntry]) -> list[str]:
+    """Rule 7: a bonus at most once per invited user, to their inviter, after a purchase; nobody invites themselves."""
+    problems: list[str] = []
+    bonuses: Counter[int] = Counter()
+    earned: Counter[int] = Counter()
+    for entry in ledger:
+        if entry.reason != "referral":
+            continue
+        invitee = users.get(int(entry.referred_user_id or 0))
+        bonuses[int(entry.referred_user_id or 0)] += 1
+        earned[int(entry.user_id)] += int(entry.delta)
+        if invitee is None or invitee.invited_by is None or int(invitee.invited_by) != int(entry.user_id):
+            problems.append(
+                f"referral bonus to {int(entry.user_id)} for {entry.referred_user_id}, who they did not invite"
+            )
+        elif invitee.paid_at is None:
+            problems.append(f"referral bonus for user {int(invitee.user_id)}, who never paid")
+    invited: Counter[int] = Counter()
+    for user_id, user in users.items():
+        if user.invited_by is not None:
+            invited[int(user.invited_by)] += 1
+            if int(user.invited_by) == user_id:
+                problems.append(f"user {user_id} invited themselves")
+            elif int(user.invited_by) not in users:
+                problems.append(f"user {user_id} invited by unknown user {int(user.invited_by)}")
+        if bonuses[user_id] > 1:
+            problems.append(f"user {user_id}'s first purchase paid {bonuses[user_id]} referral bonuses")
+    for user_id, user in users.items():
+        if int(user.invited_count or 0) != invited[user_id]:
+            problems.append(
+                f"user {user_id} invited_count {int(user.invited_count or 0)} != {invited[user_id]} invited"
+            )
+        if int(user.referral_earned or 0) != earned[user_id]:
+            problems.append(
+                f"user {user_id} referral_earned {int(user.referral_earned or 0)} != ledger {earned[user_id]}"
+            )
+    return problems
+
+
+def broadcast_violations() -> list[str]:
+    """Rule 8: one delivery per user and broadcast (its key), and the counters are the deliveries' outcomes."""
+    problems: list[str] = []
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for delivery in BroadcastDelivery.scan(BroadcastDelivery.pk.startswith("bcast#"), consistent_read=True):
+        outcomes[(delivery.broadcast_id, delivery.state)] += 1
+    for broadcast in Broadcast.scan(Broadcast.pk.startswith("broadcast#"), consistent_read=True):
+        for state in ("sent", "failed", "blocked"):
+            counted, recorded = int(getattr(broadcast, state)), outcomes[(broadcast.broadcast_id, state)]
+            if counted != recorded:
+                problems.append(
+                    f"broadcast {broadcast.broadcast_id} counts {counted} {state}, deliveries say {recorded}"
+                )
     return problems

@@ -150,7 +150,7 @@ NanoGen is running (Ctrl-C stops everything)
   Mini App             {api}/app/   (built from webapp/; the link below signs you in)
   REST API + webhook   {api}   (health: {api}/api/health; chalice local itself on :{api_port})
   local AWS (moto)     {aws_endpoint}   stage '{settings.stage}'
-  worker + sweeper     generation queue, dead-letter queue, sweep every few seconds
+  worker + sweeper     generation, dead-letter and broadcast queues, sweep every few seconds
   Telegram             {telegram}
   images               {provider}
   webhook secret       {webhook_header}

@@ -1,8 +1,9 @@
 """The local stand-in for Lambda's SQS triggers and the sweeper's schedule.
 
-Polls the generation queue and the dead-letter queue and hands each
-batch, shaped as Lambda's SQS event, to the very handlers deployed as
-Lambdas (``app.generation_worker``, ``app.dead_letter_worker``). As Lambda
+Polls the generation queue, the dead-letter queue and the broadcast queue
+and hands each batch, shaped as Lambda's SQS event, to the very handlers
+deployed as Lambdas (``app.generation_worker``, ``app.dead_letter_worker``,
+``app.broadcast_worker``). As Lambda
 does with ``ReportBatchItemFailures``, it deletes the records that succeeded
 and leaves the reported failures to become visible again, so SQS redelivers
 them and, after ``maxReceiveCount``, moves them to the dead-letter queue.
@@ -155,6 +156,11 @@ def main() -> None:
         threading.Thread(
             target=_poll_forever,
             args=(deployed.dead_letter_worker, settings.dead_letter_queue_name, "dead_letter_worker"),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_poll_forever,
+            args=(deployed.broadcast_worker, settings.broadcast_queue_name, "broadcast_worker"),
             daemon=True,
         ),
         threading.Thread(target=_sweep_forever, args=(deployed.sweeper,), daemon=True),

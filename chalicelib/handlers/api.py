@@ -47,8 +47,12 @@ def list_models() -> dict[str, Any]:
 
 
 def me(request: Request) -> dict[str, Any]:
+    from chalicelib import referrals
+
     profile = _caller(request)
-    return user_view(money.get_or_register(profile, ready()))
+    settings = ready()
+    user = money.get_or_register(profile, settings)
+    return {**user_view(user), "referral": referrals.summary(user, settings)}
 
 
 def create_generation(request: Request) -> Response:

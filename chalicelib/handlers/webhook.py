@@ -29,7 +29,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import bootstrap, bot, guards
+from chalicelib import bootstrap, bot, guards, records
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest, Unauthorized, UpdateInProgress
 from chalicelib.model import UpdateClaimOutcome
@@ -74,8 +74,21 @@ def handle(request: Request) -> Response | dict[str, Any]:
         guards.release_update(claim)
         raise
     guards.mark_update_done(claim, keep_seconds=DONE_SECONDS)
+    _note_activity(update)
     logger.info("telegram update handled", extra={"update_id": update_id, "kind": action.kind})
     return {"ok": True}
+
+
+def _note_activity(update: Mapping[str, Any]) -> None:
+    """A user who writes is active and, if a broadcast found them blocked, no longer blocked."""
+    sender = update.get("message", {}).get("from", {}) if isinstance(update.get("message"), dict) else {}
+    user_id = sender.get("id") if isinstance(sender, dict) else None
+    if type(user_id) is not int:
+        return
+    try:
+        records.note_activity(user_id)
+    except Exception:  # never fail an update that was handled
+        logger.exception("could not record the user's activity")
 
 
 def check_secret(headers: Mapping[str, str], settings: Settings) -> None:

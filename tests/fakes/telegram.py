@@ -53,6 +53,7 @@ class Call:
     method: str
     fields: dict[str, Any]  # JSON body, or the form fields of a multipart upload
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # field -> (file name, content)
+    at: float = 0.0  # time.monotonic() when the call arrived
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -74,6 +75,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.total = 0
         self.delay = 0.0  # seconds each answer takes (to widen race windows)
+        self.result_of: dict[str, Any] = {}  # method -> the result it answers instead of the default
+        self.refused_chats: dict[str, tuple[int, str]] = {}  # chat id -> (error_code, description), every call
         self._record = record
         self._refusals: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
@@ -133,11 +136,18 @@ class FakeTelegram:
         with self._lock:
             self.total += 1
             if self._record:
-                self.calls.append(Call(token=token, method=method, fields=fields, files=files))
+                self.calls.append(Call(token=token, method=method, fields=fields, files=files, at=time.monotonic()))
             refusals = self._refusals.get(method)
-            status, body = (
-                refusals.pop(0) if refusals else (200, {"ok": True, "result": self._result(method, fields, files)})
-            )
+            refused_chat = self.refused_chats.get(str(fields.get("chat_id")))
+            if refusals:
+                status, body = refusals.pop(0)
+            elif refused_chat is not None:
+                status, body = (
+                    refused_chat[0],
+                    {"ok": False, "error_code": refused_chat[0], "description": refused_chat[1]},
+                )
+            else:
+                status, body = 200, {"ok": True, "result": self._result(method, fields, files)}
         if self.delay:
             time.sleep(self.delay)
         return Response(json.dumps(body), status=status, content_type="application/json")
@@ -160,6 +170,8 @@ class FakeTelegram:
         return Response("not found", status=404)
 
     def _result(self, method: str, fields: dict[str, Any], files: dict[str, tuple[str, bytes]] | None = None) -> Any:
+        if method in self.result_of:
+            return self.result_of[method]
         if method == "getFile":
             stored = self.files.get(str(fields.get("file_id")))
             if stored is None:

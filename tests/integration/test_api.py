@@ -106,6 +106,7 @@ def test_me_registers_the_user_once_with_the_welcome_credits(monkeypatch: pytest
         "credits": 7,
         "active_generations": 0,
         "banned": False,
+        "referral": {"link": "https://t.me/NanoGenTestBot?start=ref_rt", "invited": 0, "earned": 0},
     }
     again = get("/api/user/me", ALICE)
     assert again.body == first.body
@@ -114,7 +115,7 @@ def test_me_registers_the_user_once_with_the_welcome_credits(monkeypatch: pytest
     assert (stored.first_name, stored.username, stored.language_code) == ("Alice", "alice", "en")
 
     bob = get("/api/user/me", BOB).body
-    assert set(bob) == USER_FIELDS and bob["username"] is None and bob["credits"] == 7
+    assert set(bob) == USER_FIELDS | {"referral"} and bob["username"] is None and bob["credits"] == 7
 
 
 # --- POST /api/generation -----------------------------------------------------------

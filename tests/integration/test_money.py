@@ -386,7 +386,16 @@ def test_stats_count_users_generations_and_credits() -> None:
     stats = queries.stats()
     assert stats["users"] == 1
     assert stats["generations"]["pending"] == 1 and stats["generations"]["cancelled"] == 1
-    assert stats["credits"] == {"granted": 5, "removed": 0, "spent": 3, "refunded": 2, "purchased": 0, "welcome": 10}
+    assert stats["credits"] == {
+        "granted": 5,
+        "removed": 0,
+        "spent": 3,
+        "refunded": 2,
+        "purchased": 0,
+        "welcome": 10,
+        "promo": 0,
+        "referral": 0,
+    }
 
 
 # --- Stars purchases ------------------------------------------------------------------

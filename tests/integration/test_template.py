@@ -57,7 +57,14 @@ def test_cfn_lint_passes(packaged: tuple[str, Path]) -> None:
 def test_tables_are_on_demand_encrypted_recoverable_with_ttl(packaged: tuple[str, Path]) -> None:
     resources = _resources(packaged)
     tables = {name: r for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"UsersTable", "GenerationsTable", "LedgerTable", "PaymentsTable", "GuardsTable"}
+    assert set(tables) == {
+        "UsersTable",
+        "GenerationsTable",
+        "LedgerTable",
+        "PaymentsTable",
+        "GuardsTable",
+        "GrowthTable",
+    }
     for table in tables.values():
         properties = table["Properties"]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
@@ -94,6 +101,9 @@ def test_queue_visibility_lets_a_crashed_job_retry_within_the_generation_timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
     assert resources["DeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+    broadcasts = resources["BroadcastQueue"]["Properties"]
+    assert broadcasts["VisibilityTimeout"] >= 6 * resources["BroadcastWorker"]["Properties"]["Timeout"]
+    assert broadcasts["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["BroadcastDeadLetterQueue", "Arn"]}
 
 
 def test_workers_scale_by_event_source_maximum_concurrency_not_reserved_concurrency(
@@ -132,6 +142,7 @@ def test_results_bucket_is_private_and_encrypted(packaged: tuple[str, Path]) -> 
     [
         ("GenerationWorker", "GenerationWorkerSqsEventSource", "GenerationQueue"),
         ("DeadLetterWorker", "DeadLetterWorkerSqsEventSource", "DeadLetterQueue"),
+        ("BroadcastWorker", "BroadcastWorkerSqsEventSource", "BroadcastQueue"),
     ],
 )
 def test_sqs_event_sources_point_at_this_templates_queues_with_partial_batches(
@@ -144,6 +155,8 @@ def test_sqs_event_sources_point_at_this_templates_queues_with_partial_batches(
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     if function == "GenerationWorker":
         assert source["Properties"]["BatchSize"] == 10
+    if function == "BroadcastWorker":
+        assert source["Properties"]["BatchSize"] == 1  # one page of an audience per invocation
 
 
 def test_api_gateway_answers_in_the_contract_error_shape_and_never_echoes_the_request(
@@ -225,8 +238,10 @@ def test_sweeper_runs_on_a_schedule(packaged: tuple[str, Path]) -> None:
 def test_every_function_is_wired_to_the_stack_by_reference(packaged: tuple[str, Path]) -> None:
     stage = packaged[0]
     resources = _resources(packaged)
-    for function in ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper"):
+    for function in ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper", "BroadcastWorker"):
         variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert variables["GROWTH_TABLE"] == {"Ref": "GrowthTable"}
+        assert variables["BROADCAST_QUEUE_URL"] == {"Ref": "BroadcastQueue"}
         assert variables["USERS_TABLE"] == {"Ref": "UsersTable"}
         assert variables["GENERATIONS_TABLE"] == {"Ref": "GenerationsTable"}
         assert variables["GUARDS_TABLE"] == {"Ref": "GuardsTable"}
@@ -255,6 +270,7 @@ def test_iam_is_least_privilege(packaged: tuple[str, Path]) -> None:
         "DeadLetterWorkerRole",
         "SweeperRole",
         "ApiGatewayLoggingRole",
+        "BroadcastWorkerRole",
     }
     for role, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -271,6 +287,9 @@ def test_iam_is_least_privilege(packaged: tuple[str, Path]) -> None:
     worker_actions = {a for role, s in statements if role == "GenerationWorkerRole" for a in s["Action"]}
     assert "dynamodb:Scan" not in worker_actions and "sqs:SendMessage" not in worker_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
+    broadcaster = [s for role, s in statements if role == "BroadcastWorkerRole"]
+    assert {"dynamodb:Scan", "sqs:SendMessage", "sqs:ReceiveMessage"} <= {a for s in broadcaster for a in s["Action"]}
+    assert "s3:PutObject" not in {a for s in broadcaster for a in s["Action"]}
 
 
 def test_no_secret_value_is_in_the_template(packaged: tuple[str, Path]) -> None:
@@ -293,7 +312,7 @@ def test_package_leaves_out_what_the_lambda_runtime_provides(packaged: tuple[str
 
 # --- Operations (CONTRACT §10) ---------------------------------------------
 
-FUNCTIONS = ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper")
+FUNCTIONS = ("APIHandler", "GenerationWorker", "DeadLetterWorker", "Sweeper", "BroadcastWorker")
 
 
 def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -332,6 +351,11 @@ def test_alarms_notify_a_topic_with_an_optional_email_subscriber(packaged: tuple
         # Waiting there, or taken by the dead-letter handler within the minute.
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters),
         ("AWS/SQS", "NumberOfMessagesReceived", dead_letters),
+        (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            dims(QueueName={"Fn::GetAtt": ["BroadcastDeadLetterQueue", "QueueName"]}),
+        ),
         ("AWS/ApiGateway", "5XXError", dims(ApiName={"Fn::Sub": "${AWS::StackName}"}, Stage="api")),
         # What the worker emits through Powertools (which adds service=nanogen) on AIML 401/403.
         ("NanoGen", "ProviderAuthRefused", dims(service="nanogen")),

@@ -22,7 +22,7 @@ from chalicelib.tables import Generation, LedgerEntry, User
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # Routes anyone may call; every other one must declare its security.
-OPEN_ROUTES = {("/api/health", "get"), ("/api/generation/models", "get")}
+OPEN_ROUTES = {("/api/health", "get"), ("/api/generation/models", "get"), ("/api/packs", "get")}
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,23 @@ def test_user_and_ledger_schemas_have_exactly_the_fields_of_the_views(spec: dict
     from chalicelib.model import LedgerReason
 
     assert schema(spec, "LedgerEntry")["properties"]["reason"]["enum"] == [reason.value for reason in LedgerReason]
+
+
+def test_growth_schemas_have_exactly_the_fields_of_their_views(spec: dict[str, Any]) -> None:
+    from chalicelib import broadcasts, referrals
+    from chalicelib.handlers.growth import promo_view
+    from chalicelib.tables import Broadcast, PromoCode
+
+    user = User(user_id=1, first_name="A", credits=1, active_generations=0, banned=False, created_at="", updated_at="")
+    settings = load_settings({"BOT_USERNAME": "SomeBot"})
+    assert _documented(spec, "Me") == set(views.user_view(user)) | {"referral"}
+    assert _documented(spec, "Referral") == set(referrals.summary(user, settings))
+    assert _documented(spec, "Pack") == set(catalogue.PACKS[0].to_public())
+    promo = PromoCode(pk="promo#X", code="X", credits=1, max_uses=1, uses=0, created_at="")
+    assert _documented(spec, "PromoCode") == set(promo_view(promo))
+    broadcast = Broadcast(pk="b", broadcast_id="b", status="queued", audience="all", created_at="", updated_at="")
+    assert _documented(spec, "Broadcast") == set(broadcasts.view(broadcast))
+    assert schema(spec, "Broadcast")["properties"]["status"]["enum"] == [s.value for s in broadcasts.BroadcastStatus]
 
 
 def test_model_schema_has_exactly_the_fields_of_the_catalogue(spec: dict[str, Any]) -> None:
