@@ -23,7 +23,13 @@ EXPECTED = {
     "x-content-type-options": "nosniff",
     "access-control-allow-origin": "*",
 }
-PATH_VALUES = {"generation_id": "0" * 26, "user_id": str(ALICE["id"]), "charge_id": "charge-1"}
+PATH_VALUES = {
+    "generation_id": "0" * 26,
+    "user_id": str(ALICE["id"]),
+    "charge_id": "charge-1",
+    "broadcast_id": "0" * 26,
+    "code": "SPRING-25",
+}
 
 
 def _routes() -> list[tuple[str, str]]:
