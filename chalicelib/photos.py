@@ -263,9 +263,14 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
     """Charge once and queue the edit with the edit model paired with the user's model; say so, or why not.
 
     Pictures beyond the model's ``max_images`` are left out, and the reply
-    says so. Returns the job of a generation that is still pending (new or
-    replayed); ``queue=False`` leaves running it to the caller (the worker's
-    album check runs it at once instead of queueing it to itself).
+    says so. ``queue=False`` leaves running it to the caller (the worker's
+    album check runs it at once instead of queueing it to itself): then the
+    generation's job is returned whatever its status, new or replayed, since
+    ``Worker.run`` is idempotent (a pending one is generated, a busy one is
+    retried later, a completed but undelivered one is delivered, a finished
+    one is skipped). A retried album check thus still delivers a generation
+    whose first delivery was deferred. With ``queue=True`` the job of a
+    pending generation is returned (None otherwise).
     """
     model_id, aspect_ratio = saved_choice(order.sender.user_id)
     model = catalogue.edit_model_for(model_id, settings)
@@ -292,7 +297,7 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
         return None
     generation = result.generation
     job = Job(int(generation.user_id), generation.generation_id)
-    pending = job if generation.status == GenerationStatus.PENDING else None
+    pending = job if not queue or generation.status == GenerationStatus.PENDING else None
     if result.replayed:
         if queue:  # the delivery that charged it queued it (or the sweeper re-queues it)
             reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
@@ -481,7 +486,9 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
     """The delayed check: start the album's one generation if this check is its latest and it is quiet.
 
     Returns the generation's job for the worker to run right away (the
-    worker has no right to queue, and needs none).
+    worker has no right to queue, and needs none), on every delivery of the
+    check that started the album: a retried check runs the same job again,
+    which is how a completed generation whose delivery failed is delivered.
     """
     from chalicelib.generate import RetryLater
 
@@ -523,9 +530,25 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
     return order_edit(
         bot,
         settings,
-        EditOrder(sender, chat_id, first_message, caption, upload_ids, f"tg-album:{chat_id}:{media_group_id}"),
+        EditOrder(sender, chat_id, first_message, caption, upload_ids, album_key(chat_id, media_group_id)),
         queue=False,
     )
+
+
+def album_key(chat_id: int, media_group_id: str) -> str:
+    """The album's idempotency key: one album is one generation."""
+    return f"tg-album:{chat_id}:{media_group_id}"
+
+
+def album_generation(check: Mapping[str, Any]) -> Job | None:
+    """The job of the generation an album check ordered, or None (none ordered, or a malformed check)."""
+    try:
+        chat_id, media_group_id = int(check["chat_id"]), str(check["media_group_id"])
+        user_id = int(check["user"]["id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    record = guards.idempotency_record(user_id, album_key(chat_id, media_group_id), source="bot")
+    return None if record is None else Job(user_id, str(record.generation_id))
 
 
 def album_upload_ids(entries: Sequence[str]) -> tuple[str, ...]:

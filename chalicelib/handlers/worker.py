@@ -75,8 +75,9 @@ def _run_job(body: str, deadline: float) -> None:
     if album_check is not None:
         from chalicelib import photos
 
-        # A complete album's generation runs here and now; a retry of this message
-        # finds it charged already (idempotent) and runs it again if still unfinished.
+        # A complete album's generation runs here and now. A retry of this message
+        # replays the charge (idempotent) and runs the same job again: Worker.run
+        # generates it if still pending, delivers it if completed but undelivered.
         worker = bootstrap.worker()
         started = photos.check_album(album_check, worker.bot, worker.settings)
         if started is None:
@@ -144,16 +145,24 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
 
 
 def _give_up(body: str) -> None:
-    if jobs.album_check_of(body) is not None:
-        # Nothing to refund here: an album charged by its check is an ordinary generation
-        # by now, which the sweeper fails and refunds if it never finishes.
-        logger.warning("dead-lettered album check dropped")
-        return
-    try:
-        job = Job.from_message(body)
-    except MalformedJob:
-        logger.error("dead-lettered message is not a generation job; dropped")
-        return
+    album_check = jobs.album_check_of(body)
+    if album_check is not None:
+        from chalicelib import photos
+
+        # The album check is the only message of an album's generation (it runs it
+        # itself): if it ordered one, that generation gets the dead-letter treatment of
+        # any job (delivered if completed, else failed and refunded unless still live).
+        album_job = photos.album_generation(album_check)
+        if album_job is None:
+            logger.warning("dead-lettered album check without a generation dropped")
+            return
+        job = album_job
+    else:
+        try:
+            job = Job.from_message(body)
+        except MalformedJob:
+            logger.error("dead-lettered message is not a generation job; dropped")
+            return
     try:
         bootstrap.worker().give_up(job)
     except RetryLater as retry:

@@ -491,6 +491,48 @@ def test_a_dead_lettered_album_check_is_dropped_without_a_refund(edits: tuple[St
     nothing_charged()
 
 
+def _album_completed_but_undelivered(stack: Stack, telegram: FakeTelegram, group: str) -> dict[str, Any]:
+    """An album whose check charged and ran the generation, whose one picture Telegram then refused (500)."""
+    deliver_at_once(album(telegram, [RED, GREEN], caption_on=0, group=group))
+    time.sleep(1.1)
+    for method in ("sendPhoto", "sendDocument", "sendMediaGroup"):
+        telegram.refuse_next(method, 500, "Internal Server Error")
+    event = stack.receive()
+    assert stack.run(event) != []  # the album check is kept for a retry
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.status, generation.delivered) == ("completed", False)
+    assert len(telegram.pictures_to(ALICE_ID)) == 1  # the refused attempt
+    return event
+
+
+def test_a_retried_album_check_delivers_a_completed_generation_whose_delivery_failed(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    stack, telegram = edits
+    event = _album_completed_but_undelivered(stack, telegram, "album-late")
+
+    assert stack.run(event) == []  # SQS delivers the same album check again
+
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.status, generation.delivered) == ("completed", True)
+    assert len(telegram.pictures_to(ALICE_ID)) == 2  # refused, then delivered
+    assert len(stack.aiml.requests) == 1 and len(charges_of(ALICE_ID)) == 1  # generated and charged once
+
+
+def test_a_dead_lettered_album_check_delivers_its_completed_undelivered_generation(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    stack, telegram = edits
+    event = _album_completed_but_undelivered(stack, telegram, "album-dead")
+    stack.send(event["Records"][0]["body"], queue_url=stack.dead_letter_queue_url())
+
+    assert stack.run_dead_letters(stack.receive(stack.dead_letter_queue_url())) == []
+
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.status, generation.delivered) == ("completed", True)
+    assert len(telegram.pictures_to(ALICE_ID)) == 2 and len(charges_of(ALICE_ID)) == 1
+
+
 @pytest.mark.emulator
 def test_on_the_serialized_emulator_an_album_at_once_is_still_one_generation(
     edits_on_emulator: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
