@@ -239,21 +239,23 @@ class Worker:
     def _deliver_dead_letter(self, generation: Generation) -> None:
         """Charged and completed, never sent (deliveries kept being deferred): deliver it now.
 
-        If it fails again the operator is told and the message stays on the
-        dead-letter queue (``RetryLater``), so delivery is tried again later.
+        If it fails again, for whatever reason (Telegram refusing, the stored
+        pictures unreadable, a bug), the operator is told and the message stays
+        on the dead-letter queue (raised), so delivery is tried again later.
         """
         try:
             if self._finish_delivery(generation) == Outcome.DELIVERED_LATE:
                 logger.info("dead-lettered job delivered")
         except DeliveryBusy:
             raise  # a worker is sending it right now: look again once its lease is over
-        except RetryLater as retry:
+        except Exception as error:
+            logger.exception("dead-lettered delivery failed; the message is kept for a retry")
             alert_operator(
                 self.bot,
                 self.settings,
                 "undelivered",
                 f"generation {generation.generation_id} of user {int(generation.user_id)} is completed "
-                f"but could not be delivered after retries: {retry}",
+                f"but could not be delivered after retries: {type(error).__name__}: {error}",
             )
             raise
 

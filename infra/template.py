@@ -172,6 +172,8 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
                 ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                 _arn("DeadLetterQueue"),
             ),
+            # A completed, undelivered generation is delivered from here: its stored pictures are read back.
+            _statement("ReadResults", ["s3:GetObject"], {"Fn::Sub": "${ResultsBucket.Arn}/results/*"}),
         ],
         "Sweeper": [
             _logs(),

@@ -155,3 +155,34 @@ def test_a_dead_lettered_picture_that_still_cannot_be_delivered_alerts_the_opera
     assert stack.run_dead_letters(dead) == []
     assert generation(job).delivered and ledger(job) == CHARGED
     assert len(stack.telegram.pictures_to(job.user_id)) == 2 * 3 + 1
+
+
+def test_a_dead_lettered_picture_whose_results_cannot_be_read_alerts_the_operator_and_stays(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib import results
+
+    job = stack.start_job("results unreadable")
+    stack.telegram.refuse_next("sendPhoto", 429, "Too Many Requests: retry after 0", retry_after=0, times=3)
+    event = stack.deliver(job)
+    assert stack.run(event) == [message_id(event, job)]
+    load_images = results.load_images
+
+    def access_denied(*args: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    monkeypatch.setattr(results, "load_images", access_denied)  # e.g. a role without s3:GetObject
+    dlq = stack.dead_letter_queue_url()
+    stack.send(job.to_message(), queue_url=dlq)
+    dead = stack.receive(dlq)
+
+    assert stack.run_dead_letters(dead) == [message_id(dead, job)]  # kept: tried again later
+    [alert] = stack.alerts()
+    assert "undelivered" in alert and job.generation_id in alert and "AccessDenied" in alert
+    assert generation(job).status == "completed" and not generation(job).delivered and ledger(job) == CHARGED
+
+    monkeypatch.setattr(results, "load_images", load_images)
+    assert stack.run_dead_letters(dead) == []
+    assert generation(job).delivered and ledger(job) == CHARGED

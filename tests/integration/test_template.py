@@ -287,6 +287,11 @@ def test_iam_is_least_privilege(packaged: tuple[str, Path]) -> None:
     worker_actions = {a for role, s in statements if role == "GenerationWorkerRole" for a in s["Action"]}
     assert "dynamodb:Scan" not in worker_actions and "sqs:SendMessage" not in worker_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
+    # The dead-letter handler delivers a completed, undelivered generation: it reads the stored results.
+    dead_letter_reads = [
+        s["Resource"] for role, s in statements if role == "DeadLetterWorkerRole" and "s3:GetObject" in s["Action"]
+    ]
+    assert {"Fn::Sub": "${ResultsBucket.Arn}/results/*"} in dead_letter_reads
     broadcaster = [s for role, s in statements if role == "BroadcastWorkerRole"]
     assert {"dynamodb:Scan", "sqs:SendMessage", "sqs:ReceiveMessage"} <= {a for s in broadcaster for a in s["Action"]}
     assert "s3:PutObject" not in {a for s in broadcaster for a in s["Action"]}
