@@ -208,11 +208,31 @@ def append_to_album(
         AlbumRecord.version.add(1),
         AlbumRecord.last_photo_at.set(now),
         AlbumRecord.expires_at.set(int(now) + keep_seconds),
+        AlbumRecord.arriving.delete({int(entry.split(":", 1)[0])}),  # downloaded: no longer on its way
     ]
     if caption is not None:
         actions.append(AlbumRecord.caption.set(caption))
     record.update(actions=actions)  # answers the new item: the version this photo made
     return int(record.version)
+
+
+def album_photo_arriving(
+    chat_id: int, media_group_id: str, *, user_id: int, message_id: int, now: float, keep_seconds: int
+) -> None:
+    """A photo of the album came and is being downloaded: its album waits for it (one UpdateItem)."""
+    AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id)).update(
+        actions=[
+            AlbumRecord.user_id.set(user_id),
+            AlbumRecord.arriving.add({message_id}),
+            AlbumRecord.arrived_at.set(now),
+            AlbumRecord.expires_at.set(int(now) + keep_seconds),
+        ]
+    )
+
+
+def album_photo_dropped(chat_id: int, media_group_id: str, message_id: int) -> None:
+    """A photo of the album will never be appended (refused): its album stops waiting for it."""
+    AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id)).update(actions=[AlbumRecord.arriving.delete({message_id})])
 
 
 def album(chat_id: int, media_group_id: str) -> AlbumRecord | None:

@@ -13,10 +13,11 @@ Where each step runs, and why:
   re-sends the update (nothing was charged yet).
 * **In the worker**: only the album check. Each photo of an album is its own
   update, in any order, possibly at once on several instances; each one
-  appends itself to the album's record and queues a check delayed by
-  ``ALBUM_QUIET_SECONDS`` (SQS ``DelaySeconds``, never a sleep). The check
-  whose version is still the album's latest, once no photo came for that
-  long, starts the one generation.
+  marks itself arriving before its download, then appends itself to the
+  album's record and queues a check delayed by ``ALBUM_QUIET_SECONDS``
+  (SQS ``DelaySeconds``, never a sleep). The check whose version is still
+  the album's latest, once no photo came for that long and none is still
+  downloading, starts the one generation.
 
 Every step is safe to repeat (Telegram re-sends an update whose handling
 failed; SQS re-delivers a check): a copy's upload id is derived from the
@@ -49,6 +50,9 @@ from chalicelib.validation import parse_generation_request
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bots cannot download larger files
 ALBUM_QUIET_SECONDS = 2  # an album is complete when no photo of it came for this long
+# A photo announced as arriving but not appended for this long is given up on (its
+# download failed and Telegram stopped re-sending it): the album starts without it.
+ALBUM_ARRIVAL_SECONDS = 30
 ALBUM_RECORD_SECONDS = 3600
 PENDING_SECONDS = 3600  # a photo without an instruction waits this long for one
 PICTURE_SECONDS = 30 * 24 * 3600  # how long a reply to a delivered result can edit it
@@ -340,15 +344,28 @@ def handle_picture_message(
         reply(bot, chat_id, found.text, reply_to=message_id)
         return
     when = _message_time(raw)
+    album = media_group_of(raw)
+    if album is not None:
+        # Before the download (up to seconds, more on a cold start): the album's check
+        # waits for this photo instead of starting the album without it.
+        guards.album_photo_arriving(
+            chat_id,
+            album,
+            user_id=sender.user_id,
+            message_id=message_id,
+            now=time.time(),
+            keep_seconds=ALBUM_RECORD_SECONDS,
+        )
     try:
         upload_id = copy_from_telegram(
             bot, found, sender.user_id, settings, when=when, source=f"tg:{chat_id}:{message_id}"
         )
     except FetchRefused as refused:
+        if album is not None:
+            guards.album_photo_dropped(chat_id, album, message_id)
         reply(bot, chat_id, refused.text, reply_to=message_id)
         return
     caption = caption_of(raw)
-    album = media_group_of(raw)
     if album is not None:
         add_to_album(sender, chat_id, album, message_id, upload_id, caption, settings)
         return
@@ -509,6 +526,13 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
         quiet_for = now - float(album.last_photo_at)
         if quiet_for < ALBUM_QUIET_SECONDS:
             raise RetryLater("album still receiving photos", retry_after=ALBUM_QUIET_SECONDS - quiet_for)
+        arriving_for = now - float(album.arrived_at or 0)
+        if album.arriving and arriving_for < ALBUM_ARRIVAL_SECONDS:
+            # A photo is still being downloaded: its append makes a newer version, whose
+            # check decides; this one looks again in case that photo never comes.
+            raise RetryLater(
+                "an album photo is still being downloaded", retry_after=ALBUM_ARRIVAL_SECONDS - arriving_for
+            )
         started = guards.start_album(chat_id, media_group_id, version)
         if started is None:
             return None  # a photo arrived meanwhile (its check decides) or another check started it

@@ -50,6 +50,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
 )
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
@@ -241,7 +242,9 @@ class AlbumRecord(_Guard):
     atomically; ``version`` counts the appends, so the delayed "is it
     complete?" message of the last photo is the one that finds its version
     current; ``started_version`` is set once, by the check that starts the
-    generation.
+    generation. ``arriving`` holds the message ids of photos whose update
+    came but whose download is not finished yet (``arrived_at``: the latest
+    such arrival), so a slow download does not split the album.
     """
 
     user_id = NumberAttribute()
@@ -250,6 +253,8 @@ class AlbumRecord(_Guard):
     version = NumberAttribute(default=0)
     last_photo_at = NumberAttribute(default=0)  # epoch seconds (float)
     started_version = NumberAttribute(null=True)
+    arriving = NumberSetAttribute(null=True)
+    arrived_at = NumberAttribute(null=True)  # epoch seconds (float)
 
     @staticmethod
     def key(chat_id: int, media_group_id: str) -> str:

@@ -270,6 +270,62 @@ def test_an_album_check_that_comes_too_early_waits_and_a_stale_one_does_nothing(
     assert len(generations_of(ALICE_ID)) == 1 and len(charges_of(ALICE_ID)) == 1
 
 
+def test_a_slow_download_of_an_albums_second_photo_still_lands_in_the_same_album(
+    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, telegram = edits
+    first, second = album(telegram, [RED, GREEN], caption_on=0, group="album-slow")
+    check = {"chat_id": ALICE_ID, "media_group_id": "album-slow", "user": {"id": ALICE_ID, "first_name": "Alice"}}
+    copy = photos.copy_from_telegram
+    checked: list[str] = []
+
+    def slow_copy(*args: Any, **kwargs: Any) -> str:
+        if kwargs["source"].endswith(f":{second['message']['message_id']}"):
+            # The first photo's check comes while this download is still running (a cold start).
+            with pytest.raises(RetryLater, match="still being downloaded"):
+                photos.check_album({**check, "version": 1}, stack.worker.bot, stack.settings, now=time.time() + 5)
+            checked.append("waited")
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(photos, "copy_from_telegram", slow_copy)
+    handled(first)
+    handled(second)
+    time.sleep(1.1)
+    run_queue(stack)
+
+    assert checked == ["waited"]
+    [generation] = generations_of(ALICE_ID)
+    assert len(generation.upload_ids) == 2 and len(charges_of(ALICE_ID)) == 1
+    assert reference_pictures(stack.aiml.requests[0].body) == [RED, GREEN]
+
+
+def test_an_album_photo_whose_download_never_finishes_is_given_up_on_after_a_while(
+    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, telegram = edits
+    first, second = album(telegram, [RED, GREEN], caption_on=0, group="album-stuck")
+    handled(first)
+    telegram.refuse_next("getFile", 502, "Bad Gateway", times=3)  # the second photo's download keeps failing
+    assert deliver(second).status_code != 200  # Telegram will re-send it; say it never does
+    check = {
+        "chat_id": ALICE_ID,
+        "media_group_id": "album-stuck",
+        "version": 1,
+        "user": {"id": ALICE_ID, "first_name": "Alice"},
+    }
+    record = AlbumRecord.get(AlbumRecord.key(ALICE_ID, "album-stuck"))
+
+    with pytest.raises(RetryLater, match="still being downloaded"):
+        photos.check_album(check, stack.worker.bot, stack.settings, now=record.arrived_at + 5)
+    assert generations_of(ALICE_ID) == []
+    job = photos.check_album(
+        check, stack.worker.bot, stack.settings, now=record.arrived_at + photos.ALBUM_ARRIVAL_SECONDS + 1
+    )
+    assert job is not None
+    [generation] = generations_of(ALICE_ID)
+    assert len(generation.upload_ids) == 1
+
+
 def test_an_album_without_a_caption_asks_for_the_instruction_and_the_next_text_edits_it(
     edits: tuple[Stack, FakeTelegram],
 ) -> None:
