@@ -20,6 +20,7 @@ guard here (its model in ``chalicelib.tables``, a ``kind#...`` key).
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,7 @@ from chalicelib.tables import (
     IdempotencyRecord,
     PendingPhotos,
     ProcessedUpdate,
+    RateLimitWindow,
     UploadRecord,
     User,
 )
@@ -161,6 +163,17 @@ def release_update(claim: UpdateClaim) -> None:
 # --------------------------------------------------------------------------
 # Picture edits: uploads' owners (chalicelib.uploads)
 # --------------------------------------------------------------------------
+
+
+def take_upload_slot(user_id: int, *, limit: int, now: float) -> int | None:
+    """Count one upload in the user's per-minute window; None if allowed, else seconds until the next window."""
+    window_start = int(now // 60) * 60
+    taken = conditional_update(
+        RateLimitWindow(pk=RateLimitWindow.uploads_key(user_id, window_start)),
+        [RateLimitWindow.used.add(1), RateLimitWindow.expires_at.set(window_start + 120)],
+        RateLimitWindow.used.does_not_exist() | (RateLimitWindow.used < limit),
+    )
+    return None if taken else max(1, math.ceil(window_start + 60 - now))
 
 
 def record_upload(user_id: int, upload_id: str, content_type: str, *, created_at: str, expires_at: int) -> None:

@@ -204,6 +204,11 @@ class RateLimitWindow(_Guard):
     def key(user_id: int, window_start: int) -> str:
         return f"rate#{user_id}#{window_start}"
 
+    @staticmethod
+    def uploads_key(user_id: int, window_start: int) -> str:
+        """The window of ``POST /api/uploads`` (its own count: uploads are not generations)."""
+        return f"rate-uploads#{user_id}#{window_start}"
+
 
 class ProcessedUpdate(_Guard):
     state = UnicodeAttribute()  # processing | done

@@ -38,13 +38,15 @@ from urllib.parse import urlsplit
 
 from chalicelib import aws, guards
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidRequest
+from chalicelib.errors import InvalidRequest, RateLimited, UserBanned
 from chalicelib.ids import iso_utc, new_id
 
 CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
 POST_SECONDS = 600  # the Mini App sends the file right after asking
 RECORD_SECONDS = 24 * 3600  # as long as the object lives (the lifecycle rule)
 PROVIDER_URL_SECONDS = 600  # covers a provider call and its retries, no more
+# POST /api/uploads per user per minute: RATE_LIMIT_PER_MINUTE times this (an edit takes up to 3 pictures).
+UPLOADS_PER_GENERATION = 3
 _SNIFF_BYTES = 16
 _UPLOAD_FIELDS = ("content_type", "size")
 _TYPE_NAMES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP"}
@@ -93,8 +95,21 @@ def parse_upload_request(body: Mapping[str, Any], settings: Settings) -> UploadR
 def create_upload(
     user_id: int, wanted: UploadRequest, settings: Settings, *, now: float | None = None
 ) -> dict[str, Any]:
-    """Record the upload with its owner and answer the presigned POST that lets S3 take the file."""
+    """Record the upload with its owner and answer the presigned POST that lets S3 take the file.
+
+    Refused for a banned user (403 ``user_banned``) and beyond
+    ``RATE_LIMIT_PER_MINUTE * UPLOADS_PER_GENERATION`` per user per minute
+    (429 ``rate_limited`` with ``Retry-After``).
+    """
+    from chalicelib import queries
+
     now = time.time() if now is None else now
+    user = queries.get_user(user_id)
+    if user is not None and user.banned:
+        raise UserBanned()
+    wait = guards.take_upload_slot(user_id, limit=settings.rate_limit_per_minute * UPLOADS_PER_GENERATION, now=now)
+    if wait is not None:
+        raise RateLimited("Too many uploads this minute. Try again shortly.", retry_after=wait)
     upload_id = new_id(now)
     guards.record_upload(
         user_id, upload_id, wanted.content_type, created_at=iso_utc(now), expires_at=int(now) + RECORD_SECONDS

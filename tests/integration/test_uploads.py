@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -247,3 +248,34 @@ def test_the_answer_has_exactly_the_fields_openapi_documents(aws: None) -> None:
     assert set(upload) == set(documented["properties"]) == set(documented["required"])
     request = spec["components"]["schemas"]["UploadRequest"]
     assert request["properties"]["content_type"]["enum"] == list(uploads.CONTENT_TYPES)
+
+
+# --- who may ask, and how often ---------------------------------------------------------
+
+
+def test_a_banned_user_gets_no_upload(aws: None) -> None:
+    from chalicelib.tables import UploadRecord, User
+
+    register(ALICE)
+    User.get(int(ALICE["id"])).update(actions=[User.banned.set(True)])
+
+    reply = post("/api/uploads", ALICE, json_body={"content_type": "image/png", "size": 10})
+
+    assert (reply.status, reply.code) == (403, "user_banned")
+    assert not [r for r in UploadRecord.scan() if r.pk.startswith("upload#")]
+
+
+def test_uploads_are_limited_per_user_per_minute(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uploads, "UPLOADS_PER_GENERATION", 1)  # RATE_LIMIT_PER_MINUTE (10) uploads a minute
+    limit = ready().rate_limit_per_minute
+    if time.time() % 60 > 55:  # all in one minute's window
+        time.sleep(61 - time.time() % 60)
+    for _ in range(limit):
+        ask_upload()
+
+    reply = post("/api/uploads", ALICE, json_body={"content_type": "image/png", "size": 10})
+
+    assert (reply.status, reply.code) == (429, "rate_limited")
+    assert 1 <= int(reply.headers["retry-after"]) <= 60
+    assert "uploads" in reply.body["error"]["message"]
+    ask_upload(BOB)  # another user's window is their own
