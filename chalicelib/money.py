@@ -306,6 +306,28 @@ def _shard_of(generation_id: str) -> str:
     return str(sum(generation_id.encode()) % SWEEP_SHARDS)
 
 
+def replay_of(
+    user_id: int,
+    idempotency_key: str,
+    order: GenerationOrder,
+    *,
+    source: str,
+    now: float | None = None,
+) -> StartResult | None:
+    """The §5 replay a request would get, read-only: a live record of this key with the same fingerprint
+    whose generation may be replayed; None otherwise (the caller validates and orders as usual).
+
+    Lets the API answer a replay without re-checking what the first request
+    checked (its uploads may have expired since).
+    """
+    now = _now(now)
+    record = idempotency_record(user_id, idempotency_key, source=source)
+    if record is None or record.expires_at < int(now) or record.fingerprint != order.fingerprint:
+        return None
+    replay, _ = _resolve_key_reuse(user_id, idempotency_key, source, order, now)
+    return replay
+
+
 def _resolve_key_reuse(
     user_id: int,
     idempotency_key: str,

@@ -61,10 +61,14 @@ def create_generation(request: Request) -> Response:
     body = parse_json_object(request.raw_body)
     wanted = parse_generation_request(body, settings)
     key = parse_idempotency_key(request.headers.get("idempotency-key"))
-    uploads.check_uploads(profile.user_id, wanted.upload_ids, settings)
-    result = order_generation(
-        profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
-    )
+    # A replay answers what the first request got, without checking its uploads again
+    # (their records expire after a day; the generation keeps its pictures).
+    result = money.replay_of(profile.user_id, key, wanted.order(), source="api") if key is not None else None
+    if result is None:
+        uploads.check_uploads(profile.user_id, wanted.upload_ids, settings)
+        result = order_generation(
+            profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
+        )
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)
     body_out = {"generation": generation_view(generation, settings), "credits": result.credits}

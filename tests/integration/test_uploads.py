@@ -279,3 +279,21 @@ def test_uploads_are_limited_per_user_per_minute(aws: None, monkeypatch: pytest.
     assert 1 <= int(reply.headers["retry-after"]) <= 60
     assert "uploads" in reply.body["error"]["message"]
     ask_upload(BOB)  # another user's window is their own
+
+
+def test_a_replay_after_its_uploads_expired_is_the_replay_not_a_400(aws: None) -> None:
+    from chalicelib.tables import UploadRecord
+
+    upload = ask_upload()
+    put_object(int(ALICE["id"]), upload["upload_id"], PNG)
+    first = edit(ALICE, [upload["upload_id"]], key="edit-1")
+    assert first.status == 202, first.body
+    UploadRecord.get(UploadRecord.key(int(ALICE["id"]), upload["upload_id"])).delete()  # a day later: gone
+
+    again = edit(ALICE, [upload["upload_id"]], key="edit-1")
+
+    assert again.status == 200, again.body
+    assert again.body["generation"]["id"] == first.body["generation"]["id"]
+    assert again.body["credits"] == first.body["credits"] and len(list(Generation.query(int(ALICE["id"])))) == 1
+    # Without the key (or with another one) the expired upload is still refused.
+    assert edit(ALICE, [upload["upload_id"]], key="edit-2").status == 400
