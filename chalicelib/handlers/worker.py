@@ -3,10 +3,12 @@
 A batch's records run concurrently (Powertools' async batch processor over
 a thread pool), so a batch of ten takes about as long as its slowest job.
 Only the records that must be retried come back as ``batchItemFailures``,
-and each of them is made visible again after its own backoff: the queue's
-visibility timeout (six times the Lambda timeout, as AWS advises for event
-sources) is longer than a generation may live, so a retry left to it would
-only come back after the sweeper had refunded the generation.
+and each of them is made visible again after its own backoff
+(``retry_delay``): the queue's visibility timeout (150 s, the Lambda's 120 s
+plus a 30 s margin, ``infra.resources.VISIBILITY_TIMEOUT_SECONDS``) is what a
+crashed or timed-out attempt waits; a retry left to it would take half of a
+generation's 300 s life, where a Telegram ``retry_after`` or a short backoff
+is enough.
 """
 
 from __future__ import annotations
