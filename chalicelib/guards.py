@@ -47,7 +47,7 @@ from chalicelib.tables import (
     UploadRecord,
     User,
 )
-from chalicelib.transactions import Transaction, conditional_update
+from chalicelib.transactions import Transaction, conditional_update, error_code
 
 # --------------------------------------------------------------------------
 # Idempotency keys (written by money.start_generation)
@@ -98,7 +98,7 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
             record.save(condition=ProcessedUpdate.pk.does_not_exist() | (ProcessedUpdate.expires_at < now))
             return UpdateClaimOutcome.CLAIMED, UpdateClaim(pk=key, expires_at=now + claim_seconds)
         except PutError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
         try:
             current = ProcessedUpdate.get(key, consistent_read=True)
@@ -108,21 +108,6 @@ def claim_update(update_id: int, *, claim_seconds: int) -> tuple[UpdateClaimOutc
             return UpdateClaimOutcome.CLAIMED, UpdateClaim(pk=key, expires_at=int(current.expires_at))
         return (UpdateClaimOutcome.DONE if current.state == _DONE else UpdateClaimOutcome.BUSY), None
     return UpdateClaimOutcome.BUSY, None
-
-
-def _error_code(error: Exception) -> str | None:
-    """DynamoDB's error code behind a PynamoDB error, or None (a timeout, a closed connection).
-
-    PynamoDB's ``cause_response_code`` raises ``AttributeError`` when the cause
-    has no response (botocore's ``ReadTimeoutError``); inside an ``except``
-    clause that would escape and mask the real failure. (Issue 12 #3 brings one
-    shared helper; this local one keeps the update claim's paths honest meanwhile.)
-    """
-    response = getattr(getattr(error, "cause", None), "response", None)
-    if not isinstance(response, dict):
-        return None
-    code = response.get("Error", {}).get("Code")
-    return str(code) if code is not None else None
 
 
 def _still_ours(claim: UpdateClaim) -> Any:
@@ -141,7 +126,7 @@ def mark_update_done(claim: UpdateClaim, *, keep_seconds: int) -> None:
             condition=_still_ours(claim),
         )
     except UpdateError as error:
-        if _error_code(error) == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             logger.warning("telegram update claim was taken over before it was marked done", extra={"pk": claim.pk})
         else:
             logger.exception("telegram update could not be marked done", extra={"pk": claim.pk})
@@ -154,7 +139,7 @@ def release_update(claim: UpdateClaim) -> None:
     try:
         ProcessedUpdate(pk=claim.pk).delete(condition=_still_ours(claim))
     except DeleteError as error:
-        if _error_code(error) != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})
     except Exception:
         logger.exception("telegram update claim could not be released", extra={"pk": claim.pk})

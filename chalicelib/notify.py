@@ -87,13 +87,23 @@ def tell_user_it_failed(bot: BotApi, generation: Generation, reason: str) -> Non
 
 
 def alert_operator(bot: BotApi, settings: Settings, kind: str, text: str, *, now: float | None = None) -> bool:
-    """Tell the operator, at most ALERTS_PER_WINDOW times per kind per window. Returns True if sent."""
+    """Tell the operator, at most ALERTS_PER_WINDOW times per kind per window. Returns True if sent.
+
+    Never raises: it is called while something else has gone wrong.
+    """
     logger.error("operator alert", extra={"alert_kind": kind, "alert": text})
     count("OperatorAlerts")
     if not settings.alert_chat_id:
         return False
     now = time.time() if now is None else now
-    if not guards.count_alert(kind, window_seconds=ALERT_WINDOW_SECONDS, limit=ALERTS_PER_WINDOW, now=now):
+    try:
+        allowed = guards.count_alert(kind, window_seconds=ALERT_WINDOW_SECONDS, limit=ALERTS_PER_WINDOW, now=now)
+    except Exception:
+        # The throttle is unreadable (DynamoDB failing): the alert is in the log above, and
+        # sending unthrottled could flood the chat (and the bot's send quota) in an outage.
+        logger.warning("operator alert throttle unavailable; alert only logged", exc_info=True)
+        return False
+    if not allowed:
         return False  # enough said this window
     try:
         bot.send_message(settings.alert_chat_id, f"NanoGen alert ({kind}): {text}")

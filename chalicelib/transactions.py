@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Any
 
+from botocore.exceptions import ConnectionError as NoConnection
+from botocore.exceptions import HTTPClientError
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -83,7 +85,7 @@ class Transaction:
             except TransactWriteError as error:
                 codes = [reason.code if reason else "None" for reason in error.cancellation_reasons]
                 if not codes:
-                    if error.cause_response_code in _UNKNOWN_OUTCOME_CODES:
+                    if outcome_unknown(error):
                         _backoff(attempt)
                         continue
                     raise
@@ -131,10 +133,32 @@ def conditional_update(item: Model, actions: list[Action], condition: Condition)
     try:
         item.update(actions=actions, condition=condition)
     except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def error_code(error: BaseException) -> str | None:
+    """DynamoDB's error code behind ``error`` (a PynamoDB or botocore exception), or None without an answer.
+
+    Use this, never PynamoDB's ``cause_response_code``: that reads
+    ``cause.response``, which botocore's ``ReadTimeoutError`` (and every
+    other connection error) sets to None, so a timeout became an
+    ``AttributeError`` that masked the real failure.
+    """
+    cause = getattr(error, "cause", None) or error
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return None  # a timeout or a closed connection: DynamoDB's answer never arrived
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether the write may or may not have been applied: no answer, throttled, in progress or 5xx."""
+    cause = getattr(error, "cause", None) or error
+    return isinstance(cause, (HTTPClientError, NoConnection)) or error_code(error) in _UNKNOWN_OUTCOME_CODES
 
 
 def _backoff(attempt: int) -> None:

@@ -62,6 +62,20 @@ def test_an_unknown_outcome_is_retried_under_the_same_token(faults: Faults) -> N
     assert len(faults.replayed) == 4
 
 
+def test_a_charge_timing_out_on_every_botocore_attempt_is_retried_by_commit_under_the_same_token(
+    faults: Faults,
+) -> None:
+    """Issue 12 #3: no answer is an unknown outcome, not an ``AttributeError`` from PynamoDB's error code."""
+    settings = ready()
+    money.register(ALICE, settings)
+    timing_out = faults.time_out("TransactWriteItems", times=4)
+    start(ALICE, settings)
+    assert timing_out.fired == 4
+    charges = [call for call in faults.calls if call.operation == "TransactWriteItems"][1:]
+    assert len(charges) == 5 and len({call.token for call in charges}) == 1
+    assert balance(ALICE.user_id) == 9
+
+
 def test_a_conflicting_charge_is_retried_under_a_new_token(faults: Faults) -> None:
     settings = ready()
     money.register(ALICE, settings)  # the charge is then the only transaction

@@ -26,6 +26,7 @@ from chalicelib.model import Claim, ClaimOutcome
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, RateLimitWindow, User
 from chalicelib.transactions import Transaction
+from tests.faults import Faults
 from tests.money_helpers import ALICE, BOB, balance, order, settings_with, start
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -303,6 +304,26 @@ def test_release_claim_returns_to_pending_for_the_owner_only() -> None:
     assert money.release_claim(claimed)
     again = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
     assert again.outcome == ClaimOutcome.CLAIMED
+    assert balance(ALICE.user_id) == 9
+
+
+def test_a_release_that_times_out_returns_false_and_the_lease_frees_the_job(faults: Faults) -> None:
+    """Issue 12 #3: a timeout in ``release_claim`` raised AttributeError, masking the failure being handled."""
+    generation = start(ALICE, ready()).generation
+    claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE).generation
+    assert claimed is not None
+    releasing = faults.time_out("UpdateItem", table="generations", times=None)
+
+    assert money.release_claim(claimed) is False
+
+    assert releasing.fired == 4
+    faults.clear()
+    stored = queries.get_generation(ALICE.user_id, generation.generation_id)
+    assert stored is not None and stored.status == "processing"  # freed by the lease's expiry instead
+    later = money.claim_generation(
+        ALICE.user_id, generation.generation_id, lease_seconds=LEASE, now=time.time() + LEASE + 1
+    )
+    assert later.outcome == ClaimOutcome.CLAIMED
     assert balance(ALICE.user_id) == 9
 
 

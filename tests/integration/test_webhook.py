@@ -20,13 +20,14 @@ import pytest
 from chalice.app import Request
 from pytest_httpserver import HTTPServer
 
-from chalicelib import config, money, queries, telegram
+from chalicelib import catalogue, config, money, queries, telegram
 from chalicelib.errors import UpdateInProgress
 from chalicelib.handlers import webhook
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, ProcessedUpdate, User
 from tests.conftest import TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET
 from tests.fakes.telegram import FakeTelegram
+from tests.faults import Call, Faults
 from tests.probes import balance, charges_of, generations_of, processed, queued_jobs
 from tests.telegram_helpers import (
     ALICE_ID,
@@ -137,6 +138,31 @@ def test_a_live_claim_gets_retry_later_and_an_expired_one_is_taken_over(fake_tel
     for update in (abandoned, reused):
         record = processed(update["update_id"])
         assert record is not None and record.state == "done"
+
+
+def _marks_done(call: Call) -> bool:
+    return {"S": "done"} in call.params.get("ExpressionAttributeValues", {}).values()
+
+
+def test_a_timeout_marking_an_update_done_still_answers_200_and_a_redelivery_acts_no_more(
+    fake_telegram: FakeTelegram, faults: Faults
+) -> None:
+    """Issue 12 #3: a read timeout used to become an AttributeError (PynamoDB reads ``cause.response``),
+    so the webhook answered 500 after acting and Telegram's redelivery sent the invoices again."""
+    update = text_update("/buy")
+    marking = faults.time_out("UpdateItem", table="guards", where=_marks_done, times=None)
+
+    first = deliver(update)
+
+    assert first.status_code == 200, first.body
+    assert marking.fired == 4  # every botocore attempt timed out: the record stays "processing"
+    assert len(fake_telegram.sent("sendInvoice")) == len(catalogue.PACKS)
+
+    faults.clear()
+    redelivered = deliver(update)  # Telegram sends it again all the same
+
+    assert redelivered.status_code in (200, 503)
+    assert len(fake_telegram.sent("sendInvoice")) == len(catalogue.PACKS)
 
 
 @pytest.mark.parametrize("crash_at", ["start_generation", "reply"], ids=["before-the-charge", "after-the-charge"])

@@ -25,6 +25,7 @@ from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
 from tests.conftest import TEST_BOT_TOKEN
 from tests.fakes.aiml import AIML_KEY, B64_PICTURE, URL_PICTURE, aiml_error, b64_answer
+from tests.faults import Faults
 from tests.probes import balance
 from tests.worker_helpers import (
     CHARGED,
@@ -176,6 +177,22 @@ def test_provider_401_and_403_refund_and_alert_the_operator_at_most_three_times(
     assert ledger(out_of_credits) == REFUNDED
     [alert] = stack.alerts()[3:]  # another kind of trouble has its own allowance
     assert "provider-403" in alert and "Insufficient balance" in alert
+
+
+def test_an_operator_alert_whose_throttle_times_out_is_only_logged_and_the_job_still_fails_and_refunds(
+    stack: Stack, faults: Faults
+) -> None:
+    """Issue 12 #3: the alert throttle's timeout became an AttributeError that escaped ``alert_operator``
+    before the refund: the job was neither failed nor refunded."""
+    job = stack.start_job("picture")
+    stack.aiml.script("picture", aiml_error(401, "Invalid API key"))
+    throttle = faults.time_out("UpdateItem", table="guards", times=None)
+
+    assert stack.run(stack.deliver(job)) == []
+
+    assert throttle.fired == 4
+    assert generation(job).status == "failed" and ledger(job) == REFUNDED and balance(job.user_id) == 10
+    assert stack.alerts() == []  # unthrottled alerts could flood the chat in an outage: only logged
 
 
 # --- redelivery -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import CancellationReason, TransactWriteError
 
 from chalicelib import transactions
@@ -14,13 +15,8 @@ from chalicelib.transactions import Transaction
 
 class _Failure(TransactWriteError):
     def __init__(self, code: str, reasons: list[CancellationReason | None]) -> None:
-        super().__init__("failed")
-        self._code = code
+        super().__init__("failed", ClientError({"Error": {"Code": code}}, "TransactWriteItems"))
         self._reasons = reasons
-
-    @property
-    def cause_response_code(self) -> str:
-        return self._code
 
     @property
     def cancellation_reasons(self) -> list[CancellationReason | None]:
@@ -66,3 +62,16 @@ def test_a_failed_condition_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(TransactionCancelled) as cancelled:
         _labelled().commit()
     assert cancelled.value.failed("only") and len(tokens) == 1
+
+
+def test_error_code_tolerates_errors_without_an_answer() -> None:
+    from botocore.exceptions import ReadTimeoutError
+    from pynamodb.exceptions import UpdateError
+
+    timed_out = UpdateError("failed", ReadTimeoutError(endpoint_url="http://dynamodb"))
+    assert timed_out.cause is not None and transactions.error_code(timed_out) is None
+    assert transactions.outcome_unknown(timed_out)
+    refused = UpdateError("failed", ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "UpdateItem"))
+    assert transactions.error_code(refused) == "ConditionalCheckFailedException"
+    assert not transactions.outcome_unknown(refused)
+    assert transactions.error_code(ValueError("not DynamoDB")) is None
