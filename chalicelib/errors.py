@@ -122,6 +122,36 @@ class UpdateInProgress(_TooMany):
     default_message = "This update is being handled; retry shortly."
 
 
+class _Unavailable(ApiError):
+    """503 with ``Retry-After``: DynamoDB could not finish the write in time; a retry shortly may."""
+
+    status, code = 503, "temporarily_unavailable"
+    RETRY_AFTER_SECONDS = 2
+
+    def __init__(self, message: str | None = None, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, headers={"Retry-After": str(self.retry_after)})
+
+
+class TemporarilyUnavailable(_Unavailable):
+    """Retries ran out on conflicts or throttling: the write was definitely *not* applied."""
+
+    default_message = "The service is busy and nothing was changed. Try again in a few seconds."
+
+
+class OutcomeUnknown(_Unavailable):
+    """Retries ran out without an answer (timeouts, 5xx): the write may or may not have been applied.
+
+    Never handle it as "nothing happened" (no refund, no compensation): the
+    client's retry finds out, and an Idempotency-Key retry is charged at most once.
+    """
+
+    default_message = (
+        "We could not confirm whether this was done. Try again in a few seconds with the same "
+        "request (and the same Idempotency-Key): it will not be applied twice."
+    )
+
+
 class InternalError(ApiError):
     status, code = 500, "internal_error"
     default_message = "An unexpected error occurred."

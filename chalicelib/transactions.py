@@ -8,8 +8,11 @@ item's condition failed ("user", "rate", "idempotency", ...).
 
 Transient cancellations (``TransactionConflict`` with another transaction on
 the same item, throttling) are retried with jittered backoff under a new
-``ClientRequestToken``; an unknown outcome (in progress, throttled, 5xx) is
-retried under the same token, so DynamoDB applies it at most once.
+``ClientRequestToken``; an unknown outcome (no answer, in progress,
+throttled, 5xx) is retried under the same token, so DynamoDB applies it at
+most once. When the retries run out, the error says which it was:
+``TemporarilyUnavailable`` (nothing was applied) or ``OutcomeUnknown`` (it
+may have been), both a 503 with ``Retry-After``, never a cancellation.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.errors import TransactionCancelled
+from chalicelib.errors import OutcomeUnknown, TemporarilyUnavailable, TransactionCancelled
 
 _RETRYABLE_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "InternalError"}
 _UNKNOWN_OUTCOME_CODES = {
@@ -40,6 +43,8 @@ _UNKNOWN_OUTCOME_CODES = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+# A plain write refused for throughput was not applied (for a transaction, the existing rule is more careful).
+_NOT_APPLIED_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 _MAX_ATTEMPTS = 6
 
 
@@ -78,6 +83,7 @@ class Transaction:
         # Kept while the outcome is unknown (in progress, throttled, 5xx);
         # replaced only after a cancellation, when nothing was applied.
         token = str(uuid.uuid4())
+        unknown = False  # whether the last attempt may have been applied
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 self._send(token)
@@ -86,6 +92,7 @@ class Transaction:
                 codes = [reason.code if reason else "None" for reason in error.cancellation_reasons]
                 if not codes:
                     if outcome_unknown(error):
+                        unknown = True
                         _backoff(attempt)
                         continue
                     raise
@@ -96,11 +103,16 @@ class Transaction:
                     if reason is not None and reason.raw_item
                 }
                 if "ConditionalCheckFailed" not in codes and set(codes) & _RETRYABLE_CODES:
-                    token = str(uuid.uuid4())  # cancelled: nothing was applied, so this is a new request
+                    # Cancelled, so nothing was applied under this token (had an earlier attempt
+                    # been applied, DynamoDB would have answered that success): a new request.
+                    unknown = False
+                    token = str(uuid.uuid4())
                     _backoff(attempt)
                     continue
                 raise TransactionCancelled(reasons, old_items) from None
-        raise TransactionCancelled({label: "TransactionConflict" for label in self.labels})
+        if unknown:
+            raise OutcomeUnknown()
+        raise TemporarilyUnavailable()
 
     def try_commit(self, label: str) -> bool:
         """Commit; False when the item labelled ``label`` failed its condition (nothing was applied).
@@ -129,14 +141,30 @@ def conditional_update(item: Model, actions: list[Action], condition: Condition)
     """One conditional UpdateItem; False when the condition does not hold (nothing changed).
 
     ``item`` gets the item's new attributes when the update succeeds.
+
+    A ``TransactionConflictException`` (a transaction holds the item; nothing
+    was applied) is retried with jittered backoff; botocore has already
+    retried timeouts, 5xx and throttling. When retries run out:
+    ``TemporarilyUnavailable`` if nothing was applied (conflicts, throttling),
+    ``OutcomeUnknown`` if the update may have been (no answer, 5xx).
     """
-    try:
-        item.update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    for attempt in range(_MAX_ATTEMPTS):
+        try:
+            item.update(actions=actions, condition=condition)
+            return True
+        except UpdateError as error:
+            code = error_code(error)
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code == "TransactionConflictException":
+                _backoff(attempt)
+                continue
+            if code in _NOT_APPLIED_CODES:
+                raise TemporarilyUnavailable() from error
+            if outcome_unknown(error):
+                raise OutcomeUnknown() from error
+            raise
+    raise TemporarilyUnavailable()
 
 
 def error_code(error: BaseException) -> str | None:

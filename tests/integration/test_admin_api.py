@@ -36,6 +36,7 @@ from tests.api_helpers import (
     tma,
 )
 from tests.conftest import TEST_ADMIN_TOKEN
+from tests.faults import Faults
 from tests.probes import balance, ledger, snapshot, stored_user, users_snapshot
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -217,6 +218,27 @@ def test_grant_and_remove_credits_never_below_zero() -> None:
 
 
 # --- ban -----------------------------------------------------------------------------------------------
+
+
+def test_a_ban_meeting_a_transaction_conflict_is_retried_and_a_lasting_one_answers_503(faults: Faults) -> None:
+    """Issue 12 #8: ``TransactionConflictException`` on a plain conditional write escaped as a 500."""
+    register(ALICE)
+    conflicting = faults.conflict("UpdateItem", table="users", times=2)
+
+    banned = admin("POST", f"/api/admin/users/{ALICE['id']}/ban")
+
+    assert banned.status == 200 and banned.body["banned"] is True, banned.body
+    assert conflicting.fired == 2
+    faults.clear()
+    lasting = faults.conflict("UpdateItem", table="users", times=None)
+
+    unbanned = admin("POST", f"/api/admin/users/{ALICE['id']}/unban")
+
+    assert_error(unbanned, 503, "temporarily_unavailable")
+    assert unbanned.headers["retry-after"] == "2"
+    assert lasting.fired == 6  # conditional_update's own attempts (botocore does not retry a conflict)
+    faults.clear()
+    assert stored_user(ALICE["id"]).banned  # nothing was changed
 
 
 def test_banned_user_cannot_generate_until_unbanned() -> None:

@@ -43,6 +43,7 @@ from tests.api_helpers import (
     start,
     tma,
 )
+from tests.faults import Faults
 from tests.probes import balance, generations_of, ledger, queued_jobs, snapshot, stored_generation, stored_user
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -501,3 +502,40 @@ def test_unexpected_error_is_500_with_a_request_id_and_no_detail(monkeypatch: py
         text = json.dumps(reply.body)
         assert "secret detail" not in text and "Traceback" not in text and "RuntimeError" not in text
     assert balance(ALICE["id"]) == 10 and generations_of(ALICE["id"]) == []
+
+
+# --- DynamoDB under faults (issue 12 #8) ----------------------------------------------------------
+
+
+def test_a_charge_whose_transaction_conflicts_every_time_answers_503_and_charges_nothing(faults: Faults) -> None:
+    register(ALICE)
+    before = snapshot()
+    conflicting = faults.conflict("TransactWriteItems", times=None)
+
+    reply = start(ALICE, key="busy-1")
+
+    assert_error(reply, 503, "temporarily_unavailable")
+    assert reply.headers["retry-after"] == "2" and "nothing was changed" in reply.body["error"]["message"]
+    assert conflicting.fired == 6
+    faults.clear()
+    assert snapshot() == before and queued_jobs() == []
+    assert start(ALICE, key="busy-1").status == 202  # the retry goes through, charged once
+
+
+def test_a_charge_with_an_unknown_outcome_answers_503_and_the_same_key_then_replays_it(faults: Faults) -> None:
+    """Applied, but every answer lost: not reported as "nothing happened"; the client's retry is safe."""
+    register(ALICE)
+    failing = faults.server_error("TransactWriteItems", after_apply=True, times=None)
+
+    reply = start(ALICE, key="unknown-1")
+
+    assert_error(reply, 503, "temporarily_unavailable")
+    assert reply.headers["retry-after"] == "2" and "same Idempotency-Key" in reply.body["error"]["message"]
+    assert failing.fired == 4 * 6  # botocore's 4 attempts for each of commit's 6, all under one token
+    faults.clear()
+    assert balance(ALICE["id"]) == 9  # it was applied, once
+
+    retried = start(ALICE, key="unknown-1")
+
+    assert retried.status == 200, retried.body  # the replay of the generation charged above
+    assert balance(ALICE["id"]) == 9 and len(generations_of(ALICE["id"])) == 1

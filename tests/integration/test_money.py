@@ -18,6 +18,7 @@ from chalicelib.errors import (
     NotCancellable,
     NotFound,
     RateLimited,
+    TemporarilyUnavailable,
     TooManyActive,
     TransactionCancelled,
     UserBanned,
@@ -325,6 +326,21 @@ def test_a_release_that_times_out_returns_false_and_the_lease_frees_the_job(faul
     )
     assert later.outcome == ClaimOutcome.CLAIMED
     assert balance(ALICE.user_id) == 9
+
+
+def test_a_plain_conditional_write_meeting_transaction_conflicts_is_retried_then_answers_busy(faults: Faults) -> None:
+    """Issue 12 #8: the conflict escaped ``conditional_update`` as UpdateError (a 500)."""
+    money.register(ALICE, ready())
+    conflicting = faults.conflict("UpdateItem", table="users", times=3)
+    assert records.set_banned(ALICE.user_id, True).banned
+    assert conflicting.fired == 3
+    faults.clear()
+    faults.conflict("UpdateItem", table="users", times=None)
+    with pytest.raises(TemporarilyUnavailable):
+        records.set_banned(ALICE.user_id, False)
+    faults.clear()
+    user = queries.get_user(ALICE.user_id)
+    assert user is not None and user.banned
 
 
 def test_fail_with_a_stale_claim_token_changes_nothing() -> None:

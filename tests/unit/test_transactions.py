@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import CancellationReason, TransactWriteError
 
 from chalicelib import transactions
-from chalicelib.errors import TransactionCancelled
+from chalicelib.errors import OutcomeUnknown, TemporarilyUnavailable, TransactionCancelled
 from chalicelib.transactions import Transaction
 
 
@@ -75,3 +75,17 @@ def test_error_code_tolerates_errors_without_an_answer() -> None:
     assert transactions.error_code(refused) == "ConditionalCheckFailedException"
     assert not transactions.outcome_unknown(refused)
     assert transactions.error_code(ValueError("not DynamoDB")) is None
+
+
+def test_retries_that_run_out_say_whether_the_write_may_have_been_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    conflict: BaseException = _Failure("TransactionCanceledException", [CancellationReason(code="TransactionConflict")])
+    unknown: BaseException = _Failure("InternalServerError", [])
+    _record_tokens(monkeypatch, [conflict] * 6)
+    with pytest.raises(TemporarilyUnavailable):
+        _labelled().commit()
+    _record_tokens(monkeypatch, [conflict] * 5 + [unknown])
+    with pytest.raises(OutcomeUnknown):
+        _labelled().commit()
+    _record_tokens(monkeypatch, [unknown] * 5 + [conflict])  # a cancellation settles it: nothing applied
+    with pytest.raises(TemporarilyUnavailable):
+        _labelled().commit()
