@@ -34,6 +34,7 @@ from chalicelib.errors import (
     InsufficientCredits,
     NotCancellable,
     NotFound,
+    OutcomeUnknown,
     PromoExhausted,
     RateLimited,
     TooManyActive,
@@ -74,6 +75,9 @@ from chalicelib.transactions import Transaction, conditional_update
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 TOO_MANY_ACTIVE_RETRY_AFTER = 10  # seconds: about one generation's run time
 _MAX_START_ATTEMPTS = 4
+# How long a Stars refund attempt holds its payment: longer than the API Lambda's 15 s
+# (which bounds its Telegram call), so a live attempt is never overtaken.
+REFUND_ATTEMPT_SECONDS = 60
 
 
 def _now(now: float | None) -> float:
@@ -706,56 +710,139 @@ def credit_purchase(
     raise Conflict("The payment could not be credited because of concurrent changes.")  # pragma: no cover
 
 
-def take_back_purchase(charge_id: str, *, now: float | None = None) -> Payment:
-    """Remove a payment's credits before its Stars are refunded (409 if already spent).
+def take_back_purchase(charge_id: str, *, attempt: str, now: float | None = None) -> Payment:
+    """Remove a payment's credits before its Stars are refunded, for refund ``attempt`` (409 if spent).
 
-    The payment becomes ``refunding`` until Telegram confirms
-    (``confirm_purchase_refund``) or definitely refuses
-    (``restore_purchase``). A payment still ``refunding`` (Telegram's answer
-    was lost) is returned as it is, so the operator can simply try again.
+    The payment becomes ``refunding``, held by ``attempt`` for
+    REFUND_ATTEMPT_SECONDS, until that attempt confirms
+    (``confirm_purchase_refund``) or Telegram definitely refuses
+    (``restore_purchase``). Timeline of one charge::
+
+        credited --take_back(A)--> refunding, A --confirm(A)--> refunded
+                                   refunding, A --restore(A)--> credited
+        refunding, A, live         --take_back(B)--> 409: A is calling Telegram; B calls nobody
+        refunding, released/expired --take_back(B)--> refunding, B (credits stay taken; B finishes)
+
+    An attempt whose Telegram answer was lost releases the payment
+    (``release_purchase_refund``) so that a retry can take it over at once;
+    one that died is overtaken when its time runs out.
     """
     now = _now(now)
-    payment = get_payment(charge_id)
-    if payment is None:
-        raise NotFound("No such payment.")
-    if payment.status == PaymentStatus.REFUNDING:
+    for _ in range(2):  # the payment can move between our read and our write
+        payment = get_payment(charge_id)
+        if payment is None:
+            raise NotFound("No such payment.")
+        if payment.status == PaymentStatus.REFUNDED:
+            raise Conflict("This payment was already refunded.")
+        if payment.status == PaymentStatus.REFUNDING:
+            if _take_over_refund(payment, attempt, now):
+                return payment
+            continue
+        try:
+            _move_payment(
+                payment,
+                PaymentStatus.CREDITED,
+                PaymentStatus.REFUNDING,
+                -int(payment.credits),
+                LedgerReason.PURCHASE_REFUND,
+                now,
+                attempt=(None, attempt),
+            )
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("payment"):
+                continue
+            if cancelled.failed("user"):
+                raise Conflict("The credits of this payment were already spent; it cannot be refunded.") from None
+            raise
+        except OutcomeUnknown:
+            # Applied or not? The payment says: held by this attempt means the credits are taken.
+            current = get_payment(charge_id)
+            if current is None or current.refund_attempt != attempt:
+                raise
+            return current
         return payment
-    if payment.status != PaymentStatus.CREDITED:
-        raise Conflict("This payment was already refunded.")
-    try:
-        _move_payment(
-            payment,
-            PaymentStatus.CREDITED,
-            PaymentStatus.REFUNDING,
-            -int(payment.credits),
-            LedgerReason.PURCHASE_REFUND,
-            now,
-        )
-    except TransactionCancelled as cancelled:
-        if cancelled.failed("payment"):
-            raise Conflict("This payment was already refunded.") from None
-        if cancelled.failed("user"):
-            raise Conflict("The credits of this payment were already spent; it cannot be refunded.") from None
-        raise
-    return payment
+    raise _refund_in_progress(get_payment(charge_id), now)
 
 
-def confirm_purchase_refund(charge_id: str, *, now: float | None = None) -> None:
-    """Telegram returned the Stars: the refund is final. No money moves."""
-    now = _now(now)
-    conditional_update(
-        Payment(charge_id=charge_id),
-        [Payment.status.set(PaymentStatus.REFUNDED.value), Payment.updated_at.set(iso_utc(now))],
-        Payment.status == PaymentStatus.REFUNDING,
+def _take_over_refund(payment: Payment, attempt: str, now: float) -> bool:
+    """Hold a ``refunding`` payment for ``attempt`` if no live attempt holds it (its credits are already taken)."""
+    holder_gone = Payment.refund_attempt.does_not_exist() | (Payment.refund_attempt_until < int(now))
+    taken = conditional_update(
+        Payment(charge_id=payment.charge_id),
+        [
+            Payment.refund_attempt.set(attempt),
+            Payment.refund_attempt_until.set(int(now) + REFUND_ATTEMPT_SECONDS),
+            Payment.updated_at.set(iso_utc(now)),
+        ],
+        (Payment.status == PaymentStatus.REFUNDING) & holder_gone,
+    )
+    if taken:
+        payment.refund_attempt = attempt
+        payment.refund_attempt_until = int(now) + REFUND_ATTEMPT_SECONDS
+        return True
+    current = get_payment(payment.charge_id)
+    if current is not None and current.status == PaymentStatus.REFUNDING:
+        raise _refund_in_progress(current, now)
+    return False  # confirmed or restored meanwhile: look again
+
+
+def _refund_in_progress(payment: Payment | None, now: float) -> Conflict:
+    until = int(payment.refund_attempt_until or 0) if payment is not None else 0
+    wait = max(1, until - int(now))
+    return Conflict(
+        f"Another refund of this payment is in progress; try again in {wait} seconds to see its result.",
+        headers={"Retry-After": str(wait)},
     )
 
 
-def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
-    """Undo ``take_back_purchase`` when Telegram definitely refused the Stars refund."""
+def confirm_purchase_refund(charge_id: str, *, attempt: str, now: float | None = None) -> bool:
+    """Telegram returned the Stars to ``attempt``: the refund is final. No money moves.
+
+    False when ``attempt`` no longer holds the payment (it was overtaken): the caller must find out why.
+    """
+    now = _now(now)
+    return conditional_update(
+        Payment(charge_id=charge_id),
+        [
+            Payment.status.set(PaymentStatus.REFUNDED.value),
+            Payment.updated_at.set(iso_utc(now)),
+            Payment.refund_attempt.remove(),
+            Payment.refund_attempt_until.remove(),
+        ],
+        (Payment.status == PaymentStatus.REFUNDING) & (Payment.refund_attempt == attempt),
+    )
+
+
+def release_purchase_refund(charge_id: str, *, attempt: str, now: float | None = None) -> bool:
+    """Telegram's answer to ``attempt`` was lost: keep the credits taken, let the next attempt take over now.
+
+    Best effort (never raises): otherwise the hold expires after REFUND_ATTEMPT_SECONDS.
+    """
+    now = _now(now)
+    try:
+        return conditional_update(
+            Payment(charge_id=charge_id),
+            [
+                Payment.refund_attempt.remove(),
+                Payment.refund_attempt_until.remove(),
+                Payment.updated_at.set(iso_utc(now)),
+            ],
+            (Payment.status == PaymentStatus.REFUNDING) & (Payment.refund_attempt == attempt),
+        )
+    except Exception:
+        logger.warning("refund attempt not released; it expires on its own", exc_info=True)
+        return False
+
+
+def restore_purchase(charge_id: str, *, attempt: str, now: float | None = None) -> bool:
+    """Undo ``take_back_purchase`` of ``attempt`` when Telegram definitely refused the Stars refund.
+
+    False when ``attempt`` no longer holds the payment: nothing is restored.
+    """
     now = _now(now)
     payment = get_payment(charge_id)
-    if payment is None or payment.status != PaymentStatus.REFUNDING:
-        return
+    if payment is None or payment.status != PaymentStatus.REFUNDING or payment.refund_attempt != attempt:
+        return False
     try:
         _move_payment(
             payment,
@@ -765,10 +852,13 @@ def restore_purchase(charge_id: str, *, now: float | None = None) -> None:
             LedgerReason.PURCHASE,
             now,
             "restored",
+            attempt=(attempt, None),
         )
     except TransactionCancelled as cancelled:
-        if not cancelled.failed("payment"):
-            raise
+        if cancelled.failed("payment"):
+            return False
+        raise
+    return True
 
 
 def _move_payment(
@@ -779,27 +869,40 @@ def _move_payment(
     reason: LedgerReason,
     now: float,
     note: str | None = None,
+    *,
+    attempt: tuple[str | None, str | None],
 ) -> None:
     """Change a payment's status and its user's balance by ``delta``, with the ledger entry: one transaction.
 
-    Raises ``TransactionCancelled`` ("payment": the status moved meanwhile;
-    "user": the balance does not cover a negative ``delta``).
+    ``attempt`` is (the refund attempt that must hold the payment, the one
+    that holds it afterwards); None: no holder. Raises
+    ``TransactionCancelled`` ("payment": the status or the holder moved
+    meanwhile; "user": the balance does not cover a negative ``delta``).
     """
+    holder, new_holder = attempt
     user_id = int(payment.user_id)
     user_condition = _user_exists() if delta >= 0 else _user_exists() & (User.credits >= -delta)
+    payment_condition = Payment.status == from_status
+    if holder is not None:
+        payment_condition &= Payment.refund_attempt == holder
+    actions: list[Action] = [Payment.status.set(to_status.value), Payment.updated_at.set(iso_utc(now))]
+    if new_holder is None:
+        actions += [Payment.refund_attempt.remove(), Payment.refund_attempt_until.remove()]
+    else:
+        actions += [
+            Payment.refund_attempt.set(new_holder),
+            Payment.refund_attempt_until.set(int(now) + REFUND_ATTEMPT_SECONDS),
+        ]
     tx = Transaction()
-    tx.update(
-        "payment",
-        Payment(charge_id=payment.charge_id),
-        [Payment.status.set(to_status.value), Payment.updated_at.set(iso_utc(now))],
-        condition=Payment.status == from_status,
-    )
+    tx.update("payment", Payment(charge_id=payment.charge_id), actions, condition=payment_condition)
     tx.update(
         "user", User(user_id=user_id), [User.credits.add(delta), User.updated_at.set(iso_utc(now))], user_condition
     )
     _put_ledger(tx, _ledger(user_id, delta, reason, now, payment_charge_id=payment.charge_id, note=note))
     tx.commit()
     payment.status = to_status.value
+    payment.refund_attempt = new_holder
+    payment.refund_attempt_until = None if new_holder is None else int(now) + REFUND_ATTEMPT_SECONDS
 
 
 # --------------------------------------------------------------------------

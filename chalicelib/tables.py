@@ -168,6 +168,10 @@ class Payment(Model):
     stars = NumberAttribute()
     status = UnicodeAttribute()  # credited | refunding (credits taken, Telegram not yet confirmed) | refunded
     provider_charge_id = UnicodeAttribute(null=True)
+    # While ``refunding``: the refund attempt that took the credits back (or took the refund over),
+    # and until when it may call Telegram undisturbed. Only that attempt restores or confirms.
+    refund_attempt = UnicodeAttribute(null=True)
+    refund_attempt_until = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
 

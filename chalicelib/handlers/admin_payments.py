@@ -20,9 +20,10 @@ from chalicelib.views import payment_view, user_view
 
 
 def refund(request: Request, charge_id: str) -> dict[str, Any]:
-    admin = authenticate_admin(request.headers, ready())
+    settings = ready()
+    admin = authenticate_admin(request.headers, settings)
     # Telegram's charge ids are short ASCII tokens; anything else names no payment.
     if not CHARGE_ID_RE.fullmatch(charge_id):
         raise NotFound("No such payment.")
-    payment, user = refund_stars_purchase(bootstrap.bot_api(), charge_id, by=admin.via)
+    payment, user = refund_stars_purchase(bootstrap.bot_api(), settings, charge_id, by=admin.via)
     return {"payment": payment_view(payment), "user": user_view(user)}

@@ -453,22 +453,50 @@ def test_take_back_purchase_refuses_when_spent_and_can_be_restored() -> None:
     )
     money.change_credits(ALICE.user_id, -15, note="spent")
     with pytest.raises(Conflict):
-        money.take_back_purchase("ch-1")
+        money.take_back_purchase("ch-1", attempt="a")
     money.change_credits(ALICE.user_id, 20, note="topped up")
-    money.take_back_purchase("ch-1")
+    money.take_back_purchase("ch-1", attempt="a")
     assert balance(ALICE.user_id) == 15
-    # Telegram's answer was lost: taking back again changes nothing and allows a retry.
-    assert money.take_back_purchase("ch-1").status == "refunding"
+    # Telegram's answer was lost: the attempt lets go, and a retry takes over without moving money.
+    assert money.release_purchase_refund("ch-1", attempt="a")
+    assert money.take_back_purchase("ch-1", attempt="b").status == "refunding"
     assert balance(ALICE.user_id) == 15
-    money.restore_purchase("ch-1")  # Telegram definitely refused
+    assert not money.restore_purchase("ch-1", attempt="a")  # no longer a's to restore
+    assert money.restore_purchase("ch-1", attempt="b")  # Telegram definitely refused
     assert balance(ALICE.user_id) == 25
-    money.take_back_purchase("ch-1")
-    money.confirm_purchase_refund("ch-1")  # Telegram returned the Stars
+    money.take_back_purchase("ch-1", attempt="c")
+    assert money.confirm_purchase_refund("ch-1", attempt="c")  # Telegram returned the Stars
     assert queries.get_payment("ch-1").status == "refunded"  # type: ignore[union-attr]
     with pytest.raises(Conflict):
-        money.take_back_purchase("ch-1")
-    money.restore_purchase("ch-1")  # too late: a confirmed refund is final
+        money.take_back_purchase("ch-1", attempt="d")
+    assert not money.restore_purchase("ch-1", attempt="c")  # too late: a confirmed refund is final
     assert balance(ALICE.user_id) == 15
+
+
+def test_a_refund_attempt_holds_its_payment_until_it_ends_or_its_time_runs_out() -> None:
+    """Issue 12 #1: only the attempt that took the credits back may restore or confirm."""
+    settings = ready()
+    money.credit_purchase(
+        ALICE, settings, charge_id="ch-1", provider_charge_id=None, pack_id="pack_10", credits=10, stars=50
+    )
+    now = time.time()
+    money.take_back_purchase("ch-1", attempt="first", now=now)
+
+    with pytest.raises(Conflict) as busy:
+        money.take_back_purchase("ch-1", attempt="second", now=now + 1)
+    assert busy.value.headers["Retry-After"] == str(money.REFUND_ATTEMPT_SECONDS - 1)
+    assert not money.restore_purchase("ch-1", attempt="second")
+    assert not money.confirm_purchase_refund("ch-1", attempt="second")
+    assert balance(ALICE.user_id) == 10  # the credits stay taken, once
+
+    # The first attempt died (a Lambda timeout): its hold runs out and a retry takes over.
+    later = now + money.REFUND_ATTEMPT_SECONDS + 1
+    assert money.take_back_purchase("ch-1", attempt="second", now=later).refund_attempt == "second"
+    assert not money.confirm_purchase_refund("ch-1", attempt="first")  # checked, not silent
+    assert money.confirm_purchase_refund("ch-1", attempt="second")
+    payment = queries.get_payment("ch-1")
+    assert payment is not None and payment.status == "refunded" and payment.refund_attempt is None
+    assert balance(ALICE.user_id) == 10
 
 
 # --- the transaction wrapper -------------------------------------------------------------

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from chalicelib import bot, catalogue, money, queries, records
+from chalicelib import bot, catalogue, money, queries, records, telegram
+from chalicelib.errors import TelegramError
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, Payment
 from tests.fakes.telegram import FakeTelegram
+from tests.faults import Faults
 from tests.probes import balance
 from tests.telegram_helpers import (
     ALICE_ID,
@@ -231,3 +235,87 @@ def test_a_refund_telegram_does_not_answer_keeps_the_credits_taken_until_a_retry
     assert retried.status_code == 200 and retried.json_body["payment"]["status"] == "refunded"
     assert balance(ALICE_ID) == 10
     assert len(fake_telegram.sent("refundStarPayment")) == 2
+
+
+# --- overlapping refunds (issue 12 #1) -----------------------------------------------------------
+
+
+def _during_the_telegram_call(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], Any]) -> list[str]:
+    """Run ``meanwhile`` while Telegram handles the first refundStarPayment; returns every call's charge id.
+
+    A refund Telegram receives while it is still handling one for the same
+    charge is refused with a 400.
+    """
+    calls: list[str] = []
+    in_flight: list[bool] = []
+    real = telegram.BotApi.refund_star_payment
+
+    def refund(self: telegram.BotApi, user_id: int, charge_id: str) -> bool:
+        calls.append(charge_id)
+        if in_flight:
+            raise TelegramError("Bad Request: CHARGE_REFUND_IN_PROGRESS", error_code=400)
+        if len(calls) == 1:
+            in_flight.append(True)
+            meanwhile()
+            in_flight.clear()
+        return real(self, user_id, charge_id)
+
+    monkeypatch.setattr(telegram.BotApi, "refund_star_payment", refund)
+    return calls
+
+
+def test_two_overlapping_refunds_call_telegram_once_and_never_leave_both_stars_and_credits(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paid()
+    overlapping: list[Any] = []
+    calls = _during_the_telegram_call(monkeypatch, lambda: overlapping.append(admin_refund("charge-1")))
+
+    first = admin_refund("charge-1")
+
+    [second] = overlapping
+    assert second.status_code == 409 and second.json_body["error"]["code"] == "conflict"
+    assert "in progress" in second.json_body["error"]["message"] and int(second.headers["Retry-After"]) > 0
+    assert calls == ["charge-1"]  # the second refund never reached Telegram
+    assert first.status_code == 200, first.body
+    assert first.json_body["payment"]["status"] == "refunded"
+    # Stars returned once and the pack's credits taken, once.
+    assert len(fake_telegram.sent("refundStarPayment")) == 1
+    assert balance(ALICE_ID) == 10
+    assert purchases_of(ALICE_ID) == [(PACK.credits, "purchase"), (-PACK.credits, "purchase_refund")]
+
+
+def test_a_confirm_that_finds_the_payment_overtaken_alerts_the_operator_instead_of_answering_200(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paid()
+    # The first attempt's hold ran out while Telegram answered (it never should: the hold outlives
+    # the Lambda), and another attempt took the payment over.
+    later = time.time() + money.REFUND_ATTEMPT_SECONDS + 1
+    _during_the_telegram_call(monkeypatch, lambda: money.take_back_purchase("charge-1", attempt="other", now=later))
+
+    response = admin_refund("charge-1")
+
+    assert response.status_code == 500 and "operator was alerted" in response.json_body["error"]["message"]
+    [alert] = fake_telegram.texts_to(ALERT_CHAT_ID)
+    assert "charge-1" in alert and "another refund attempt" in alert
+    payment = queries.get_payment("charge-1")
+    assert payment is not None and payment.status == "refunding" and payment.refund_attempt == "other"
+    assert balance(ALICE_ID) == 10  # the credits stay taken: never both
+
+
+def test_a_take_back_whose_every_answer_is_lost_is_read_back_and_the_refund_goes_on(
+    fake_telegram: FakeTelegram, faults: Faults
+) -> None:
+    """OutcomeUnknown is not "nothing happened": the payment says whether this attempt took the credits."""
+    paid()
+    lost = faults.server_error("TransactWriteItems", table="payments", after_apply=True, times=None)
+
+    response = admin_refund("charge-1")
+
+    assert lost.fired == 4 * 6  # every attempt applied once (by its token) and answered 500
+    faults.clear()
+    assert response.status_code == 200, response.body
+    assert response.json_body["payment"]["status"] == "refunded"
+    assert len(fake_telegram.sent("refundStarPayment")) == 1
+    assert balance(ALICE_ID) == 10
