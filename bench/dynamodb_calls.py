@@ -125,6 +125,7 @@ def main() -> None:
 def run_use_cases() -> list[tuple[str, Tally]]:
     from chalicelib import money
     from chalicelib.runtime import ready
+    from chalicelib.usecases.generation import order_generation
     from infra.resources import create_locally
 
     settings = ready()
@@ -144,7 +145,8 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     measure("GET /api/user/me", lambda: money.get_or_register(profile, settings))
 
     def start(key: str | None = None) -> StartResult:
-        return money.start_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key)
+        # What POST /api/generation runs: the charge, the queue message, then the balance read.
+        return order_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key)
 
     ok = measure("start_generation (with Idempotency-Key)", lambda: start("k1"))
     measure("start_generation replay (same key)", lambda: start("k1"))

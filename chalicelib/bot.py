@@ -376,17 +376,17 @@ def refusal_text(error: ApiError) -> str:
 
 def _queued_text(result: StartResult, model_name: str) -> str:
     generation = result.generation
-    balance = f"Balance: {_credits(result.credits)}."
+    balance = "" if result.credits is None else f" Balance: {_credits(result.credits)}."
     if not result.replayed:
         return (
             f"Queued! {model_name} is drawing your picture; it will arrive in this chat shortly.\n"
-            f"Cost: {_credits(int(generation.cost))}. {balance}"
+            f"Cost: {_credits(int(generation.cost))}.{balance}"
         )
     if generation.status == GenerationStatus.COMPLETED:
-        return f"This prompt was already drawn; the picture was sent to this chat. {balance}"
+        return f"This prompt was already drawn; the picture was sent to this chat.{balance}"
     if generation.status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
-        return f"This message's generation already ended ({generation.status}); send the prompt again. {balance}"
-    return f"Your picture is queued and will arrive in this chat shortly; it was charged once. {balance}"
+        return f"This message's generation already ended ({generation.status}); send the prompt again.{balance}"
+    return f"Your picture is queued and will arrive in this chat shortly; it was charged once.{balance}"
 
 
 # --------------------------------------------------------------------------

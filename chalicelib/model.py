@@ -89,7 +89,9 @@ class GenerationOrder:
 @dataclass(frozen=True)
 class StartResult:
     generation: Generation
-    credits: int  # the balance after the debit (or now, for a replay)
+    # The balance after the debit (or now, for a replay); None when it could not be read
+    # after a new charge (the generation is charged and queued all the same).
+    credits: int | None
     replayed: bool
 
 

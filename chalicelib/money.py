@@ -185,9 +185,13 @@ def start_generation(
     source: str,
     idempotency_key: str | None = None,
     replay_any_status: bool = False,
+    read_balance: bool = True,
     now: float | None = None,
 ) -> StartResult:
     """Charge ``order.cost`` and create a pending generation, in one transaction.
+
+    ``read_balance=False``: leave ``credits`` None for a new charge; the
+    caller reads it once the job is queued (``usecases.generation``).
 
     ``replay_any_status`` (the bot: one Telegram message, one generation)
     replays a key even after its generation failed or was cancelled. Keys
@@ -265,7 +269,8 @@ def start_generation(
                 continue  # id collision: practically impossible, but harmless to retry
             raise
         # TransactWriteItems returns no attributes: one read for the new balance.
-        return StartResult(generation=generation, credits=_balance_after_debit(profile.user_id), replayed=False)
+        credits = _balance_after_debit(profile.user_id) if read_balance else None
+        return StartResult(generation=generation, credits=credits, replayed=False)
     raise Conflict("The request could not be completed because of concurrent changes; please retry.")
 
 

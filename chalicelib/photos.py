@@ -81,11 +81,12 @@ class Replies:
         return f"That picture is too large: I can edit pictures of up to {limit_bytes // (1024 * 1024)} MB."
 
     @staticmethod
-    def queued(model_name: str, pictures: int, cost: int, balance: int) -> str:
+    def queued(model_name: str, pictures: int, cost: int, balance: int | None) -> str:
         what = "your picture" if pictures == 1 else f"your {pictures} pictures"
+        after = "" if balance is None else f" Balance: {_credits(balance)}."
         return (
             f"Queued! {model_name} is editing {what}; the result will arrive in this chat shortly.\n"
-            f"Cost: {_credits(cost)}. Balance: {_credits(balance)}."
+            f"Cost: {_credits(cost)}.{after}"
         )
 
     @staticmethod
@@ -93,8 +94,9 @@ class Replies:
         return f"{model_name} takes at most {used} pictures, so I used the first {used} of the {sent} you sent."
 
     @staticmethod
-    def replayed(balance: int) -> str:
-        return f"This edit is already on its way; it was charged once. Balance: {_credits(balance)}."
+    def replayed(balance: int | None) -> str:
+        after = "" if balance is None else f" Balance: {_credits(balance)}."
+        return f"This edit is already on its way; it was charged once.{after}"
 
     @staticmethod
     def refused(error: ApiError) -> str:

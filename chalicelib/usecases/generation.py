@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib import jobs, money
+from dataclasses import replace
+
+from chalicelib import jobs, money, queries
 from chalicelib.config import Settings
 from chalicelib.model import GenerationOrder, Profile, StartResult
-from chalicelib.observability import count
+from chalicelib.observability import count, logger
 
 
 def order_generation(
@@ -19,7 +21,13 @@ def order_generation(
     replay_any_status: bool = False,
     queue: bool = True,
 ) -> StartResult:
-    """Charge once (``money.start_generation``), queue the job, count the sale.
+    """Charge once (``money.start_generation``), queue the job, count the sale, then read the balance.
+
+    Nothing that can fail comes between the charge and the queue: the
+    balance is read after the job is queued, best effort (``credits`` None
+    when that read fails: the generation is charged and queued all the
+    same, and a 500 would only make the client replay it). A queue message
+    that SQS refuses is logged; the sweeper re-queues the pending generation.
 
     The one replay rule: a replayed key queues nothing, whatever its
     generation's status. The call that charged queued it; had that call died
@@ -43,11 +51,25 @@ def order_generation(
         source=source,
         idempotency_key=idempotency_key,
         replay_any_status=replay_any_status,
+        read_balance=False,
     )
-    if not result.replayed:
-        generation = result.generation
-        if queue:
+    if result.replayed:
+        return result
+    generation = result.generation
+    if queue:
+        try:
             jobs.send_to_worker(int(generation.user_id), generation.generation_id, settings)
-        count("GenerationsStarted")
-        count("CreditsSpent", int(generation.cost))
-    return result
+        except Exception:
+            logger.exception("generation charged but not queued; the sweeper re-queues it")
+    count("GenerationsStarted")
+    count("CreditsSpent", int(generation.cost))
+    return replace(result, credits=_balance_now(int(generation.user_id)))
+
+
+def _balance_now(user_id: int) -> int | None:
+    try:
+        user = queries.get_user(user_id)
+    except Exception:
+        logger.warning("balance not read after the charge; answered without it", exc_info=True)
+        return None
+    return int(user.credits) if user is not None else None

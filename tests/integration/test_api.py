@@ -539,3 +539,22 @@ def test_a_charge_with_an_unknown_outcome_answers_503_and_the_same_key_then_repl
 
     assert retried.status == 200, retried.body  # the replay of the generation charged above
     assert balance(ALICE["id"]) == 9 and len(generations_of(ALICE["id"])) == 1
+
+
+def test_a_balance_read_failing_after_the_charge_still_answers_202_and_the_job_is_queued(faults: Faults) -> None:
+    """Issue 12 #7: the GetItem after the charge came before the queue; its failure answered 500
+    and left the charged generation unqueued until the sweeper found it."""
+    register(ALICE)
+    reading = faults.time_out("GetItem", table="users", times=None)
+
+    reply = start(ALICE, key="read-fails")
+
+    generation = accepted(reply)
+    assert reply.body["credits"] is None
+    assert reading.fired == 4
+    faults.clear()
+    assert [job.generation_id for job in queued_jobs()] == [generation["id"]]
+    assert balance(ALICE["id"]) == 9
+    replay = start(ALICE, key="read-fails")
+    assert replay.status == 200 and replay.body["credits"] == 9
+    assert queued_jobs() == []  # a replay queues nothing

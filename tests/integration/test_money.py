@@ -343,6 +343,23 @@ def test_a_plain_conditional_write_meeting_transaction_conflicts_is_retried_then
     assert user is not None and user.banned
 
 
+def test_ordering_queues_the_job_before_reading_the_balance_which_may_fail(faults: Faults) -> None:
+    """Issue 12 #7: a failed balance read no longer loses the queue message (nor answers an error)."""
+    from chalicelib.usecases.generation import order_generation
+    from tests.probes import queued_jobs
+
+    settings = ready()
+    money.register(ALICE, settings)
+    faults.time_out("GetItem", table="users", times=None)
+
+    result = order_generation(ALICE, order(), settings, chat_id=ALICE.user_id, source="api", idempotency_key="k")
+
+    assert result.credits is None and not result.replayed
+    faults.clear()
+    assert [job.generation_id for job in queued_jobs()] == [result.generation.generation_id]
+    assert balance(ALICE.user_id) == 9
+
+
 def test_fail_with_a_stale_claim_token_changes_nothing() -> None:
     generation = start(ALICE, ready()).generation
     money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)

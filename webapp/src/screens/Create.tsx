@@ -18,7 +18,7 @@ interface Photo {
 
 interface Started {
   generation: Generation;
-  credits: number;
+  credits: number | null;
 }
 
 export function Create({ onOpen }: { onOpen: (generation: Generation) => void }) {
@@ -95,7 +95,9 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
     setError(null);
     try {
       const started = await submission.submit();
-      setMe({ ...me, credits: started.credits });
+      // null: charged and queued, but the server could not read the balance just then.
+      if (started.credits === null) refreshMe().catch(() => undefined);
+      else setMe({ ...me, credits: started.credits });
       setCurrent(started.generation);
     } catch (caught) {
       setError(caught);
