@@ -70,6 +70,8 @@ OPERATIONS = ("TransactWriteItems", "UpdateItem", "GetItem", "PutItem", "Query",
 STEPS = (
     "start",
     "work",
+    "duplicate",
+    "redrive",
     "claim",
     "complete",
     "fail",
@@ -356,7 +358,7 @@ class Interleavings(RuleBasedStateMachine):
         }
         return lambda_sqs_event([raw], "arn:aws:sqs:us-east-1:000000000000:queue")
 
-    def _run_worker(self, message: Message) -> None:
+    def _run_worker(self, message: Message, *, keep: bool = False) -> None:
         """One receive of ``message`` by the generation worker Lambda (SQS semantics, dead-lettering)."""
         from chalicelib.handlers.worker import process_batch
         from local.lambda_context import LocalLambdaContext
@@ -371,7 +373,7 @@ class Interleavings(RuleBasedStateMachine):
         except Exception as error:
             STATS[f"raised work: {type(error).__name__}"] += 1
             retried = True
-        if not retried:
+        if not retried and not keep:
             self.queue.remove(message)
 
     def _run_dead_letter(self, message: Message) -> None:
@@ -432,6 +434,25 @@ class Interleavings(RuleBasedStateMachine):
         with self._step("work", fault):
             self._run_worker(self.queue[index % len(self.queue)])
         self.provider.mode, self.bot.photo_mode = "ok", "ok"
+
+    @precondition(lambda self: bool(self.queue) and "duplicate" not in self.excluded_steps)
+    @rule(index=st.integers(0, 20), telegram=st.sampled_from(["ok", "429"]), fault=faults_strategy)
+    def duplicate(self, index: int, telegram: str, fault: Fault | None) -> None:
+        """SQS delivers a copy of a queued message (at least once): a worker runs it; the original stays."""
+        self.bot.photo_mode = telegram
+        with self._step("duplicate", fault):
+            self._run_worker(self.queue[index % len(self.queue)], keep=True)
+        self.bot.photo_mode = "ok"
+
+    @precondition(lambda self: bool(self.queue) and "redrive" not in self.excluded_steps)
+    @rule(index=st.integers(0, 20))
+    def redrive(self, index: int) -> None:
+        """A message's remaining receives are used up without a run (throttled batches, Lambda timeouts):
+        SQS moves it to the dead-letter queue."""
+        STATS["steps"] += 1
+        STATS["step redrive"] += 1
+        message = self.queue.pop(index % len(self.queue))
+        self.dead_letters.append(Message(message.body, message.message_id))
 
     @precondition(lambda self: bool(self.queue) and "claim" not in self.excluded_steps)
     @rule(index=st.integers(0, 20), fault=faults_strategy)
