@@ -395,9 +395,10 @@ class Interleavings(RuleBasedStateMachine):
         from chalicelib.usecases.purchases import refund_stars_purchase
 
         bot: Any = self.bot
-        if "settings" in inspect.signature(refund_stars_purchase).parameters:  # the tagged-attempts version
-            return self._attempt("refund", lambda: refund_stars_purchase(bot, self.settings, charge_id, by=by))
-        return self._attempt("refund", lambda: refund_stars_purchase(bot, charge_id, by=by))
+        refund: Any = refund_stars_purchase
+        if "settings" in inspect.signature(refund).parameters:  # the tagged-attempts version (issue 12 #1)
+            return self._attempt("refund", lambda: refund(bot, self.settings, charge_id, by=by))
+        return self._attempt("refund", lambda: refund(bot, charge_id, by=by))
 
     def _sweep(self) -> None:
         from chalicelib.handlers.sweeper import sweep
