@@ -30,7 +30,6 @@ timeout), and every completed generation must have reached its chat.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 import os
@@ -395,10 +394,7 @@ class Interleavings(RuleBasedStateMachine):
         from chalicelib.usecases.purchases import refund_stars_purchase
 
         bot: Any = self.bot
-        refund: Any = refund_stars_purchase
-        if "settings" in inspect.signature(refund).parameters:  # the tagged-attempts version (issue 12 #1)
-            return self._attempt("refund", lambda: refund(bot, self.settings, charge_id, by=by))
-        return self._attempt("refund", lambda: refund(bot, charge_id, by=by))
+        return self._attempt("refund", lambda: refund_stars_purchase(bot, self.settings, charge_id, by=by))
 
     def _sweep(self) -> None:
         from chalicelib.handlers.sweeper import sweep
