@@ -54,6 +54,20 @@ def me() -> Any:
     return handlers.me(_request())
 
 
+@api.route("/api/user/settings", methods=("PUT",))
+def change_settings() -> Any:
+    from chalicelib.handlers import api as handlers
+
+    return handlers.change_settings(_request())
+
+
+@api.route("/api/user/ledger")
+def user_ledger() -> Any:
+    from chalicelib.handlers import api as handlers
+
+    return handlers.ledger(_request())
+
+
 @api.route("/api/generation", methods=("POST",))
 def create_generation() -> Any:
     from chalicelib.handlers import api as handlers

@@ -123,7 +123,7 @@ def main() -> None:
 
 
 def run_use_cases() -> list[tuple[str, Tally]]:
-    from chalicelib import money
+    from chalicelib import money, notify, queries
     from chalicelib.runtime import ready
     from chalicelib.usecases.generation import order_generation
     from infra.resources import create_locally
@@ -146,14 +146,26 @@ def run_use_cases() -> list[tuple[str, Tally]]:
 
     def start(key: str | None = None) -> StartResult:
         # What POST /api/generation runs: the charge, the queue message, then the balance read.
-        return order_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key)
+        return order_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key, language="en")
 
-    ok = measure("start_generation (with Idempotency-Key)", lambda: start("k1"))
-    measure("start_generation replay (same key)", lambda: start("k1"))
+    def post_generation(key: str | None = None) -> StartResult:
+        # handlers.api.create_generation: the saved settings and language, then the charge.
+        queries.get_user(42)
+        return start(key)
+
+    ok = measure("POST /api/generation (settings read + start)", lambda: post_generation("k1"))
+    measure("POST /api/generation replay (same key)", lambda: post_generation("k1"))
+    measure(
+        "PUT /api/user/settings",
+        lambda: (money.get_or_register(profile, settings), records.save_settings(42, aspect_ratio="16:9")),
+    )
     gid = ok.generation.generation_id
     claim = measure("claim (worker)", lambda: money.claim_generation(42, gid, lease_seconds=60))
     measure("complete (worker)", lambda: money.complete_generation(claim.generation, result_keys=["k"], provider="x"))
     measure("delivery lease (worker)", lambda: records.claim_delivery(claim.generation, lease_seconds=90))
+    measure(
+        "picture's language (worker: stored on the generation)", lambda: notify.language_of(claim.generation, settings)
+    )
     measure("mark delivered (worker)", lambda: records.mark_delivered(claim.generation))
 
     failed = start().generation
@@ -168,18 +180,19 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     measure("cancel + refund (POST .../cancel)", lambda: money.cancel_generation(42, cancelled.generation_id))
     start()
     later = time.time() + settings.generation_timeout_seconds + 5
-    measure("sweep (1 expired generation)", lambda: money.sweep_expired(now=later))
+    expired = measure("sweep (1 expired generation)", lambda: money.sweep_expired(now=later))
+    measure("timeout notice's language (sweeper: reads the user)", lambda: notify.language_of(expired[0], settings))
 
     rows.extend(edit_use_cases(settings, measure))
 
     totals = {
-        "successful generation (start+claim+complete+lease+delivered)": ["start_generation (with Idempotency-Key)",
+        "successful generation (start+claim+complete+lease+delivered)": ["POST /api/generation (settings read + start)",
                                                                          "claim (worker)", "complete (worker)",
                                                                          "delivery lease (worker)",
                                                                          "mark delivered (worker)"],
-        "failed generation (start+claim+fail)": ["start_generation (with Idempotency-Key)", "claim (worker)",
+        "failed generation (start+claim+fail)": ["POST /api/generation (settings read + start)", "claim (worker)",
                                                  "fail + refund (worker, permanent error)"],
-        "cancelled generation (start+cancel)": ["start_generation (with Idempotency-Key)",
+        "cancelled generation (start+cancel)": ["POST /api/generation (settings read + start)",
                                                 "cancel + refund (POST .../cancel)"],
         "album of 3 photos, collected and charged once": ["album photo 1 of 3 (append)",
                                                           "album photo 2 of 3 (append)",

@@ -22,36 +22,55 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import catalogue, money, queries, referrals
+from chalicelib import buttons, catalogue, money, queries, records, referrals
 from chalicelib.auth import MAX_TELEGRAM_ID
+from chalicelib.choices import Choices, choices_of
 from chalicelib.config import Settings
-from chalicelib.errors import ApiError, InsufficientCredits, TelegramError, UserBanned
+from chalicelib.errors import (
+    ApiError,
+    InsufficientCredits,
+    InvalidRequest,
+    RateLimited,
+    TelegramError,
+    TooManyActive,
+    UserBanned,
+)
+from chalicelib.i18n import t
 from chalicelib.model import GenerationStatus, Profile, StartResult
 from chalicelib.observability import count, logger
-from chalicelib.telegram import BotApi
+from chalicelib.tables import User
+from chalicelib.telegram import BotApi, truncate
 from chalicelib.text import storable_text
 from chalicelib.usecases.generation import order_generation
-from chalicelib.validation import CHARGE_ID_RE, MAX_PROMPT_CHARS, is_chat_id, is_message_id, parse_generation_request
+from chalicelib.validation import (
+    CHARGE_ID_RE,
+    MAX_PROMPT_CHARS,
+    is_chat_id,
+    is_message_id,
+    parse_generation_request,
+    parse_settings_change,
+)
 
 # Telegram's deep-link payload: https://t.me/<bot>?start=<1-64 of A-Z a-z 0-9 _ ->.
 _START_PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # "/command", "/command@SomeBot", each optionally followed by arguments.
 _COMMAND_RE = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(.*))?", re.DOTALL)
-# A chat that cannot receive our message (bot blocked, chat gone, query too old):
-# re-sending the update would fail the same way for 24 h and hold back the chat.
+# A chat that cannot receive our message (bot blocked, chat gone, query too old,
+# a message not modified): re-sending the update would fail the same way.
 _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
-
-OPEN_APP_BUTTON_TEXT = "Open NanoGen"
-PRE_CHECKOUT_UNKNOWN_PACK = "This offer is no longer available. Send /buy to see the current packs."
-PRE_CHECKOUT_OTHER_BUYER = "This invoice was made for another Telegram account. Open the app to buy credits."
-PRE_CHECKOUT_WRONG_PRICE = "The price of this pack has changed. Send /buy for a new invoice."
+HISTORY_ITEMS = 10
+HISTORY_PROMPT_CHARS = 80
+PAYSUPPORT_PURCHASES = 5
+# One forwarded /paysupport request per user per window reaches the operator.
+PAYSUPPORT_WINDOW_SECONDS = 900
+_RATIOS_PER_ROW = 5
 # Message fields that carry a file the bot may be asked to edit (chalicelib.photos).
 _PICTURE_FIELDS = ("photo", "document", "sticker")
-UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do, or just write what I should draw."
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,17 @@ class ChatMessage:
     payment: Mapping[str, Any] | None  # the ``successful_payment`` object
 
 
+@dataclass(frozen=True)
+class ButtonTap:
+    """The parts of a ``callback_query`` the bot uses; ``chat_id``/``message_id`` of the tapped message."""
+
+    query_id: str
+    sender: Profile
+    tap: buttons.Tap | None  # None: data we did not make
+    chat_id: int | None
+    message_id: int | None
+
+
 # --------------------------------------------------------------------------
 # Dispatch
 # --------------------------------------------------------------------------
@@ -85,6 +115,7 @@ def plan(update: Mapping[str, Any]) -> Action | None:
     None for messages from bots, channel posts, edited messages, messages
     without text (other than payments), group chatter and update types the
     bot does not handle: the webhook then answers 200 without writing anything.
+    A button tap (``callback_query``) is claimed like any update, so it acts once.
     """
     if "message" in update:
         message = _chat_message(update["message"])
@@ -107,6 +138,12 @@ def plan(update: Mapping[str, Any]) -> Action | None:
         if not isinstance(query, dict) or not isinstance(query.get("id"), str) or _profile(query.get("from")) is None:
             return None
         return Action("pre_checkout_query", functools.partial(_answer_pre_checkout, query=query))
+    if "callback_query" in update:
+        tap = _button_tap(update["callback_query"])
+        if tap is None:
+            return None
+        kind = tap.tap.kind if tap.tap is not None else "stale"
+        return Action(f"callback:{kind}", functools.partial(_on_tap, tap=tap))
     return None
 
 
@@ -168,9 +205,50 @@ def _chat_message(raw: object) -> ChatMessage | None:
     )
 
 
+def _button_tap(raw: object) -> ButtonTap | None:
+    """A tap from a person, with an id to answer; the message is optional (inline messages have none)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not 0 < len(raw["id"]) <= 128:
+        return None
+    sender = _profile(raw.get("from"))
+    if sender is None:
+        return None
+    message = raw.get("message")
+    chat_id = message_id = None
+    if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+        chat = message["chat"]
+        if is_chat_id(chat.get("id")) and is_message_id(message.get("message_id")) and chat.get("type") == "private":
+            chat_id, message_id = chat["id"], message["message_id"]
+    return ButtonTap(
+        query_id=raw["id"], sender=sender, tap=buttons.parse(raw.get("data")), chat_id=chat_id, message_id=message_id
+    )
+
+
+# --------------------------------------------------------------------------
+# The user and their language
+# --------------------------------------------------------------------------
+
+
+def _known_user(profile: Profile, settings: Settings) -> tuple[User, Choices]:
+    """The user (registered on first sight), with Telegram's current language_code kept on it."""
+    user = money.get_or_register(profile, settings)
+    records.remember_language_code(user, profile.language_code)
+    return user, choices_of(user, settings, language_code=profile.language_code)
+
+
+def _language(profile: Profile, settings: Settings, user: User | None = None) -> str:
+    return choices_of(user, settings, language_code=profile.language_code).language
+
+
 # --------------------------------------------------------------------------
 # Replies
 # --------------------------------------------------------------------------
+
+
+def _permanent(error: TelegramError, what: str) -> None:
+    """A chat that cannot take our message is logged; anything else is raised so Telegram re-sends."""
+    if error.error_code not in _PERMANENT_TELEGRAM_CODES:
+        raise error
+    logger.warning(f"{what} not delivered", extra={"error_code": error.error_code, "description": error.description})
 
 
 def _say(
@@ -181,20 +259,13 @@ def _say(
     reply_to: int | None = None,
     markup: Mapping[str, Any] | None = None,
 ) -> None:
-    """Send a reply; a chat that cannot take it is logged, anything else is raised so Telegram re-sends."""
     try:
         bot.send_message(chat_id, text, reply_markup=markup, reply_to_message_id=reply_to)
     except TelegramError as error:
-        if error.error_code not in _PERMANENT_TELEGRAM_CODES:
-            raise
-        logger.warning("reply not delivered", extra={"error_code": error.error_code, "description": error.description})
+        _permanent(error, "reply")
 
 
-def _credits(amount: int) -> str:
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
-
-
-def _open_app_markup(settings: Settings) -> dict[str, Any] | None:
+def _open_app_markup(settings: Settings, lang: str) -> dict[str, Any] | None:
     """The Mini App button; Telegram accepts only https URLs for it (an http one would lose the greeting)."""
     url = settings.mini_app_url
     if not url:
@@ -202,7 +273,7 @@ def _open_app_markup(settings: Settings) -> dict[str, Any] | None:
     if not url.startswith("https://"):
         logger.warning("MINI_APP_URL is not https; the bot shows no button")
         return None
-    return {"inline_keyboard": [[{"text": OPEN_APP_BUTTON_TEXT, "web_app": {"url": url}}]]}
+    return {"inline_keyboard": [[{"text": t(lang, "button-open-app"), "web_app": {"url": url}}]]}
 
 
 # --------------------------------------------------------------------------
@@ -215,93 +286,435 @@ def _start(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: s
     payload = argument if _START_PAYLOAD_RE.fullmatch(argument) else None
     inviter = referrals.inviter_of(payload)
     user, created = money.register(message.sender, settings, start_payload=payload, invited_by=inviter)
-    name = message.sender.first_name or "there"
-    balance = f"Your balance: {_credits(int(user.credits))}."
+    if not created:
+        records.remember_language_code(user, message.sender.language_code)
+    lang = _language(message.sender, settings, user)
+    name = message.sender.first_name or t(lang, "start-default-name")
+    balance = t(lang, "balance-line", balance=int(user.credits))
     if created and settings.welcome_credits:
-        lines = [f"Welcome to NanoGen, {name}!", f"You got {_credits(settings.welcome_credits)} to start. {balance}"]
+        lines = [t(lang, "start-greeting-new", name=name, welcome=settings.welcome_credits), balance]
     else:
-        lines = [f"Welcome back, {name}!", balance]
+        lines = [t(lang, "start-greeting-back", name=name), balance]
     if user.banned:
-        lines.append(UserBanned.default_message)
-    lines.append("Send me a description of a picture and I will draw it with AI. /help lists prices and commands.")
-    _say(bot, message.chat_id, "\n".join(lines), markup=_open_app_markup(settings))
+        lines.append(t(lang, "account-banned"))
+    lines.append(t(lang, "start-intro"))
+    _say(bot, message.chat_id, "\n".join(lines), markup=_open_app_markup(settings, lang))
 
 
 def _balance(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
-    user = money.get_or_register(message.sender, settings)
-    lines = [f"Your balance: {_credits(int(user.credits))}."]
+    user, choices = _known_user(message.sender, settings)
+    lang = choices.language
+    lines = [t(lang, "balance-line", balance=int(user.credits))]
     active = int(user.active_generations)
     if active:
-        lines.append(f"Pictures in progress: {active}.")
-    if user.banned:
-        lines.append(UserBanned.default_message)
-    else:
-        lines.append("Send /buy to get more credits.")
+        lines.append(t(lang, "balance-in-progress", active=active))
+    lines.append(t(lang, "account-banned") if user.banned else t(lang, "balance-buy-hint"))
     _say(bot, message.chat_id, "\n".join(lines))
 
 
-def help_text(settings: Settings) -> str:
-    """What the bot does, what it costs, and the commands."""
-    default = catalogue.get_model(catalogue.DEFAULT_MODEL_ID, settings)
-    prices = [f"• {model.name}: {_credits(model.cost)} per picture" for model in catalogue.models(settings)]
+def help_text(settings: Settings, lang: str) -> str:
+    """What the bot does, what it costs, and every command."""
+    prices = [t(lang, "help-price-line", model=model.name, cost=model.cost) for model in catalogue.models(settings)]
+    commands = [t(lang, "help-command-line", command=name, description=t(lang, f"command-{name}")) for name in MENU]
     return "\n".join(
         [
-            "NanoGen draws pictures with AI.",
-            f"Send me a description (up to {MAX_PROMPT_CHARS} characters) and the picture arrives in this chat. "
-            f"Prompts sent here use {default.name}; the Mini App offers every model and picture editing.",
+            t(lang, "help-intro", max_chars=MAX_PROMPT_CHARS),
             "",
-            "Prices:",
+            t(lang, "help-prices-title"),
             *prices,
             "",
-            "Commands:",
-            "/start: welcome and your balance",
-            "/balance: your credits",
-            "/buy: buy credits with Telegram Stars",
-            "/promo CODE: redeem a promo code",
-            "/invite: your invitation link",
-            "/help: this message",
+            t(lang, "help-commands-title"),
+            *commands,
             "",
-            "A picture that cannot be made costs nothing: its credits come back.",
+            t(lang, "help-refund-note"),
         ]
     )
 
 
 def _help(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
-    _say(bot, message.chat_id, help_text(settings))
+    _, choices = _known_user(message.sender, settings)
+    _say(bot, message.chat_id, help_text(settings, choices.language))
+
+
+def invoice_texts(pack: catalogue.CreditPack, lang: str) -> tuple[str, str]:
+    """An invoice's title and description; bigger packs say how much cheaper a credit is than in the first."""
+    base = catalogue.PACKS[0]
+    title = t(lang, "pack-title", credits=pack.credits)
+    discount = round((1 - (pack.stars / pack.credits) / (base.stars / base.credits)) * 100)
+    if pack is base or discount <= 0:
+        return title, t(lang, "pack-description", credits=pack.credits)
+    description = t(
+        lang, "pack-description-discount", credits=pack.credits, discount=discount, base_credits=base.credits
+    )
+    return title, description
 
 
 def _buy(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     """One Telegram Stars invoice per pack; the pack's payload comes back with the payment."""
     user = queries.get_user(message.sender.user_id)
+    lang = _language(message.sender, settings, user)
     if user is not None and user.banned:
-        _say(bot, message.chat_id, UserBanned.default_message)
+        _say(bot, message.chat_id, t(lang, "account-banned"))
         return
     for pack in catalogue.PACKS:
+        title, description = invoice_texts(pack, lang)
         try:
             bot.send_invoice(
                 message.chat_id,
-                title=pack.title,
-                description=pack.description,
+                title=title,
+                description=description,
                 payload=pack.payload,
                 amount_stars=pack.stars,
-                label=pack.title,
+                label=title,
             )
         except TelegramError as error:
-            if error.error_code not in _PERMANENT_TELEGRAM_CODES:
-                raise
-            logger.warning("invoice not delivered", extra={"error_code": error.error_code, "pack_id": pack.id})
+            _permanent(error, "invoice")
             return
 
 
-def _unknown_command(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
-    _say(bot, message.chat_id, UNKNOWN_COMMAND, reply_to=message.message_id)
+def _history(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    """The latest generations with their status and prompt."""
+    _, choices = _known_user(message.sender, settings)
+    lang = choices.language
+    items, _ = queries.history_page(message.sender.user_id, limit=HISTORY_ITEMS, cursor=None)
+    if not items:
+        _say(bot, message.chat_id, t(lang, "history-empty"))
+        return
+    lines = [t(lang, "history-title")]
+    for number, generation in enumerate(items, start=1):
+        status = t(lang, "generation-status", status=str(generation.status))
+        prompt = truncate(" ".join(str(generation.prompt).split()), HISTORY_PROMPT_CHARS)
+        lines.append(t(lang, "history-item", number=number, status=status, prompt=prompt))
+    _say(bot, message.chat_id, "\n".join(lines))
 
+
+def short_charge_id(charge_id: str) -> str:
+    """Enough of a Telegram charge id to find the payment, short enough to read."""
+    return charge_id if len(charge_id) <= 14 else f"{charge_id[:6]}…{charge_id[-6:]}"
+
+
+def _paysupport(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    """Who helps with payments, the user's latest purchases, and the request forwarded to the operator."""
+    from chalicelib import guards  # the throttle: only on this path
+
+    _, choices = _known_user(message.sender, settings)
+    lang = choices.language
+    if not settings.support_contact and not settings.alert_chat_id:
+        _say(bot, message.chat_id, t(lang, "paysupport-unavailable"))
+        return
+    purchases = queries.latest_purchases(message.sender.user_id, PAYSUPPORT_PURCHASES)
+
+    def listed(in_lang: str) -> list[str]:
+        return [
+            t(
+                in_lang,
+                "paysupport-purchase-item",
+                date=str(payment.created_at)[:10],
+                credits=int(payment.credits),
+                stars=int(payment.stars),
+                charge_id=short_charge_id(str(payment.charge_id)),
+            )
+            for payment in purchases
+        ]
+
+    lines = []
+    if settings.support_contact:
+        lines.append(t(lang, "paysupport-contact", contact=settings.support_contact))
+    if purchases:
+        lines += [t(lang, "paysupport-purchases-title"), *listed(lang)]
+    else:
+        lines.append(t(lang, "paysupport-no-purchases"))
+    if settings.alert_chat_id:
+        operator = settings.default_language
+        sender = message.sender
+        name = " ".join(part for part in (sender.first_name, sender.last_name) if part) or str(sender.user_id)
+        if sender.username:
+            name = f"{name} (@{sender.username})"
+        request = t(
+            operator,
+            "paysupport-operator",
+            name=name,
+            user_id=str(sender.user_id),
+            link=f"tg://user?id={sender.user_id}",
+            purchases="\n".join(listed(operator)) or t(operator, "paysupport-no-purchases"),
+        )
+        # At most one forwarded request per user per window: /paysupport cannot flood the operator.
+        if guards.count_alert(
+            f"paysupport-{sender.user_id}", window_seconds=PAYSUPPORT_WINDOW_SECONDS, limit=1, now=time.time()
+        ):
+            try:
+                bot.send_message(settings.alert_chat_id, request)
+            except TelegramError as error:
+                _permanent(error, "payment support request")
+        lines.append(t(lang, "paysupport-forwarded"))
+    _say(bot, message.chat_id, "\n".join(lines))
+
+
+def _terms(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    _, choices = _known_user(message.sender, settings)
+    lang = choices.language
+    text = t(lang, "terms-link", url=settings.terms_url) if settings.terms_url else t(lang, "terms-builtin")
+    _say(bot, message.chat_id, text)
+
+
+def _unknown_command(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    lang = _language(message.sender, settings, queries.get_user(message.sender.user_id))
+    _say(bot, message.chat_id, t(lang, "unknown-command"), reply_to=message.message_id)
+
+
+# --------------------------------------------------------------------------
+# /settings and /language: inline keyboards that edit their own message
+# --------------------------------------------------------------------------
+
+
+def _prompt_models(settings: Settings) -> list[catalogue.ImageModel]:
+    """The models a chat prompt can use (edit models need a picture)."""
+    return [model for model in catalogue.models(settings) if not model.edit]
+
+
+def _settings_screen(choices: Choices, screen: str, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The text and keyboard of one /settings screen: ``menu``, ``models`` or ``ratios``."""
+    lang = choices.language
+
+    def marked(label: str, selected: bool) -> str:
+        return t(lang, "button-selected", label=label) if selected else label
+
+    back = [buttons.button(t(lang, "button-back"), "settings", "menu")]
+    if screen == "models":
+        rows = [
+            [
+                buttons.button(
+                    marked(t(lang, "settings-model-option", model=model.name, cost=model.cost), model == choices.model),
+                    "model",
+                    model.id,
+                )
+            ]
+            for model in _prompt_models(settings)
+        ]
+        return t(lang, "settings-choose-model"), {"inline_keyboard": [*rows, back]}
+    if screen == "ratios":
+        ratios = [
+            buttons.button(marked(ratio, ratio == choices.aspect_ratio), "ratio", ratio)
+            for ratio in choices.model.aspect_ratios
+        ]
+        rows = [ratios[i : i + _RATIOS_PER_ROW] for i in range(0, len(ratios), _RATIOS_PER_ROW)]
+        return t(lang, "settings-choose-aspect-ratio"), {"inline_keyboard": [*rows, back]}
+    text = t(
+        lang,
+        "settings-text",
+        model=choices.model.name,
+        aspect_ratio=choices.aspect_ratio,
+        cost=choices.model.cost,
+    )
+    keyboard = [
+        [buttons.button(t(lang, "settings-button-model", model=choices.model.name), "settings", "models")],
+        [
+            buttons.button(
+                t(lang, "settings-button-aspect-ratio", aspect_ratio=choices.aspect_ratio), "settings", "ratios"
+            )
+        ],
+    ]
+    return text, {"inline_keyboard": keyboard}
+
+
+def _settings(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    _, choices = _known_user(message.sender, settings)
+    text, keyboard = _settings_screen(choices, "menu", settings)
+    _say(bot, message.chat_id, text, markup=keyboard)
+
+
+def _language_keyboard(lang: str) -> dict[str, Any]:
+    def option(code: str) -> dict[str, str]:
+        label = t(lang, f"language-button-{code}")
+        return buttons.button(t(lang, "button-selected", label=label) if code == lang else label, "language", code)
+
+    return {"inline_keyboard": [[option("ru"), option("en")]]}
+
+
+def _language_command(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
+    _, choices = _known_user(message.sender, settings)
+    _say(bot, message.chat_id, t(choices.language, "language-choose"), markup=_language_keyboard(choices.language))
+
+
+# --------------------------------------------------------------------------
+# Button taps
+# --------------------------------------------------------------------------
+
+
+def _answer(bot: BotApi, tap: ButtonTap, text: str | None = None, *, alert: bool = False) -> None:
+    try:
+        bot.answer_callback_query(tap.query_id, text, show_alert=alert)
+    except TelegramError as error:
+        _permanent(error, "callback answer")  # 400: the query is too old to answer
+
+
+def _edit(bot: BotApi, tap: ButtonTap, text: str, keyboard: Mapping[str, Any] | None) -> None:
+    """Change the tapped message in place (a 400 "message is not modified" is harmless)."""
+    if tap.chat_id is None or tap.message_id is None:
+        return
+    try:
+        bot.edit_message_text(tap.chat_id, tap.message_id, text, reply_markup=keyboard)
+    except TelegramError as error:
+        _permanent(error, "edited message")
+
+
+def _on_tap(bot: BotApi, settings: Settings, *, tap: ButtonTap) -> None:
+    """Every tap is answered; one we did not make, or that no longer applies, changes nothing."""
+    user = queries.get_user(tap.sender.user_id)
+    if user is None or tap.tap is None:
+        _answer(bot, tap, t(_language(tap.sender, settings, user), "callback-stale"))
+        return
+    choices = choices_of(user, settings, language_code=tap.sender.language_code)
+    handler = _TAPS[tap.tap.kind]
+    if not handler(bot, settings, tap, user, choices, tap.tap.value):
+        _answer(bot, tap, t(choices.language, "callback-stale"))
+
+
+def _tap_language(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    records.save_settings(int(user.user_id), language=value)
+    _answer(bot, tap, t(value, "language-set"))
+    _edit(bot, tap, t(value, "language-set"), _language_keyboard(value))
+    return True
+
+
+def _tap_screen(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    text, keyboard = _settings_screen(choices, value, settings)
+    _answer(bot, tap)
+    _edit(bot, tap, text, keyboard)
+    return True
+
+
+def _tap_model(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    if value not in {model.id for model in _prompt_models(settings)}:
+        return False
+    change = parse_settings_change(
+        {"model": value}, settings, saved_model=user.model, saved_aspect_ratio=user.aspect_ratio
+    )
+    saved = records.save_settings(int(user.user_id), model=change.model, aspect_ratio=change.aspect_ratio)
+    now = choices_of(saved, settings, language_code=tap.sender.language_code)
+    lang = now.language
+    if change.aspect_ratio is not None and choices.aspect_ratio != now.aspect_ratio:
+        notice = t(
+            lang,
+            "settings-aspect-ratio-reset",
+            model=now.model.name,
+            aspect_ratio=choices.aspect_ratio,
+            fallback=now.aspect_ratio,
+        )
+    else:
+        notice = t(lang, "settings-saved")
+    _answer(bot, tap, notice)
+    _edit(bot, tap, *_settings_screen(now, "menu", settings))
+    return True
+
+
+def _tap_ratio(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    if value not in choices.model.aspect_ratios:
+        return False  # a button of another model's list: the model changed since
+    saved = records.save_settings(int(user.user_id), model=choices.model.id, aspect_ratio=value)
+    now = choices_of(saved, settings, language_code=tap.sender.language_code)
+    _answer(bot, tap, t(now.language, "settings-saved"))
+    _edit(bot, tap, *_settings_screen(now, "menu", settings))
+    return True
+
+
+def again_key(tap: ButtonTap) -> str:
+    """One "again" per tapped message: a double tap (two callback queries) is charged once."""
+    return f"again:{tap.chat_id}:{tap.message_id}"
+
+
+def _tap_again(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    """The same request once more, charged as new."""
+    earlier = queries.get_generation(int(user.user_id), value)
+    if earlier is None or tap.chat_id is None:
+        return False
+    lang = choices.language
+    request: dict[str, Any] = {"prompt": earlier.prompt, "model": earlier.model, "aspect_ratio": earlier.aspect_ratio}
+    if earlier.image_urls:
+        request["image_urls"] = [str(url) for url in earlier.image_urls]
+    cost = 0
+    try:
+        wanted = parse_generation_request(request, settings)
+        cost = wanted.model.cost
+        result = order_generation(
+            tap.sender,
+            wanted.order(),
+            settings,
+            chat_id=tap.chat_id,
+            source="bot",
+            idempotency_key=again_key(tap),
+            replay_any_status=True,
+            language=lang,
+        )
+    except ApiError as refused:
+        _answer(bot, tap, refusal_text(refused, lang, settings, cost=cost, balance=int(user.credits)), alert=True)
+        return True
+    _answer(bot, tap, t(lang, "callback-again-queued", cost=int(result.generation.cost)))
+    return True
+
+
+def _tap_edit(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    """Ask for an instruction: the picture waits, as a photo sent without a caption does (chalicelib.photos)."""
+    from chalicelib import photos, uploads  # S3 and the edit flow: only on this path
+
+    generation = queries.get_generation(int(user.user_id), value)
+    if generation is None or generation.status != GenerationStatus.COMPLETED or not generation.result_keys:
+        return False
+    if tap.chat_id is None or tap.message_id is None:
+        return False
+    result_key = str(generation.result_keys[0])
+    upload_id = uploads.copy_result(
+        int(user.user_id),
+        result_key,
+        settings,
+        upload_id=photos.derived_upload_id(time.time(), result_key, tap.query_id),
+    )
+    photos.remember_pending(int(user.user_id), tap.chat_id, tap.message_id, (upload_id,))
+    _answer(bot, tap)
+    _say(bot, tap.chat_id, t(choices.language, "edit-ask-instruction"), reply_to=tap.message_id)
+    return True
+
+
+def _tap_original(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
+    """The stored full-size file as a document, free; once per tap (the tap is claimed once)."""
+    from chalicelib import results  # S3: only on this path
+
+    generation = queries.get_generation(int(user.user_id), value)
+    if generation is None or generation.status != GenerationStatus.COMPLETED or not generation.result_keys:
+        return False
+    chat_id = tap.chat_id if tap.chat_id is not None else int(user.user_id)
+    _answer(bot, tap, t(choices.language, "callback-original-sent"))
+    images = results.load_images([str(key) for key in generation.result_keys], settings)
+    for index, image in enumerate(images):
+        filename = f"nanogen-{generation.generation_id}-{index}.{image.extension}"
+        try:
+            bot.send_document(chat_id, image.data, filename=filename)
+        except TelegramError as error:
+            _permanent(error, "original file")
+            return True
+    return True
+
+
+_TAPS: dict[str, Callable[[BotApi, Settings, ButtonTap, User, Choices, str], bool]] = {
+    "language": _tap_language,
+    "settings": _tap_screen,
+    "model": _tap_model,
+    "ratio": _tap_ratio,
+    buttons.AGAIN: _tap_again,
+    buttons.EDIT: _tap_edit,
+    buttons.ORIGINAL: _tap_original,
+}
 
 _COMMANDS: dict[str, Callable[..., None]] = {
     "start": _start,
     "balance": _balance,
-    "help": _help,
     "buy": _buy,
+    "settings": _settings,
+    "language": _language_command,
+    "history": _history,
+    "paysupport": _paysupport,
+    "terms": _terms,
+    "help": _help,
 }
 
 
@@ -342,10 +755,24 @@ def idempotency_key(message: ChatMessage) -> str:
 
 
 def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) -> None:
-    """Validate like the API, order (charge once, queue), and say so (or why not)."""
+    """Validate like the API with the user's settings, order (charge once, queue), and say so (or why not)."""
     assert message.text is not None  # plan() sends only text messages here
+    user, choices = _known_user(message.sender, settings)
+    lang = choices.language
+    prompt = message.text.strip()
+    if len(prompt) > MAX_PROMPT_CHARS:
+        text = t(lang, "refusal-prompt-too-long", max_chars=MAX_PROMPT_CHARS, length=len(prompt))
+        _say(bot, message.chat_id, text, reply_to=message.message_id)
+        return
+    cost = choices.model.cost
     try:
-        wanted = parse_generation_request({"prompt": message.text}, settings)
+        wanted = parse_generation_request(
+            {"prompt": message.text},
+            settings,
+            saved_model=choices.model.id,
+            saved_aspect_ratio=choices.aspect_ratio,
+        )
+        cost = wanted.model.cost
         result = order_generation(
             message.sender,
             wanted.order(),
@@ -356,37 +783,47 @@ def _start_generation(bot: BotApi, settings: Settings, *, message: ChatMessage) 
             # One message is one generation: a re-sent update must not start a
             # second one after the first failed or was cancelled (CONTRACT §6.5).
             replay_any_status=True,
+            language=lang,
         )
     except ApiError as refused:
-        _say(bot, message.chat_id, refusal_text(refused), reply_to=message.message_id)
+        text = refusal_text(refused, lang, settings, cost=cost, balance=int(user.credits))
+        _say(bot, message.chat_id, text, reply_to=message.message_id)
         return
     try:
-        _say(bot, message.chat_id, _queued_text(result, wanted.model.name), reply_to=message.message_id)
+        _say(bot, message.chat_id, _queued_text(result, wanted.model.name, lang), reply_to=message.message_id)
     except TelegramError as error:
         # The charge is made and the job queued: a re-sent update would only repeat the reply.
         logger.warning("queued reply not delivered", extra={"error_code": error.error_code})
 
 
-def refusal_text(error: ApiError) -> str:
-    """The API's error message, with the way out where there is one."""
-    if isinstance(error, InsufficientCredits) and "/buy" not in error.message:
-        return f"{error.message} Send /buy to get more credits."
-    return error.message
+def refusal_text(error: ApiError, lang: str, settings: Settings, *, cost: int, balance: int | None = None) -> str:
+    """Why a picture was not started, in the user's language, with the way out where there is one."""
+    if isinstance(error, InsufficientCredits):
+        text = t(lang, "refusal-insufficient-credits", cost=cost)
+        return text if balance is None else f"{text}\n{t(lang, 'balance-line', balance=balance)}"
+    if isinstance(error, RateLimited):
+        return t(lang, "refusal-rate-limited", seconds=int(error.retry_after or 60))
+    if isinstance(error, TooManyActive):
+        return t(lang, "refusal-too-many-active", limit=settings.max_active_generations)
+    if isinstance(error, UserBanned):
+        return t(lang, "account-banned")
+    if isinstance(error, InvalidRequest):
+        return t(lang, "refusal-invalid-settings")
+    return t(lang, "refusal-unknown")
 
 
-def _queued_text(result: StartResult, model_name: str) -> str:
+def _queued_text(result: StartResult, model_name: str, lang: str) -> str:
     generation = result.generation
-    balance = "" if result.credits is None else f" Balance: {_credits(result.credits)}."
     if not result.replayed:
-        return (
-            f"Queued! {model_name} is drawing your picture; it will arrive in this chat shortly.\n"
-            f"Cost: {_credits(int(generation.cost))}.{balance}"
-        )
-    if generation.status == GenerationStatus.COMPLETED:
-        return f"This prompt was already drawn; the picture was sent to this chat.{balance}"
-    if generation.status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
-        return f"This message's generation already ended ({generation.status}); send the prompt again.{balance}"
-    return f"Your picture is queued and will arrive in this chat shortly; it was charged once.{balance}"
+        text = t(lang, "generation-queued", model=model_name, cost=int(generation.cost))
+    elif generation.status == GenerationStatus.COMPLETED:
+        text = t(lang, "generation-replay-completed")
+    elif generation.status in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
+        text = t(lang, "generation-replay-ended", status=str(generation.status))
+    else:
+        text = t(lang, "generation-replay-queued")
+    # The balance is read after the job is queued, best effort: left out when that read failed.
+    return text if result.credits is None else f"{text} {t(lang, 'balance-line', balance=result.credits)}"
 
 
 # --------------------------------------------------------------------------
@@ -400,17 +837,17 @@ def _answer_pre_checkout(bot: BotApi, settings: Settings, *, query: Mapping[str,
     assert sender is not None  # plan() checked it
     payload = query.get("invoice_payload")
     pack, buyer = catalogue.parse_payload(payload) if isinstance(payload, str) else (None, None)
+    user = queries.get_user(sender.user_id)
+    lang = _language(sender, settings, user)
     error: str | None = None
     if pack is None:
-        error = PRE_CHECKOUT_UNKNOWN_PACK
+        error = t(lang, "pre-checkout-unknown-pack")
     elif buyer is not None and buyer != sender.user_id:
-        error = PRE_CHECKOUT_OTHER_BUYER
+        error = t(lang, "pre-checkout-other-buyer")
     elif not _pays_for(query, pack):
-        error = PRE_CHECKOUT_WRONG_PRICE
-    else:
-        user = queries.get_user(sender.user_id)
-        if user is not None and user.banned:
-            error = UserBanned.default_message
+        error = t(lang, "pre-checkout-wrong-price")
+    elif user is not None and user.banned:
+        error = t(lang, "account-banned")
     if error is not None:
         logger.info("pre-checkout refused", extra={"reason": error, "user_id": sender.user_id})
     try:
@@ -463,7 +900,8 @@ def _credit_payment(bot: BotApi, settings: Settings, *, message: ChatMessage) ->
     count("CreditsPurchased", pack.credits)
     user = queries.get_user(message.sender.user_id)
     balance = int(user.credits) if user is not None else pack.credits
-    text = f"Thank you! {_credits(pack.credits)} added. Your balance: {_credits(balance)}."
+    lang = _language(message.sender, settings, user)
+    text = t(lang, "payment-credited", credits=pack.credits, balance=balance)
     try:
         bot.send_message(message.chat_id, text)
     except TelegramError as error:
@@ -488,62 +926,50 @@ def _alert_unmatched_payment(bot: BotApi, settings: Settings, message: ChatMessa
 
 
 # --------------------------------------------------------------------------
-# Growth: /promo and /invite (their texts in one place, for the language catalogues)
+# Growth: /promo and /invite
 # --------------------------------------------------------------------------
-
-# Keyed as in chalicelib/locales/*.ftl (promo-*, invite-*), for the catalogue lookup that replaces them.
-PROMO_TEXTS = {
-    "promo-usage": "Send the code after the command, for example: /promo SPRING",
-    "promo-granted": "Code accepted: {credits} added. Your balance: {balance}.",
-    "promo-unknown": "There is no such code, or it has expired.",
-    "promo-already-redeemed": "You have already used this code.",
-    "promo-exhausted": "This code has been used up.",
-}
-INVITE_TEXTS = {
-    "invite-text": "Invite friends with your link: {link}\nWhen a friend makes their first purchase, you get {bonus}.\n"
-    "Friends invited: {invited}. Credits earned: {earned}.",
-    "invite-disabled": "Invitations are switched off right now.",
-}
 
 
 def _promo(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     from chalicelib.errors import AlreadyRedeemed, NotFound, PromoExhausted
     from chalicelib.validation import parse_promo_code
 
-    code = parse_promo_code(argument) if argument else None
+    lang = _language(message.sender, settings, queries.get_user(message.sender.user_id))
     if not argument:
-        _say(bot, message.chat_id, PROMO_TEXTS["promo-usage"], reply_to=message.message_id)
+        _say(bot, message.chat_id, t(lang, "promo-usage"), reply_to=message.message_id)
         return
+    code = parse_promo_code(argument)
     try:
         if code is None:
             raise NotFound()
         redeemed = money.redeem_promo_code(message.sender, code, settings)
     except NotFound:
-        text = PROMO_TEXTS["promo-unknown"]
+        text = t(lang, "promo-unknown")
     except AlreadyRedeemed:
-        text = PROMO_TEXTS["promo-already-redeemed"]
+        text = t(lang, "promo-already-redeemed")
     except PromoExhausted:
-        text = PROMO_TEXTS["promo-exhausted"]
+        text = t(lang, "promo-exhausted")
     except ApiError as refused:
-        text = refusal_text(refused)
+        text = refusal_text(refused, lang, settings, cost=0)
     else:
         count("PromoRedemptions")
         count("CreditsGranted", redeemed.granted)
-        text = PROMO_TEXTS["promo-granted"].format(
-            credits=_credits(redeemed.granted), balance=_credits(redeemed.credits)
-        )
+        text = t(lang, "promo-granted", credits=redeemed.granted, balance=redeemed.credits)
     _say(bot, message.chat_id, text, reply_to=message.message_id)
 
 
 def _invite(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     user = money.get_or_register(message.sender, settings)
+    lang = _language(message.sender, settings, user)
     summary = referrals.summary(user, settings, bot)
     if summary["link"] is None:
-        _say(bot, message.chat_id, INVITE_TEXTS["invite-disabled"])
+        _say(bot, message.chat_id, t(lang, "invite-disabled"))
         return
-    text = INVITE_TEXTS["invite-text"].format(
+    text = t(
+        lang,
+        "invite-text",
         link=summary["link"],
-        bonus=_credits(settings.referral_bonus_credits),
+        bonus=settings.referral_bonus_credits,
         invited=summary["invited"],
         earned=summary["earned"],
     )
@@ -551,3 +977,17 @@ def _invite(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: 
 
 
 _COMMANDS.update(promo=_promo, invite=_invite)
+# The command menu (setMyCommands) and /help's list, in CONTRACT §7's order; each has a command-<name> text.
+MENU: tuple[str, ...] = (
+    "start",
+    "balance",
+    "buy",
+    "settings",
+    "language",
+    "history",
+    "promo",
+    "invite",
+    "paysupport",
+    "terms",
+    "help",
+)

@@ -22,6 +22,8 @@ from chalicelib.errors import ConfigurationError
 DEV_BOT_TOKEN = "1000000001:NanoGenLocalDevelopmentTokenNotSecret"  # noqa: S105 - public by design
 
 _WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# The bot's languages (chalicelib.i18n.LANGUAGES, spelled here so config imports nothing).
+LANGUAGES = ("ru", "en")
 
 
 # The shortest ADMIN_API_TOKEN accepted (CONTRACT §2): it guards every admin route.
@@ -70,6 +72,10 @@ class Settings:
     # Operator-tunable model costs: {"model id": credits}, from MODEL_COSTS.
     model_costs: Mapping[str, int] = field(default_factory=dict)
     in_aws: bool = False  # running as a Lambda function (AWS_LAMBDA_FUNCTION_NAME is set)
+    # The bot's language for users whose Telegram language is not supported (CONTRACT §8).
+    default_language: str = "en"
+    support_contact: str | None = None  # /paysupport: "@username" or a URL
+    terms_url: str | None = None  # /terms: the operator's terms; None: the built-in text
 
 
 def _running_in_lambda(env: Mapping[str, str]) -> bool:
@@ -208,6 +214,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bot_username = bot_username.removeprefix("@")
         if not re.fullmatch(r"[A-Za-z0-9_]{4,32}", bot_username):
             raise ConfigurationError(f"BOT_USERNAME must be a Telegram bot username, got {bot_username!r}")
+    default_language = (read.text("DEFAULT_LANGUAGE", "en") or "en").lower()
+    if default_language not in LANGUAGES:
+        raise ConfigurationError(f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, got {default_language!r}")
+
+    support_contact = read.text("SUPPORT_CONTACT")
+    if support_contact is not None and not (
+        re.fullmatch(r"@[A-Za-z0-9_]{5,32}", support_contact) or re.fullmatch(r"https?://\S{1,500}", support_contact)
+    ):
+        raise ConfigurationError(f"SUPPORT_CONTACT must be an @username or an http(s) URL, got {support_contact!r}")
 
     stage = read.text("NANOGEN_STAGE", "local") or "local"
     if not re.fullmatch(r"[a-z0-9-]{1,20}", stage):
@@ -252,6 +267,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broadcast_queue_name=read.text("BROADCAST_QUEUE_NAME", f"{prefix}-broadcasts") or "",
         model_costs=read.costs("MODEL_COSTS"),
         in_aws=_running_in_lambda(env),
+        default_language=default_language,
+        support_contact=support_contact,
+        terms_url=read.url("TERMS_URL", None),
     )
 
 

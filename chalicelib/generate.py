@@ -97,7 +97,7 @@ class Worker:
         if claim.outcome == ClaimOutcome.CLAIMED and generation is not None:
             return self._generate(generation, deadline)
         if claim.outcome == ClaimOutcome.EXPIRED and generation is not None:
-            self._failed(generation, "it waited too long in the queue and timed out.")
+            self._failed(generation, "failure-reason-timeout")
             return Outcome.FAILED
         if claim.outcome == ClaimOutcome.FINISHED and generation is not None:
             return self._finish_delivery(generation)
@@ -160,9 +160,9 @@ class Worker:
         if error.transient:
             money.release_claim(generation)
             raise RetryLater(str(error)) from None
-        reason = _public_reason(error)
+        reason, reason_id = _public_reason(error)
         if money.fail_generation(generation, error=reason, claim_token=generation.claim_token):
-            self._failed(generation, reason)
+            self._failed(generation, reason_id)
         return Outcome.FAILED
 
     def _finish_delivery(self, generation: Generation) -> Outcome:
@@ -184,7 +184,7 @@ class Worker:
             lease_left = max(0, int(generation.delivery_claimed_until or 0) - int(now)) + 1
             raise DeliveryBusy("another worker is delivering this generation", retry_after=lease_left)
         try:
-            deliver_pictures(self.bot, generation, images)
+            deliver_pictures(self.bot, generation, images, self.settings)
         except DeliveryDeferred as deferred:
             # The generation is complete and paid for: retry delivery via SQS, never refund.
             _release_delivery(generation)
@@ -195,11 +195,11 @@ class Worker:
         records.mark_delivered(generation)
         return True
 
-    def _failed(self, generation: Generation, reason: str) -> None:
+    def _failed(self, generation: Generation, reason_id: str) -> None:
         count("GenerationsFailed")
         count("GenerationsRefunded")
         count("CreditsRefunded", int(generation.cost))
-        tell_user_it_failed(self.bot, generation, reason)
+        tell_user_it_failed(self.bot, generation, reason_id, self.settings)
 
     def give_up(self, job: Job) -> bool:
         """The job exhausted its retries (dead-letter queue): fail and refund unless it already ended.
@@ -221,13 +221,12 @@ class Worker:
         if generation.status == GenerationStatus.PROCESSING and int(generation.lease_until or 0) >= int(now):
             lease_left = int(generation.lease_until or 0) - int(now) + 1
             raise RetryLater("a worker still holds this generation", retry_after=lease_left)
-        reason = "the image service kept failing; please try again later."
         # Conditional on no live claim: a worker may have claimed it since the read above.
         if not money.fail_generation(
             generation, error="Failed after repeated attempts.", only_if_unclaimed=True, now=now
         ):
             return False
-        self._failed(generation, reason)
+        self._failed(generation, "failure-reason-retries")
         alert_operator(
             self.bot,
             self.settings,
@@ -268,13 +267,14 @@ def _release_delivery(generation: Generation) -> None:
         logger.exception("could not release the delivery lease; the retry waits for it to run out")
 
 
-def _public_reason(error: ProviderError) -> str:
-    """What the user is told: the kind of failure, never the provider's raw text or our keys."""
+def _public_reason(error: ProviderError) -> tuple[str, str]:
+    """What is stored (English, the API's ``error``) and the message id the user is told in their language:
+    the kind of failure, never the provider's raw text or our keys."""
     if error.status == 400:
-        return "the image service rejected this prompt or its images."
+        return "the image service rejected this prompt or its images.", "failure-reason-rejected"
     if error.status in (401, 403):
-        return "the image service is unavailable right now."
-    return "the image service could not make it."
+        return "the image service is unavailable right now.", "failure-reason-unavailable"
+    return "the image service could not make it.", "failure-reason-failed"
 
 
 def _seconds_since(iso_timestamp: str) -> float:

@@ -186,12 +186,14 @@ def start_generation(
     idempotency_key: str | None = None,
     replay_any_status: bool = False,
     read_balance: bool = True,
+    language: str | None = None,
     now: float | None = None,
 ) -> StartResult:
     """Charge ``order.cost`` and create a pending generation, in one transaction.
 
     ``read_balance=False``: leave ``credits`` None for a new charge; the
     caller reads it once the job is queued (``usecases.generation``).
+    ``language`` is stored on the generation for what the worker tells the user.
 
     ``replay_any_status`` (the bot: one Telegram message, one generation)
     replays a key even after its generation failed or was cancelled. Keys
@@ -208,6 +210,7 @@ def start_generation(
     replacing: str | None = None  # generation id a failed/cancelled key pointed at
     for _ in range(_MAX_START_ATTEMPTS):
         generation = _new_generation(profile.user_id, order, settings, chat_id, source, idempotency_key, now)
+        generation.language = language
         window_start = int(now // 60) * 60
         tx = Transaction()
         tx.update(

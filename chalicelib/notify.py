@@ -1,12 +1,20 @@
-"""What NanoGen tells people: pictures and failures to users, alerts to the operator."""
+"""What NanoGen tells people: pictures and failures to users, alerts to the operator.
+
+Users are told in their language: the one stored on the generation when it
+was ordered (no read), else the user's (one read: generations from before
+languages, or the sweeper's, whose index does not carry it).
+"""
 
 from __future__ import annotations
 
 import time
 
-from chalicelib import guards
+from chalicelib import guards, queries
+from chalicelib.buttons import result_keyboard
+from chalicelib.choices import choices_of
 from chalicelib.config import Settings
 from chalicelib.errors import TelegramError
+from chalicelib.i18n import t
 from chalicelib.observability import count, logger
 from chalicelib.providers.base import GeneratedImage
 from chalicelib.tables import Generation
@@ -28,7 +36,14 @@ class DeliveryDeferred(Exception):
         super().__init__(message)
 
 
-def deliver_pictures(bot: BotApi, generation: Generation, images: list[GeneratedImage]) -> bool:
+def language_of(generation: Generation, settings: Settings) -> str:
+    """The language to tell this generation's user in."""
+    if generation.language:
+        return str(generation.language)
+    return choices_of(queries.get_user(int(generation.user_id)), settings).language
+
+
+def deliver_pictures(bot: BotApi, generation: Generation, images: list[GeneratedImage], settings: Settings) -> bool:
     """Send the pictures to the user's chat: as photos, or as documents when a photo is refused.
 
     Returns True when delivery is over (sent, or impossible for good: logged
@@ -37,16 +52,18 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
     """
     caption = truncate(generation.prompt, CAPTION_LIMIT)
     chat_id = int(generation.chat_id)
+    # Again / edit / original, under each picture.
+    buttons = result_keyboard(language_of(generation, settings), generation.generation_id)
     for index, image in enumerate(images):
         filename = f"nanogen-{generation.generation_id}-{index}.{image.extension}"
         try:
             try:
-                sent = bot.send_photo(chat_id, image.data, filename=filename, caption=caption)
+                sent = bot.send_photo(chat_id, image.data, filename=filename, caption=caption, reply_markup=buttons)
             except TelegramError as error:
                 if not photo_refused(error):
                     raise
                 logger.info("photo refused; sending as a document", extra={"description": error.description})
-                sent = bot.send_document(chat_id, image.data, filename=filename, caption=caption)
+                sent = bot.send_document(chat_id, image.data, filename=filename, caption=caption, reply_markup=buttons)
         except TelegramError as error:
             if error.error_code in _PERMANENT_DELIVERY_CODES:
                 logger.warning("picture cannot be delivered", extra={"error_code": error.error_code})
@@ -71,14 +88,13 @@ def _remember_picture(generation: Generation, index: int, image: GeneratedImage,
     photos.remember_picture(int(generation.chat_id), message_id, user_id, key)
 
 
-def tell_user_it_failed(bot: BotApi, generation: Generation, reason: str) -> None:
-    """Say why and that the credits are back; a failure to say so is only logged."""
-    cost = int(generation.cost)
-    text = (
-        f"Sorry, your picture could not be made: {reason}\n"
-        f"The {cost} credit{'s' if cost != 1 else ''} it cost {'were' if cost != 1 else 'was'} "
-        "returned to your balance."
-    )
+def tell_user_it_failed(bot: BotApi, generation: Generation, reason_id: str, settings: Settings) -> None:
+    """Say why (``reason_id``: a ``failure-reason-*`` message) and that the credits are back.
+
+    A failure to say so is only logged.
+    """
+    lang = language_of(generation, settings)
+    text = t(lang, "generation-failed", reason=t(lang, reason_id), cost=int(generation.cost))
     try:
         bot.send_message(int(generation.chat_id), text)
     except TelegramError as error:

@@ -69,6 +69,52 @@ def history_page(user_id: int, *, limit: int, cursor: str | None) -> tuple[list[
     return page, encode_cursor(page[-1].generation_id)
 
 
+def encode_ledger_cursor(entry_id: str) -> str:
+    raw = json.dumps({"e": entry_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_ledger_cursor(cursor: str) -> str:
+    try:
+        if len(cursor) > _MAX_CURSOR_CHARS:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)["e"]
+        if not isinstance(value, str) or not _GENERATION_ID.fullmatch(value):
+            raise ValueError("bad id")
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("cursor is not valid; use the next_cursor of a previous page.") from None
+    return value
+
+
+def ledger_page(user_id: int, *, limit: int, cursor: str | None) -> tuple[list[LedgerEntry], str | None]:
+    """The user's ledger entries, newest first, ``limit`` at a time (one Query; see ``history_page``)."""
+    start_key = None
+    if cursor is not None:
+        start_key = {"user_id": {"N": str(user_id)}, "entry_id": {"S": decode_ledger_cursor(cursor)}}
+    items = list(LedgerEntry.query(user_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start_key))
+    if len(items) <= limit:
+        return items, None
+    page = items[:limit]
+    return page, encode_ledger_cursor(page[-1].entry_id)
+
+
+def latest_purchases(user_id: int, limit: int = 5) -> list[Payment]:
+    """The user's latest Stars payments, newest first: the ledger's purchase entries, then each payment.
+
+    Payments are keyed by charge id alone, so the ledger (keyed by user) finds
+    them; a user's ledger is short enough to read through (``/paysupport`` only).
+    """
+    charge_ids: list[str] = []
+    for entry in LedgerEntry.query(user_id, scan_index_forward=False, page_size=100):
+        if entry.reason == LedgerReason.PURCHASE and entry.payment_charge_id:
+            charge_ids.append(str(entry.payment_charge_id))
+            if len(charge_ids) == limit:
+                break
+    payments = (get_payment(charge_id) for charge_id in charge_ids)
+    return [payment for payment in payments if payment is not None]
+
+
 def get_user(user_id: int) -> User | None:
     try:
         return User.get(user_id, consistent_read=True)

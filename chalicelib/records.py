@@ -34,6 +34,37 @@ def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
     return user
 
 
+def save_settings(
+    user_id: int,
+    *,
+    language: str | None = None,
+    model: str | None = None,
+    aspect_ratio: str | None = None,
+    now: float | None = None,
+) -> User:
+    """Store the values given (None keeps one) on an existing user; returns the whole user (404 if none)."""
+    now = time.time() if now is None else now
+    actions: list[Action] = [User.updated_at.set(iso_utc(now))]
+    if language is not None:
+        actions.append(User.language.set(language))
+    if model is not None:
+        actions.append(User.model.set(model))
+    if aspect_ratio is not None:
+        actions.append(User.aspect_ratio.set(aspect_ratio))
+    user = User(user_id=user_id)
+    if not conditional_update(user, actions, User.user_id.exists()):
+        raise NotFound("No such user.")
+    return user
+
+
+def remember_language_code(user: User, language_code: str | None) -> None:
+    """Keep Telegram's ``language_code`` current (a user may switch Telegram's language); no write if unchanged."""
+    if not language_code or language_code == user.language_code:
+        return
+    conditional_update(User(user_id=user.user_id), [User.language_code.set(language_code)], User.user_id.exists())
+    user.language_code = language_code
+
+
 def claim_delivery(generation: Generation, *, lease_seconds: int, now: float | None = None) -> bool:
     """Take the delivery lease of a completed, undelivered generation: True if this caller sends it.
 

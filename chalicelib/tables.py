@@ -84,6 +84,11 @@ class User(Model):
     active_generations = NumberAttribute(default=0)
     banned = BooleanAttribute(default=False)
     start_payload = UnicodeAttribute(null=True)  # /start argument, e.g. a referral
+    # Settings the user chose (/settings, /language, PUT /api/user/settings);
+    # absent: Telegram's language_code / the catalogue's defaults.
+    language = UnicodeAttribute(null=True)
+    model = UnicodeAttribute(null=True)
+    aspect_ratio = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     # Growth (chalicelib.money's referral block, chalicelib.broadcasts).
@@ -126,6 +131,9 @@ class Generation(Model):
     timeout_at = NumberAttribute()  # epoch seconds
     chat_id = NumberAttribute()  # where the picture is delivered
     source = UnicodeAttribute(default="api")  # "api" or "bot"
+    # The user's language when ordered: the worker writes the picture's buttons
+    # and any failure notice in it without reading the user.
+    language = UnicodeAttribute(null=True)
     idempotency_key = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     claim_token = UnicodeAttribute(null=True)  # the worker that owns a processing generation

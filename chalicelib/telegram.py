@@ -28,6 +28,8 @@ MESSAGE_LIMIT = 4096
 # What ``getMe`` answers in a dry run (``make run`` without a token): referral links still look real.
 DRY_RUN_BOT_USERNAME = "nanogen_local_bot"
 CAPTION_LIMIT = 1024
+CALLBACK_ANSWER_LIMIT = 200
+CALLBACK_DATA_BYTES = 64  # Telegram's limit on an inline button's callback_data
 
 # 429s waited out inside one call; after that the caller decides (retry_after is on the error).
 _MAX_RATE_LIMIT_RETRIES = 2
@@ -213,20 +215,59 @@ class BotApi:
         return result
 
     def send_photo(
-        self, chat_id: int | str, photo: bytes, *, filename: str = "image.png", caption: str | None = None
+        self,
+        chat_id: int | str,
+        photo: bytes,
+        *,
+        filename: str = "image.png",
+        caption: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload ``photo``. On ``photo_refused(error)`` send it with ``send_document`` instead."""
-        payload = {"chat_id": chat_id, "caption": _caption(caption)}
+        payload = {"chat_id": chat_id, "caption": _caption(caption), "reply_markup": reply_markup}
         result: dict[str, Any] = self.call("sendPhoto", payload, files={"photo": (filename, photo)})
         return result
 
     def send_document(
-        self, chat_id: int | str, document: bytes, *, filename: str, caption: str | None = None
+        self,
+        chat_id: int | str,
+        document: bytes,
+        *,
+        filename: str,
+        caption: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload ``document`` as a file: full quality, and no photo size rules."""
-        payload = {"chat_id": chat_id, "caption": _caption(caption)}
+        payload = {"chat_id": chat_id, "caption": _caption(caption), "reply_markup": reply_markup}
         result: dict[str, Any] = self.call("sendDocument", payload, files={"document": (filename, document)})
         return result
+
+    def edit_message_text(
+        self, chat_id: int | str, message_id: int, text: str, *, reply_markup: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Replace the text (and inline keyboard) of a message the bot sent."""
+        payload = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": truncate(text, MESSAGE_LIMIT),
+            "reply_markup": reply_markup,
+        }
+        return self.call("editMessageText", payload)
+
+    def answer_callback_query(
+        self, callback_query_id: str, text: str | None = None, *, show_alert: bool = False
+    ) -> bool:
+        """Stop the button's spinner; ``text`` (up to 200 characters) shows as a notice."""
+        payload = {
+            "callback_query_id": callback_query_id,
+            "text": truncate(text, CALLBACK_ANSWER_LIMIT) if text else None,
+            "show_alert": show_alert or None,
+        }
+        return bool(self.call("answerCallbackQuery", payload))
+
+    def set_my_commands(self, commands: list[dict[str, str]], *, language_code: str | None = None) -> bool:
+        """The command menu for users of ``language_code`` (None: everyone without a list of their own)."""
+        return bool(self.call("setMyCommands", {"commands": commands, "language_code": language_code}))
 
     def get_file(self, file_id: str) -> dict[str, Any]:
         """``getFile``: ``{"file_id", "file_unique_id", "file_size"?, "file_path"?}``."""

@@ -34,6 +34,8 @@ MAX_LIMIT = 50
 
 _GENERATION_FIELDS = ("prompt", "model", "aspect_ratio", "image_urls", "upload_ids")
 _CREDIT_CHANGE_FIELDS = ("amount", "reason")
+_SETTINGS_FIELDS = ("language", "model", "aspect_ratio")
+USER_LANGUAGES = ("ru", "en")  # chalicelib.i18n.LANGUAGES
 
 # Telegram's chat ids have at most 52 significant bits and are signed (groups
 # are negative); message ids are positive 32-bit numbers. Anything larger did
@@ -169,21 +171,34 @@ class GenerationRequest:
         return hashlib.sha256(material.encode()).hexdigest()
 
 
-def parse_generation_request(body: Mapping[str, Any], settings: Settings) -> GenerationRequest:
+def parse_generation_request(
+    body: Mapping[str, Any],
+    settings: Settings,
+    *,
+    saved_model: str | None = None,
+    saved_aspect_ratio: str | None = None,
+) -> GenerationRequest:
     """``{"prompt", "model"?, "aspect_ratio"?, "image_urls"?, "upload_ids"?}`` checked against the catalogue.
 
-    Upload ids are only checked for their form here; whether they are the
-    caller's and hold a picture is ``chalicelib.uploads.check_uploads``.
+    ``model`` and ``aspect_ratio`` default to the user's saved settings, then
+    to the catalogue's defaults; a saved aspect ratio the model lacks gives
+    way to the model's default. Upload ids are only checked for their form
+    here; whether they are the caller's and hold a picture is
+    ``chalicelib.uploads.check_uploads``.
     """
     _reject_unknown_fields(body, _GENERATION_FIELDS)
     prompt = _text(body.get("prompt"), "prompt", max_chars=MAX_PROMPT_CHARS)
 
     model_id = _optional_string(body, "model")
-    model = get_model(DEFAULT_MODEL_ID if model_id is None else model_id, settings)
+    if model_id is None:
+        known = {model.id for model in models(settings)}
+        model_id = saved_model if saved_model in known else DEFAULT_MODEL_ID
+    model = get_model(model_id, settings)
 
     aspect_ratio = _optional_string(body, "aspect_ratio")
     if aspect_ratio is None:
-        aspect_ratio = model.default_aspect_ratio
+        fits = saved_aspect_ratio is not None and saved_aspect_ratio in model.aspect_ratios
+        aspect_ratio = saved_aspect_ratio if fits and saved_aspect_ratio else model.default_aspect_ratio
     elif aspect_ratio not in model.aspect_ratios:
         _invalid(
             f"aspect_ratio {_shown(aspect_ratio)} is not available for {model.name}; "
@@ -309,6 +324,44 @@ def parse_idempotency_key(value: str | None) -> str | None:
     if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
         _invalid("Idempotency-Key must be 1 to 128 printable ASCII characters, not starting or ending with a space.")
     return value
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """A checked ``PUT /api/user/settings`` body (or a bot button): what to store; None keeps a value."""
+
+    language: str | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+
+
+def parse_settings_change(
+    body: Mapping[str, Any], settings: Settings, *, saved_model: str | None, saved_aspect_ratio: str | None
+) -> SettingsChange:
+    """``{"language"?, "model"?, "aspect_ratio"?}``: known values only, and an aspect ratio
+    that suits the model it will be used with (the new one if given, else the saved one).
+
+    A new model that lacks the saved aspect ratio gets its own default one.
+    """
+    _reject_unknown_fields(body, _SETTINGS_FIELDS)
+    if not any(body.get(name) is not None for name in _SETTINGS_FIELDS):
+        _invalid(f"give at least one of: {', '.join(_SETTINGS_FIELDS)}.")
+    language = _optional_string(body, "language")
+    if language is not None and language not in USER_LANGUAGES:
+        _invalid(f"language {_shown(language)} is not supported; choose one of: {', '.join(USER_LANGUAGES)}.")
+    model_id = _optional_string(body, "model")
+    known = {model.id for model in models(settings)}
+    model = get_model(model_id if model_id is not None else saved_model if saved_model in known else DEFAULT_MODEL_ID,
+                      settings)  # fmt: skip
+    aspect_ratio = _optional_string(body, "aspect_ratio")
+    if aspect_ratio is not None and aspect_ratio not in model.aspect_ratios:
+        _invalid(
+            f"aspect_ratio {_shown(aspect_ratio)} is not available for {model.name}; "
+            f"choose one of: {', '.join(model.aspect_ratios)}."
+        )
+    if aspect_ratio is None and model_id is not None and saved_aspect_ratio not in model.aspect_ratios:
+        aspect_ratio = model.default_aspect_ratio
+    return SettingsChange(language=language, model=model_id, aspect_ratio=aspect_ratio)
 
 
 def parse_limit(value: str | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import aws
+from chalicelib.choices import choices_of
 from chalicelib.config import Settings
 from chalicelib.model import GenerationStatus
 from chalicelib.tables import Generation, LedgerEntry, Payment, User
@@ -12,7 +13,8 @@ from chalicelib.tables import Generation, LedgerEntry, Payment, User
 RESULT_URL_SECONDS = 3600
 
 
-def user_view(user: User) -> dict[str, Any]:
+def user_view(user: User, settings: Settings) -> dict[str, Any]:
+    choices = choices_of(user, settings)
     return {
         "id": int(user.user_id),
         "first_name": user.first_name,
@@ -20,6 +22,8 @@ def user_view(user: User) -> dict[str, Any]:
         "credits": int(user.credits),
         "active_generations": int(user.active_generations),
         "banned": bool(user.banned),
+        "language": choices.language,
+        "settings": {"model": choices.model.id, "aspect_ratio": choices.aspect_ratio},
     }
 
 
@@ -54,6 +58,21 @@ def generation_view(generation: Generation, settings: Settings) -> dict[str, Any
         "created_at": generation.created_at,
         "updated_at": generation.updated_at,
     }
+
+
+def user_ledger_view(entry: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as the user sees it (``GET /api/user/ledger``): no operator's note."""
+    view: dict[str, Any] = {
+        "id": entry.entry_id,
+        "delta": int(entry.delta),
+        "reason": entry.reason,
+        "created_at": entry.created_at,
+    }
+    if entry.generation_id:
+        view["generation_id"] = entry.generation_id
+    if entry.payment_charge_id:
+        view["charge_id"] = entry.payment_charge_id
+    return view
 
 
 def ledger_view(entry: LedgerEntry) -> dict[str, Any]:

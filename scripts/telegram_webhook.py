@@ -1,6 +1,7 @@
 """Point Telegram at NanoGen's webhook, remove it, or show its state (operator CLI).
 
     python -m scripts.telegram_webhook set-webhook --url https://<api>/api/telegram/webhook
+    python -m scripts.telegram_webhook set-commands
     python -m scripts.telegram_webhook delete-webhook [--drop-pending-updates]
     python -m scripts.telegram_webhook webhook-info
 
@@ -21,10 +22,11 @@ from urllib.parse import urlsplit
 
 from chalicelib.config import DEV_BOT_TOKEN, Settings, load_settings
 from chalicelib.errors import ConfigurationError, TelegramError
+from chalicelib.i18n import LANGUAGES, t
 from chalicelib.telegram import BotApi, bot_api_from_settings
 
 # Exactly the update types chalicelib.bot acts on (a successful payment is a message).
-ALLOWED_UPDATES = ["message", "pre_checkout_query"]
+ALLOWED_UPDATES = ["message", "pre_checkout_query", "callback_query"]
 WEBHOOK_PATH = "/api/telegram/webhook"
 _TELEGRAM_PORTS = (None, 443, 80, 88, 8443)
 _DESCRIPTION = "Point Telegram at NanoGen's webhook, remove it, or show its state."
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_webhook.add_argument("--url", required=True, help=f"https URL ending in {WEBHOOK_PATH}")
     set_webhook.add_argument("--drop-pending-updates", action="store_true", help="discard updates not yet delivered")
     set_webhook.add_argument("--max-connections", type=int, default=40, help="1-100 parallel deliveries (default 40)")
+    commands.add_parser("set-commands", help="register the command menu in Russian and English (setMyCommands)")
     delete_webhook = commands.add_parser("delete-webhook", help="stop sending updates to the webhook")
     delete_webhook.add_argument("--drop-pending-updates", action="store_true", help="discard updates not yet delivered")
     commands.add_parser("webhook-info", help="show the webhook Telegram has (URL, pending updates, last error)")
@@ -55,6 +58,9 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         api = _real_bot_api(settings)
         if args.command == "set-webhook":
             _set_webhook(api, settings, args, out)
+            _set_commands(api, settings, out)
+        elif args.command == "set-commands":
+            _set_commands(api, settings, out)
         elif args.command == "delete-webhook":
             api.delete_webhook(drop_pending_updates=args.drop_pending_updates)
             print("Webhook deleted" + (" and pending updates dropped." if args.drop_pending_updates else "."), file=out)
@@ -90,6 +96,22 @@ def _set_webhook(api: BotApi, settings: Settings, args: argparse.Namespace, out:
         max_connections=args.max_connections,
     )
     print(f"Webhook set to {url} for {', '.join(ALLOWED_UPDATES)} updates, with the secret token.", file=out)
+
+
+def command_menu(lang: str) -> list[dict[str, str]]:
+    """The bot's commands (``chalicelib.bot.MENU``) with their descriptions in ``lang``."""
+    from chalicelib.bot import MENU
+
+    return [{"command": name, "description": t(lang, f"command-{name}")} for name in MENU]
+
+
+def _set_commands(api: BotApi, settings: Settings, out: TextIO) -> None:
+    """One menu per language (Telegram shows it to users whose app has that language_code),
+    and DEFAULT_LANGUAGE's for everyone else."""
+    for lang in LANGUAGES:
+        api.set_my_commands(command_menu(lang), language_code=lang)
+    api.set_my_commands(command_menu(settings.default_language))
+    print(f"Command menu set for {', '.join(LANGUAGES)} and, by default, {settings.default_language}.", file=out)
 
 
 def _check_url(url: str) -> str:

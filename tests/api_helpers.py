@@ -46,7 +46,7 @@ GENERATION_FIELDS = {
     "created_at",
     "updated_at",
 }
-USER_FIELDS = {"id", "first_name", "username", "credits", "active_generations", "banned"}
+USER_FIELDS = {"id", "first_name", "username", "credits", "active_generations", "banned", "language", "settings"}
 
 
 def init_data(user: dict[str, Any], *, token: str = TEST_BOT_TOKEN, auth_date: int | None = None) -> str:

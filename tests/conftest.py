@@ -79,6 +79,9 @@ _CLEARED = [
     "REFERRAL_BONUS_CREDITS",
     "BROADCAST_RATE_PER_SECOND",
     "BROADCAST_QUEUE_URL",
+    "DEFAULT_LANGUAGE",
+    "SUPPORT_CONTACT",
+    "TERMS_URL",
 ]
 
 
@@ -97,6 +100,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     for name, value in _BASE_ENV.items():
         monkeypatch.setenv(name, value)
+    from chalicelib import i18n
+
+    monkeypatch.setattr(i18n, "strict", True)  # a text that fails to format fails the test
     reset_process_state()
     yield
     reset_process_state()

@@ -61,19 +61,28 @@ def user(user_id: int = ALICE_ID, first_name: str = "Alice", **extra: Any) -> di
     return {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en", **extra}
 
 
+def sender(user_id: int = ALICE_ID, language_code: str | None = "en") -> dict[str, Any]:
+    """``from`` with this Telegram language_code (None: Telegram sent none)."""
+    person = user(user_id, language_code=language_code)
+    if language_code is None:
+        del person["language_code"]
+    return person
+
+
 def message(
     text: str | None = None,
     *,
     user_id: int = ALICE_ID,
     chat_type: str = "private",
     message_id: int | None = None,
+    language_code: str | None = "en",
     **extra: Any,
 ) -> dict[str, Any]:
     """A ``message`` object; in a private chat the chat id is the user id."""
     body: dict[str, Any] = {
         "message_id": next(_message_ids) if message_id is None else message_id,
         "date": int(time.time()),
-        "from": user(user_id),
+        "from": sender(user_id, language_code),
         "chat": {"id": user_id if chat_type == "private" else -100123, "type": chat_type},
         **extra,
     }
@@ -84,6 +93,33 @@ def message(
 
 def text_update(text: str, *, update_id: int | None = None, **options: Any) -> dict[str, Any]:
     return {"update_id": next_update_id() if update_id is None else update_id, "message": message(text, **options)}
+
+
+_callback_ids = itertools.count(9_000)
+
+
+def callback_update(
+    data: str,
+    *,
+    message_id: int,
+    user_id: int = ALICE_ID,
+    query_id: str | None = None,
+    language_code: str | None = "en",
+) -> dict[str, Any]:
+    """A tap on an inline button of the bot's message ``message_id`` in the user's private chat."""
+    query = {
+        "id": query_id or str(next(_callback_ids)),
+        "from": sender(user_id, language_code),
+        "chat_instance": "42",
+        "data": data,
+        "message": {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private"},
+            "text": "...",
+        },
+    }
+    return {"update_id": next_update_id(), "callback_query": query}
 
 
 def pre_checkout_update(

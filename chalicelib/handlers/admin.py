@@ -33,7 +33,7 @@ def user_detail(request: Request, user_id: str) -> dict[str, Any]:
     if user is None:
         raise NotFound("No such user.")
     entries = queries.latest_ledger(int(user.user_id))
-    return {"user": user_view(user), "ledger": [ledger_view(entry) for entry in entries]}
+    return {"user": user_view(user, ready()), "ledger": [ledger_view(entry) for entry in entries]}
 
 
 def change_credits(request: Request, user_id: str) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def change_credits(request: Request, user_id: str) -> dict[str, Any]:
     amount, reason = parse_admin_credit_change(parse_json_object(request.raw_body))
     user = money.change_credits(target, amount, note=f"{_who(admin)}: {reason}")
     logger.info("admin changed credits", extra={"admin": _who(admin), "target_user_id": target, "amount": amount})
-    return user_view(user)
+    return user_view(user, ready())
 
 
 def set_banned(request: Request, user_id: str, *, banned: bool) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def set_banned(request: Request, user_id: str, *, banned: bool) -> dict[str, Any
     target = parse_user_id(user_id)
     user = records.set_banned(target, banned)
     logger.info("admin changed ban", extra={"admin": _who(admin), "target_user_id": target, "banned": banned})
-    return user_view(user)
+    return user_view(user, ready())
 
 
 def stats(request: Request) -> dict[str, Any]:

@@ -26,4 +26,4 @@ def refund(request: Request, charge_id: str) -> dict[str, Any]:
     if not CHARGE_ID_RE.fullmatch(charge_id):
         raise NotFound("No such payment.")
     payment, user = refund_stars_purchase(bootstrap.bot_api(), settings, charge_id, by=admin.via)
-    return {"payment": payment_view(payment), "user": user_view(user)}
+    return {"payment": payment_view(payment), "user": user_view(user, settings)}

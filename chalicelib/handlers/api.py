@@ -6,8 +6,9 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib import catalogue, money, queries, uploads
+from chalicelib import catalogue, money, queries, records, uploads
 from chalicelib.auth import InitData, authenticate_user
+from chalicelib.choices import choices_of
 from chalicelib.errors import NotFound
 from chalicelib.http import json_response
 from chalicelib.model import Profile
@@ -20,8 +21,9 @@ from chalicelib.validation import (
     parse_idempotency_key,
     parse_json_object,
     parse_limit,
+    parse_settings_change,
 )
-from chalicelib.views import generation_view, user_view
+from chalicelib.views import generation_view, user_ledger_view, user_view
 
 
 def _profile(init_data: InitData) -> Profile:
@@ -47,27 +49,63 @@ def list_models() -> dict[str, Any]:
 
 
 def me(request: Request) -> dict[str, Any]:
-    from chalicelib import referrals
-
     profile = _caller(request)
     settings = ready()
+    return _me_view(money.get_or_register(profile, settings), settings)
+
+
+def change_settings(request: Request) -> dict[str, Any]:
+    """PUT /api/user/settings: any of language, model, aspect ratio; 200 the user as /me shows it."""
+    profile = _caller(request)
+    settings = ready()
+    body = parse_json_object(request.raw_body)
     user = money.get_or_register(profile, settings)
-    return {**user_view(user), "referral": referrals.summary(user, settings)}
+    change = parse_settings_change(body, settings, saved_model=user.model, saved_aspect_ratio=user.aspect_ratio)
+    saved = records.save_settings(
+        profile.user_id, language=change.language, model=change.model, aspect_ratio=change.aspect_ratio
+    )
+    return _me_view(saved, settings)
+
+
+def ledger(request: Request) -> dict[str, Any]:
+    """GET /api/user/ledger: the caller's balance changes, newest first."""
+    profile = _caller(request)
+    params: dict[str, str] = dict(request.query_params or {})
+    limit = parse_limit(params.get("limit"))
+    items, next_cursor = queries.ledger_page(profile.user_id, limit=limit, cursor=params.get("cursor"))
+    return {"items": [user_ledger_view(entry) for entry in items], "next_cursor": next_cursor}
+
+
+def _me_view(user: Any, settings: Any) -> dict[str, Any]:
+    """The caller as /me shows it: the user, their settings and their referral figures."""
+    from chalicelib import referrals
+
+    return {**user_view(user, settings), "referral": referrals.summary(user, settings)}
 
 
 def create_generation(request: Request) -> Response:
     profile = _caller(request)
     settings = ready()
     body = parse_json_object(request.raw_body)
-    wanted = parse_generation_request(body, settings)
     key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    # The saved settings fill what the body leaves out; the language goes on the generation.
+    choices = choices_of(queries.get_user(profile.user_id), settings, language_code=profile.language_code)
+    wanted = parse_generation_request(
+        body, settings, saved_model=choices.model.id, saved_aspect_ratio=choices.aspect_ratio
+    )
     # A replay answers what the first request got, without checking its uploads again
     # (their records expire after a day; the generation keeps its pictures).
     result = money.replay_of(profile.user_id, key, wanted.order(), source="api") if key is not None else None
     if result is None:
         uploads.check_uploads(profile.user_id, wanted.upload_ids, settings)
         result = order_generation(
-            profile, wanted.order(), settings, chat_id=profile.user_id, source="api", idempotency_key=key
+            profile,
+            wanted.order(),
+            settings,
+            chat_id=profile.user_id,
+            source="api",
+            idempotency_key=key,
+            language=choices.language,
         )
     generation = result.generation
     logger.append_keys(generation_id=generation.generation_id)

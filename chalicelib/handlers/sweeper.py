@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from chalicelib import bootstrap, jobs, money, queries, records
+from chalicelib.config import Settings
 from chalicelib.http import flush_metrics
 from chalicelib.notify import tell_user_it_failed
 from chalicelib.observability import count, logger
@@ -27,7 +28,7 @@ REQUEUE_EVERY_SECONDS = 180
 def sweep(context: Any = None) -> dict[str, Any]:
     settings = ready()
     try:
-        expired, failures = _fail_expired()
+        expired, failures = _fail_expired(settings)
         lost: list[jobs.Job] = []
         for generation in queries.stale_pending(settings, older_than_seconds=REQUEUE_AFTER_SECONDS):
             try:
@@ -46,7 +47,7 @@ def sweep(context: Any = None) -> dict[str, Any]:
         flush_metrics()
 
 
-def _fail_expired() -> tuple[int, int]:
+def _fail_expired(settings: Settings) -> tuple[int, int]:
     """Fail and refund each expired generation, telling its user at once; (refunded, failures)."""
     now = time.time()
     bot = bootstrap.bot_api()
@@ -64,7 +65,7 @@ def _fail_expired() -> tuple[int, int]:
         count("GenerationsRefunded")
         count("CreditsRefunded", int(generation.cost))
         try:
-            tell_user_it_failed(bot, generation, "it took too long and timed out.")
+            tell_user_it_failed(bot, generation, "failure-reason-timeout", settings)
         except Exception:
             logger.exception("could not tell a user their generation timed out", extra={"user_id": generation.user_id})
     return refunded, failures

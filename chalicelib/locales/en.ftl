@@ -80,6 +80,7 @@ pack-description = { CREDITS($credits) } for AI pictures in NanoGen.
 pack-description-discount = { CREDITS($credits) } for AI pictures in NanoGen: { $discount }% cheaper per credit than the pack of { $base_credits }.
 # Shown by Telegram when a payment is refused before it is made.
 pre-checkout-unknown-pack = This offer is no longer available. Send /buy to see the current packs.
+pre-checkout-other-buyer = This invoice was made for another Telegram account. Open the app to buy credits.
 pre-checkout-wrong-price = The price of this pack has changed. Send /buy for a new invoice.
 payment-credited = Thank you! { CREDITS($credits) } added. Your balance: { CREDITS($balance) }.
 
@@ -116,14 +117,14 @@ language-set = Language: English.
 
 generation-queued =
     Queued! { $model } is drawing your picture; it will arrive in this chat shortly.
-    Cost: { CREDITS($cost) }. Balance: { CREDITS($balance) }.
+    Cost: { CREDITS($cost) }.
 # The same message arrived again (Telegram re-sent it).
-generation-replay-completed = This prompt was already drawn; the picture was sent to this chat. Balance: { CREDITS($balance) }.
+generation-replay-completed = This prompt was already drawn; the picture was sent to this chat.
 generation-replay-ended = This message's picture already { $status ->
         [failed] failed
        *[cancelled] was cancelled
-    }; send the prompt again. Balance: { CREDITS($balance) }.
-generation-replay-queued = Your picture is queued and will arrive in this chat shortly; it was charged once. Balance: { CREDITS($balance) }.
+    }; send the prompt again.
+generation-replay-queued = Your picture is queued and will arrive in this chat shortly; it was charged once.
 # Status names, for /history.
 generation-status = { $status ->
         [pending] Queued

@@ -86,6 +86,7 @@ pack-description = { CREDITS($credits) } на картинки с ИИ в NanoGe
 pack-description-discount = { CREDITS($credits) } на картинки с ИИ в NanoGen: каждый кредит на { $discount }% дешевле, чем в пакете на { $base_credits }.
 # Telegram показывает это, если платёж отклонён до оплаты.
 pre-checkout-unknown-pack = Это предложение больше не действует. Актуальные пакеты — в /buy.
+pre-checkout-other-buyer = Этот счёт выставлен для другого аккаунта Telegram. Откройте приложение, чтобы купить кредиты.
 pre-checkout-wrong-price = Цена пакета изменилась. Отправьте /buy, чтобы получить новый счёт.
 payment-credited = Спасибо! Добавили вам { CREDITS($credits) }. Ваш баланс: { CREDITS($balance) }.
 
@@ -122,14 +123,14 @@ language-set = Язык: русский.
 
 generation-queued =
     Принято! { $model } рисует вашу картинку, скоро она придёт в этот чат.
-    Стоимость: { CREDITS($cost) }. Баланс: { CREDITS($balance) }.
+    Стоимость: { CREDITS($cost) }.
 # То же сообщение пришло ещё раз (Telegram отправил его повторно).
-generation-replay-completed = Эта картинка уже нарисована и отправлена в этот чат. Баланс: { CREDITS($balance) }.
+generation-replay-completed = Эта картинка уже нарисована и отправлена в этот чат.
 generation-replay-ended = Картинка по этому сообщению { $status ->
         [failed] не получилась
        *[cancelled] отменена
-    }; пришлите описание ещё раз. Баланс: { CREDITS($balance) }.
-generation-replay-queued = Картинка уже в очереди и скоро придёт в этот чат; кредиты списаны один раз. Баланс: { CREDITS($balance) }.
+    }; пришлите описание ещё раз.
+generation-replay-queued = Картинка уже в очереди и скоро придёт в этот чат; кредиты списаны один раз.
 # Названия состояний, для /history.
 generation-status = { $status ->
         [pending] В очереди

@@ -20,6 +20,7 @@ def order_generation(
     idempotency_key: str | None = None,
     replay_any_status: bool = False,
     queue: bool = True,
+    language: str | None = None,
 ) -> StartResult:
     """Charge once (``money.start_generation``), queue the job, count the sale, then read the balance.
 
@@ -37,7 +38,8 @@ def order_generation(
     to deliver one picture.
 
     ``replay_any_status``: see ``money.start_generation`` (the bot's rule,
-    one Telegram message is one generation).
+    one Telegram message is one generation). ``language``: the user's, stored
+    on the generation for the worker's notices.
 
     ``queue=False``: the caller runs the job itself, now. The worker's album
     check does (``chalicelib.photos``): it charges a complete album and runs
@@ -52,6 +54,7 @@ def order_generation(
         idempotency_key=idempotency_key,
         replay_any_status=replay_any_status,
         read_balance=False,
+        language=language,
     )
     if result.replayed:
         return result

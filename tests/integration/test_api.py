@@ -108,6 +108,8 @@ def test_me_registers_the_user_once_with_the_welcome_credits(monkeypatch: pytest
         "active_generations": 0,
         "banned": False,
         "referral": {"link": "https://t.me/NanoGenTestBot?start=ref_rt", "invited": 0, "earned": 0},
+        "language": "en",
+        "settings": {"model": "google/gemini-2.5-flash-image", "aspect_ratio": "1:1"},
     }
     again = get("/api/user/me", ALICE)
     assert again.body == first.body

@@ -162,7 +162,7 @@ def test_a_prompt_re_sent_after_its_generation_failed_is_not_charged_again(fake_
 
     assert [g.generation_id for g in generations_of(ALICE_ID)] == [generation.generation_id]
     assert len(charges_of(ALICE_ID)) == 1 and balance(ALICE_ID) == 10
-    assert "already ended (failed)" in fake_telegram.texts()[-1]
+    assert "already failed; send the prompt again" in fake_telegram.texts()[-1]
 
 
 def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
@@ -181,10 +181,10 @@ def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
     handled(text_update("a third dog"))
 
     too_long, poor, queued, too_many, banned = fake_telegram.texts()
-    assert "2001 characters" in too_long and "2000" in too_long
-    assert "costs 4 credits" in poor and "balance is 3" in poor and "/buy" in poor
+    assert "at most 2,000 characters, yours has 2,001" in too_long
+    assert "costs 4 credits" in poor and "Your balance: 3 credits." in poor and "/buy" in poor
     assert "Queued" in queued
-    assert "in progress" in too_many
+    assert "At most 1 picture can be drawn at once" in too_many
     assert banned == "This account is banned."
     assert (balance(ALICE_ID), balance(BOB_ID)) == (6, 3)
     assert len(generations_of(ALICE_ID)) == 1 and generations_of(BOB_ID) == []
@@ -201,5 +201,5 @@ def test_a_prompt_over_the_per_minute_limit_is_refused(
 
     queued, limited = fake_telegram.texts()
     assert "Queued" in queued
-    assert "Too many generations this minute" in limited
+    assert "Too many pictures this minute. Try again in" in limited
     assert balance(ALICE_ID) == 9 and len(queued_jobs()) == 1

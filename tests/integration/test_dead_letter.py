@@ -53,7 +53,7 @@ def test_a_job_that_keeps_failing_is_dead_lettered_then_refunded_once_with_one_a
     assert (failed.status, failed.error) == ("failed", "Failed after repeated attempts.")
     assert ledger(job) == REFUNDED
     [told] = stack.telegram.texts_to(job.user_id)
-    assert "kept failing" in told and "returned to your balance" in told
+    assert "kept failing" in told and "went back to your balance" in told
     [alert] = stack.alerts()
     assert "dead-letter" in alert and job.generation_id in alert
     assert stack.queue_depth(dlq) == (0, 0)  # handled: deleted

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from chalicelib import bot, catalogue, money, queries, records, telegram
+from chalicelib import catalogue, i18n, money, queries, records, telegram
 from chalicelib.errors import TelegramError
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
@@ -148,7 +148,7 @@ def test_an_amount_that_is_not_an_integer_is_refused_at_pre_checkout_and_never_c
     assert all("not credited" in alert["text"] for alert in alerts)
     answers = fake_telegram.sent("answerPreCheckoutQuery")
     assert [(answer["ok"], answer.get("error_message")) for answer in answers] == [
-        (False, bot.PRE_CHECKOUT_WRONG_PRICE)
+        (False, i18n.t("en", "pre-checkout-wrong-price"))
     ] * 3
 
 

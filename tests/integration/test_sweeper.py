@@ -38,7 +38,7 @@ def test_expired_generations_are_refunded_once_and_their_users_told(stack: Stack
         assert (failed.status, failed.error) == ("failed", "Timed out.")
         assert ledger(job) == REFUNDED
         [told] = stack.telegram.texts_to(job.user_id)
-        assert "timed out" in told and "The 1 credit it cost was returned to your balance." in told
+        assert "waited too long" in told and "The 1 credit it cost went back to your balance." in told
     assert generation(finished).status == "completed" and ledger(finished) == CHARGED
     assert generation(young).status == "pending" and ledger(young) == CHARGED
     assert stack.telegram.texts_to(young.user_id) == []
@@ -83,7 +83,7 @@ def test_one_failing_generation_does_not_stop_the_sweep_and_each_refunded_user_i
         else:
             assert generation(job).status == "failed" and ledger(job) == REFUNDED
             [told] = stack.telegram.texts_to(job.user_id)
-            assert "timed out" in told and "returned to your balance" in told
+            assert "waited too long" in told and "went back to your balance" in told
 
     # The next sweep, with DynamoDB well again, ends the one left and tells its user once.
     faults.rules.clear()

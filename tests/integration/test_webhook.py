@@ -38,7 +38,6 @@ from tests.telegram_helpers import (
     start_fake_telegram,
     stop_fake_telegram,
     text_update,
-    user,
 )
 
 # --------------------------------------------------------------------------
@@ -236,7 +235,7 @@ IGNORED: dict[str, dict[str, Any]] = {
     "no text": {"message": message(None, location={"latitude": 48.85, "longitude": 2.35})},  # a sticker is answered
     "group text": {"message": message("draw a cat in a group", chat_type="group")},
     "group command": {"message": message("/start", chat_type="supergroup")},
-    "callback query": {"callback_query": {"id": "1", "from": user(), "data": "x"}},
+    "callback query from a bot": {"callback_query": {"id": "1", "from": {"id": 7, "is_bot": True}, "data": "x"}},
     "chat member": {"my_chat_member": {"chat": {"id": ALICE_ID, "type": "private"}}},
     "malformed message": {"message": "not an object"},
     "pre-checkout from a bot": {"pre_checkout_query": {"id": "q", "from": {"id": 7, "is_bot": True}}},

@@ -118,7 +118,7 @@ def test_aiml_400_fails_and_refunds_at_once_after_one_call(stack: Stack) -> None
     assert failed.status == "failed" and failed.error == "the image service rejected this prompt or its images."
     assert balance(job.user_id) == 10 and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
     [told] = stack.telegram.texts_to(job.user_id)
-    assert "rejected this prompt" in told and "The 1 credit it cost was returned to your balance." in told
+    assert "rejected this prompt" in told and "The 1 credit it cost went back to your balance." in told
     assert "forbidden content" not in told  # the provider's own words stay in the log
     assert stack.telegram.pictures_to(job.user_id) == [] and stack.alerts() == []
 
@@ -164,7 +164,7 @@ def test_provider_401_and_403_refund_and_alert_the_operator_at_most_three_times(
     for job in jobs:
         assert generation(job).status == "failed" and ledger(job) == REFUNDED and balance(job.user_id) == 10
         [told] = stack.telegram.texts_to(job.user_id)
-        assert "unavailable right now" in told and "returned to your balance" in told
+        assert "unavailable right now" in told and "went back to your balance" in told
     assert len(stack.aiml.requests) == 5  # permanent: one call each
     alerts = stack.alerts()
     assert len(alerts) == 3  # five failures, three messages: the rest only logged
@@ -317,7 +317,7 @@ def test_a_timed_out_generation_is_refunded_without_calling_the_provider(stack: 
     failed = generation(job)
     assert failed.status == "failed" and ledger(job) == REFUNDED and balance(job.user_id) == 10
     [told] = stack.telegram.texts_to(job.user_id)
-    assert "timed out" in told and "returned to your balance" in told
+    assert "waited too long" in told and "went back to your balance" in told
 
 
 def test_too_little_lambda_time_left_returns_the_job_untouched(stack: Stack) -> None:
@@ -447,7 +447,7 @@ def test_a_crash_after_each_write_is_recovered_without_double_money(
     else:
         assert generation(swept).status == "failed" and ledger(swept) == REFUNDED
         [told] = stack.telegram.texts_to(swept.user_id)
-        assert "timed out" in told
+        assert "waited too long" in told
     # A late copy of its message changes no money; it only delivers a completed, undelivered picture.
     stack.worker_with(wall_clock=time.time)
     swept_calls = stack.aiml.calls_for("swept")
@@ -504,7 +504,7 @@ def test_a_job_seconds_before_its_timeout_never_calls_the_paid_provider_and_is_r
     assert failed.status == "failed" and ledger(job) == REFUNDED and active_generations(job.user_id) == 0
     assert stack.aiml.requests == []
     [told] = stack.telegram.texts_to(job.user_id)
-    assert "returned to your balance" in told
+    assert "went back to your balance" in told
 
 
 def test_the_provider_deadline_ends_before_the_generations_timeout_so_no_expiry_refunds_a_live_claim(

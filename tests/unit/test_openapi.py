@@ -137,10 +137,11 @@ def _generation(status: str) -> Generation:
     )
 
 
-def _documented(spec: dict[str, Any], name: str) -> set[str]:
+def _documented(spec: dict[str, Any], name: str, *, optional: frozenset[str] = frozenset()) -> set[str]:
     properties = schema(spec, name)
     assert properties.get("additionalProperties") is False, f"{name} should list every field"
-    assert set(properties["required"]) == set(properties["properties"]), f"{name}: every field is always present"
+    always = set(properties["properties"]) - optional
+    assert set(properties["required"]) == always, f"{name}: every field but {set(optional)} is always present"
     return set(properties["properties"])
 
 
@@ -156,12 +157,19 @@ def test_generation_schema_has_exactly_the_fields_of_generation_view(spec: dict[
 
 
 def test_user_and_ledger_schemas_have_exactly_the_fields_of_the_views(spec: dict[str, Any]) -> None:
-    user = User(user_id=1, first_name="A", credits=1, active_generations=0, banned=False, created_at="", updated_at="")
-    assert _documented(spec, "User") == set(views.user_view(user))
-    entry = LedgerEntry(user_id=1, entry_id="x", delta=1, reason="welcome", created_at="")
-    assert _documented(spec, "LedgerEntry") == set(views.ledger_view(entry))
     from chalicelib.model import LedgerReason
 
+    user = User(user_id=1, first_name="A", credits=1, active_generations=0, banned=False, created_at="", updated_at="")
+    assert _documented(spec, "User") == set(views.user_view(user, load_settings()))
+    entry = LedgerEntry(user_id=1, entry_id="x", delta=1, reason="welcome", created_at="")
+    assert _documented(spec, "LedgerEntry") == set(views.ledger_view(entry))
+    full = LedgerEntry(
+        user_id=1, entry_id="x", delta=1, reason="purchase", created_at="", generation_id="g", payment_charge_id="c"
+    )
+    optional = frozenset({"generation_id", "charge_id"})  # CONTRACT §5: present when they apply
+    assert _documented(spec, "UserLedgerEntry", optional=optional) == set(views.user_ledger_view(full))
+    assert set(views.user_ledger_view(entry)) == {"id", "delta", "reason", "created_at"}
+    assert schema(spec, "UserLedgerEntry")["properties"]["reason"]["enum"] == [reason.value for reason in LedgerReason]
     assert schema(spec, "LedgerEntry")["properties"]["reason"]["enum"] == [reason.value for reason in LedgerReason]
 
 
@@ -172,7 +180,7 @@ def test_growth_schemas_have_exactly_the_fields_of_their_views(spec: dict[str, A
 
     user = User(user_id=1, first_name="A", credits=1, active_generations=0, banned=False, created_at="", updated_at="")
     settings = load_settings({"BOT_USERNAME": "SomeBot"})
-    assert _documented(spec, "Me") == set(views.user_view(user)) | {"referral"}
+    assert _documented(spec, "Me") == set(views.user_view(user, settings)) | {"referral"}
     assert _documented(spec, "Referral") == set(referrals.summary(user, settings))
     assert _documented(spec, "Pack") == set(catalogue.PACKS[0].to_public())
     promo = PromoCode(pk="promo#X", code="X", credits=1, max_uses=1, uses=0, created_at="")

@@ -46,16 +46,39 @@ def test_set_webhook_sends_the_secret_and_only_the_updates_the_bot_handles(
     code, output = run(httpserver, "set-webhook", "--url", URL, "--drop-pending-updates", capsys=capsys)
 
     assert code == 0
-    [call] = fake_telegram.calls
+    call, *menus = fake_telegram.calls
     assert (call.token, call.method) == (TEST_BOT_TOKEN, "setWebhook")
     assert call.payload == {
         "url": URL,
         "secret_token": TEST_WEBHOOK_SECRET,
-        "allowed_updates": ["message", "pre_checkout_query"],
+        "allowed_updates": ["message", "pre_checkout_query", "callback_query"],
         "drop_pending_updates": True,
         "max_connections": 40,
     }
     assert URL in output
+    # set-webhook registers the command menu too
+    assert [menu.method for menu in menus] == ["setMyCommands"] * 3
+
+
+def test_set_commands_registers_the_menu_in_russian_and_english_and_a_default(
+    httpserver: HTTPServer, fake_telegram: FakeTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = run(httpserver, "set-commands", capsys=capsys, DEFAULT_LANGUAGE="ru")
+
+    assert code == 0
+    calls = fake_telegram.calls
+    assert [call.method for call in calls] == ["setMyCommands"] * 3
+    by_language = {call.payload.get("language_code"): call.payload["commands"] for call in calls}
+    assert set(by_language) == {"ru", "en", None}
+    ru, en = by_language["ru"], by_language["en"]
+    names = [command["command"] for command in en]
+    assert names == [command["command"] for command in ru]
+    assert {"start", "balance", "buy", "settings", "language", "history", "paysupport", "terms", "help"} <= set(names)
+    assert {"command": "help", "description": "What I can do"} in en
+    assert {"command": "help", "description": "Что я умею"} in ru
+    assert by_language[None] == ru  # the default list: DEFAULT_LANGUAGE's
+    assert all(1 <= len(command["description"]) <= 256 for command in ru + en)
+    assert "ru" in output and "en" in output
 
 
 def test_delete_webhook_and_webhook_info(

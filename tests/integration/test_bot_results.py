@@ -1,0 +1,143 @@
+"""From a chat prompt to the delivered picture and its buttons: settings reach the provider, the
+buttons again / edit / original, and notices in the user's language (CONTRACT §7, §8)."""
+# ruff: noqa: RUF001 - Russian texts are Cyrillic on purpose
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalicelib.handlers import sweeper
+from chalicelib.jobs import Job
+from chalicelib.tables import Generation
+from tests.fakes.aiml import B64_PICTURE, aiml_error
+from tests.probes import balance, charges_of, generations_of
+from tests.telegram_helpers import ALICE_ID, callback_update, deliver, text_update
+from tests.worker_helpers import Stack, generation, stored_result
+
+
+def handled(update: dict[str, Any]) -> None:
+    response = deliver(update)
+    assert response.status_code == 200, response.body
+
+
+def run_queued(stack: Stack) -> None:
+    assert stack.run(stack.receive()) == []
+
+
+def buttons_of(call: Any) -> dict[str, str]:
+    markup = json.loads(call.fields["reply_markup"])
+    return {b["text"]: b["callback_data"] for row in markup["inline_keyboard"] for b in row}
+
+
+def answers(stack: Stack) -> list[str | None]:
+    return [payload.get("text") for payload in stack.telegram.sent("answerCallbackQuery")]
+
+
+def test_a_16_9_chosen_in_settings_reaches_the_provider_and_the_picture_has_its_buttons(stack: Stack) -> None:
+    handled(text_update("/settings"))
+    handled(callback_update("set:ratios", message_id=3))
+    handled(callback_update("set:r:16:9", message_id=3))
+    handled(text_update("a lighthouse in a storm"))
+
+    run_queued(stack)
+
+    [request] = stack.aiml.requests
+    assert (request.body["prompt"], request.body["aspect_ratio"]) == ("a lighthouse in a storm", "16:9")
+    [photo] = stack.telegram.pictures_to(ALICE_ID)
+    [done] = generations_of(ALICE_ID)
+    assert buttons_of(photo) == {
+        "🔁 Again": f"again:{done.generation_id}",
+        "✏️ Edit": f"edit:{done.generation_id}",
+        "📎 Original": f"orig:{done.generation_id}",
+    }
+
+
+def test_a_double_tapped_again_charges_once(stack: Stack) -> None:
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    assert balance(ALICE_ID) == 9
+
+    # Two taps of one button: two callback queries, one message and data.
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))
+
+    assert len(generations_of(ALICE_ID)) == 2 and len(charges_of(ALICE_ID)) == 2 and balance(ALICE_ID) == 8
+    again = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    assert (again.prompt, again.model, again.aspect_ratio) == (first.prompt, first.model, first.aspect_ratio)
+    assert answers(stack) == ["Queued again. Cost: 1 credit."] * 2
+    run_queued(stack)
+    assert generation(Job(ALICE_ID, again.generation_id)).status == "completed"
+    assert len(stack.telegram.pictures_to(ALICE_ID)) == 2
+
+    handled(callback_update(f"again:{first.generation_id}", message_id=41))  # the button of another message
+    assert len(charges_of(ALICE_ID)) == 3
+
+
+def test_edit_asks_for_an_instruction_and_the_next_text_edits_that_picture(stack: Stack) -> None:
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+
+    handled(callback_update(f"edit:{first.generation_id}", message_id=40))
+
+    assert answers(stack) == [None]
+    assert stack.telegram.texts_to(ALICE_ID)[-1] == "Write what to change in this picture."
+    handled(text_update("make it night", message_id=41))  # the user's next message
+    edit = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    assert (edit.prompt, edit.model) == ("make it night", "google/nano-banana-edit")
+    assert len(edit.upload_ids or []) == 1 and len(charges_of(ALICE_ID)) == 2
+    run_queued(stack)
+    assert generation(Job(ALICE_ID, edit.generation_id)).status == "completed"
+
+
+def test_original_sends_the_stored_file_as_a_document_for_free(stack: Stack) -> None:
+    handled(text_update("a castle on a hill"))
+    run_queued(stack)
+    [done] = generations_of(ALICE_ID)
+    credits = balance(ALICE_ID)
+
+    handled(callback_update(f"orig:{done.generation_id}", message_id=9))
+
+    document = stack.telegram.pictures_to(ALICE_ID)[-1]
+    assert document.method == "sendDocument"
+    stored, _ = stored_result(stack.settings, str(done.result_keys[0]))
+    assert document.files["document"] == (f"nanogen-{done.generation_id}-0.png", stored) and stored == B64_PICTURE
+    assert answers(stack) == ["Sending the original file."]
+    assert balance(ALICE_ID) == credits and len(charges_of(ALICE_ID)) == 1
+
+
+def test_a_russian_users_failure_notice_and_buttons_are_in_russian(stack: Stack) -> None:
+    stack.aiml.script("запрещённое", aiml_error(400, "prompt: must not contain forbidden content"))
+    handled(text_update("запрещённое", language_code="ru"))
+    handled(text_update("кот в сапогах", language_code="ru"))
+    queued = stack.telegram.texts_to(ALICE_ID)
+    assert queued[0].startswith("Принято! Nano Banana рисует вашу картинку")
+    assert "Стоимость: 1 кредит. Баланс: 9 кредитов." in queued[0]
+
+    run_queued(stack)
+
+    told = stack.telegram.texts_to(ALICE_ID)[-1]
+    assert told == (
+        "К сожалению, картинка не получилась: сервис изображений отклонил это описание или картинки.\n"
+        "Мы вернули на баланс 1 кредит."
+    )
+    [photo] = stack.telegram.pictures_to(ALICE_ID)
+    assert set(buttons_of(photo)) == {"🔁 Ещё раз", "✏️ Изменить", "📎 Оригинал"}
+
+
+def test_a_timed_out_generation_is_told_in_the_users_language_by_the_sweeper(stack: Stack) -> None:
+    handled(text_update("медленный кот", language_code="ru"))
+    [pending] = generations_of(ALICE_ID)
+    assert pending.language == "ru"
+    # Its time is up (the sweeper's index carries no language: the notice reads the user's).
+    pending.update(actions=[Generation.timeout_at.set(int(time.time()) - 1)])
+
+    assert sweeper.sweep()["expired"] == 1
+
+    assert stack.telegram.texts_to(ALICE_ID)[-1] == (
+        "К сожалению, картинка не получилась: она слишком долго ждала в очереди.\nМы вернули на баланс 1 кредит."
+    )
+    assert balance(ALICE_ID) == 10
