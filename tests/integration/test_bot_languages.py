@@ -318,7 +318,19 @@ def test_terms_show_the_operators_link_or_the_built_in_text(
 def test_help_lists_every_command_the_bot_answers(fake_telegram: FakeTelegram) -> None:
     handled(text_update("/help"))
     text = fake_telegram.texts()[-1]
-    commands = {"start", "balance", "buy", "settings", "language", "history", "paysupport", "terms", "help"}
+    commands = {
+        "start",
+        "balance",
+        "buy",
+        "settings",
+        "language",
+        "history",
+        "promo",
+        "invite",
+        "paysupport",
+        "terms",
+        "help",
+    }
     assert set(bot.MENU) == commands
     for name in bot.MENU:
         assert f"/{name}: " in text
