@@ -46,7 +46,7 @@ def test_put_settings_saves_any_of_them_and_answers_the_user_as_me_does() -> Non
     saved = put_settings(ALICE, {"language": "ru", "model": PRO_MODEL, "aspect_ratio": "16:9"})
 
     assert saved.status == 200, saved.body
-    assert set(saved.body) == USER_FIELDS
+    assert set(saved.body) == USER_FIELDS | {"referral"}  # the user exactly as /me shows it
     assert (saved.body["language"], saved.body["settings"]) == ("ru", {"model": PRO_MODEL, "aspect_ratio": "16:9"})
     assert get("/api/user/me", ALICE).body == saved.body
     stored = stored_user(ALICE["id"])
