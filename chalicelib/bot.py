@@ -823,7 +823,7 @@ def _queued_text(result: StartResult, model_name: str, lang: str) -> str:
     else:
         text = t(lang, "generation-replay-queued")
     # The balance is read after the job is queued, best effort: left out when that read failed.
-    return text if result.credits is None else f"{text} {t(lang, 'balance-line', balance=result.credits)}"
+    return text if result.credits is None else f"{text} {t(lang, 'generation-balance', balance=result.credits)}"
 
 
 # --------------------------------------------------------------------------

@@ -125,6 +125,8 @@ generation-replay-ended = This message's picture already { $status ->
        *[cancelled] was cancelled
     }; send the prompt again.
 generation-replay-queued = Your picture is queued and will arrive in this chat shortly; it was charged once.
+# Appended to the four messages above when the balance after the debit is known.
+generation-balance = Balance: { CREDITS($balance) }.
 # Status names, for /history.
 generation-status = { $status ->
         [pending] Queued

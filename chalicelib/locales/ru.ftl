@@ -131,6 +131,8 @@ generation-replay-ended = Картинка по этому сообщению { 
        *[cancelled] отменена
     }; пришлите описание ещё раз.
 generation-replay-queued = Картинка уже в очереди и скоро придёт в этот чат; кредиты списаны один раз.
+# Добавляется к четырём сообщениям выше, когда баланс после списания известен.
+generation-balance = Баланс: { CREDITS($balance) }.
 # Названия состояний, для /history.
 generation-status = { $status ->
         [pending] В очереди
