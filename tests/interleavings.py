@@ -35,7 +35,7 @@ import json
 import os
 import time as real_time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
@@ -172,7 +172,15 @@ class FakeBot:
         self.messages += 1
         return {"message_id": next(self._ids)}
 
-    def send_photo(self, chat_id: int | str, photo: bytes, *, filename: str = "", caption: str | None = None) -> Any:
+    def send_photo(
+        self,
+        chat_id: int | str,
+        photo: bytes,
+        *,
+        filename: str = "",
+        caption: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> Any:
         if self.photo_mode == "429":
             raise TelegramError("Too Many Requests: retry after 3", error_code=429, retry_after=3)
         if self.photo_mode == "down":

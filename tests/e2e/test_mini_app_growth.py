@@ -1,18 +1,6 @@
-"""Mini App flows that wait for endpoints still being built (not collected: the name does not match test_*.py).
-
-Run them by naming the file once the endpoints exist:
-
-    make webapp chromium && .venv/bin/python -m pytest tests/e2e/pending_endpoints_e2e.py -q
-
-then rename this file to ``test_pending_endpoints.py`` (or move the tests into
-``test_mini_app.py``) so that ``make test`` runs them. What each needs:
-
-* ``GET /api/packs``, ``POST /api/payments/invoice`` for buying;
-* ``POST /api/promo/redeem``, ``POST /api/admin/promo-codes``, ``GET /api/admin/promo-codes/{code}``;
-* ``PUT /api/user/settings`` and ``language`` in ``GET /api/user/me``;
-* ``referral`` in ``GET /api/user/me``;
-* ``POST /api/admin/broadcasts``, ``GET /api/admin/broadcasts/{id}``, ``.../cancel``.
-"""
+"""The Mini App's growth and settings flows in Chromium: buying a pack (invoice, paid, new balance),
+a cancelled invoice, promo codes, the language switch, the referral link, and the operator's promo-code and
+broadcast pages, against the real local stack."""
 
 from __future__ import annotations
 
