@@ -299,12 +299,13 @@ CLOCK_TTL_SECONDS = 24 * 3600
 _SENDING = "sending"
 
 
-def _delivery(broadcast_id: str, user_id: int) -> BroadcastDelivery:
+def _delivery(broadcast_id: str, user_id: int, token: str) -> BroadcastDelivery:
     return BroadcastDelivery(
         pk=BroadcastDelivery.key(broadcast_id, user_id),
         state=_SENDING,
         broadcast_id=broadcast_id,
         user_id=user_id,
+        token=token,
         expires_at=int(time.time()) + DELIVERY_TTL_SECONDS,
     )
 
@@ -316,36 +317,56 @@ def _still_sending(broadcast_id: str) -> tuple[Any, ...]:
 def claim_broadcast_deliveries(broadcast_id: str, user_ids: list[int]) -> set[int]:
     """Claim users for a broadcast before sending: the ones this call claimed (others had been, by an
     earlier delivery of the page). One transaction, on condition that the broadcast is still sending;
-    raises ``BroadcastStopped`` once it is not (cancelled)."""
+    raises ``BroadcastStopped`` once it is not (cancelled).
+
+    Every claim carries this call's token: when a retry of our own applied transaction fails against
+    the claims it wrote (its answer was lost and the engine did not recognise the retry: moto ignores
+    ``ClientRequestToken``), the token read back says they are ours, so those users are not dropped.
+    """
+    token = uuid.uuid4().hex
     tx = Transaction()
     tx.check("broadcast", *_still_sending(broadcast_id))
     for user_id in user_ids:
-        tx.put(f"delivery:{user_id}", _delivery(broadcast_id, user_id), BroadcastDelivery.pk.does_not_exist())
+        tx.put(f"delivery:{user_id}", _delivery(broadcast_id, user_id, token), BroadcastDelivery.pk.does_not_exist())
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
         if cancelled.failed("broadcast"):
             raise BroadcastStopped() from None
-        if not any(cancelled.failed(f"delivery:{user_id}") for user_id in user_ids):
+        taken = [user_id for user_id in user_ids if cancelled.failed(f"delivery:{user_id}")]
+        if not taken:
             raise
-        # A redelivered page: some are claimed already. Claim the others one by one.
-        return {user_id for user_id in user_ids if _claim_one(broadcast_id, user_id)}
+        # A redelivered page: some are claimed already (or by us). Claim the others one by one.
+        ours = _claimed_by(broadcast_id, taken, token)
+        return ours | {
+            user_id for user_id in user_ids if user_id not in taken and _claim_one(broadcast_id, user_id, token)
+        }
     return set(user_ids)
 
 
-def _claim_one(broadcast_id: str, user_id: int) -> bool:
+def _claim_one(broadcast_id: str, user_id: int, token: str) -> bool:
     tx = Transaction()
     tx.check("broadcast", *_still_sending(broadcast_id))
-    tx.put("delivery", _delivery(broadcast_id, user_id), BroadcastDelivery.pk.does_not_exist())
+    tx.put("delivery", _delivery(broadcast_id, user_id, token), BroadcastDelivery.pk.does_not_exist())
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
         if cancelled.failed("broadcast"):
             raise BroadcastStopped() from None
         if cancelled.failed("delivery"):
-            return False
+            return bool(_claimed_by(broadcast_id, [user_id], token))
         raise
     return True
+
+
+def _claimed_by(broadcast_id: str, user_ids: list[int], token: str) -> set[int]:
+    """Which of these users' claims this token wrote and nobody has sent yet (consistent reads)."""
+    keys = [BroadcastDelivery.key(broadcast_id, user_id) for user_id in user_ids]
+    return {
+        int(delivery.user_id)
+        for delivery in BroadcastDelivery.batch_get(keys, consistent_read=True)
+        if delivery.token == token and delivery.state == _SENDING
+    }
 
 
 def record_broadcast_deliveries(broadcast_id: str, results: Mapping[int, BroadcastOutcome]) -> None:

@@ -312,6 +312,7 @@ class BroadcastDelivery(_Guard):
     state = UnicodeAttribute()
     broadcast_id = UnicodeAttribute()
     user_id = NumberAttribute()
+    token = UnicodeAttribute(null=True)  # the claiming call's: a retried claim recognises its applied twin
 
     @staticmethod
     def key(broadcast_id: str, user_id: int) -> str:

@@ -19,7 +19,8 @@ a ``TransactWriteItems`` whose token was applied less than ten minutes ago
 is answered with the same answer and not applied again if its body is the
 same, and with ``IdempotentParameterMismatchException`` if it is not. A
 token whose request was not applied (cancelled, failed, never sent) leaves
-nothing behind, so its retry is a first attempt.
+nothing behind, so its retry is a first attempt. ``faults.honour_tokens =
+False`` turns that off: a retry is applied again, as moto applies it.
 
 Using it (the ``faults`` fixture; rules are tried in the order given, the
 first that fires answers)::
@@ -183,6 +184,8 @@ class Faults:
         self.calls: list[Call] = []
         self.replayed: list[Call] = []  # TransactWriteItems answered from the token, not applied again
         self.paused = False
+        # False: a retried TransactWriteItems is applied again, as moto (make run's engine) does.
+        self.honour_tokens = True
         self._tokens: dict[str, _Applied] = {}
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
@@ -309,7 +312,7 @@ class Faults:
         return rule.action(call, send, str(request.url))
 
     def _send(self, endpoint: Any, request: Any, operation_model: Any, context: dict[str, Any], call: Call) -> Outcome:
-        token = call.token if call.operation == "TransactWriteItems" else None
+        token = call.token if call.operation == "TransactWriteItems" and self.honour_tokens else None
         if token is not None:
             with self._lock:
                 applied = self._tokens.get(token)

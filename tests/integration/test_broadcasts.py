@@ -21,6 +21,7 @@ from chalicelib.model import BroadcastOutcome
 from chalicelib.runtime import ready
 from chalicelib.tables import BroadcastDelivery, User
 from tests.api_helpers import assert_error, bearer, call, configure, post
+from tests.faults import Call, Faults
 from tests.growth_helpers import (
     broadcast_status,
     create_broadcast,
@@ -138,6 +139,30 @@ def test_a_page_that_crashed_mid_way_is_redelivered_and_nobody_gets_it_twice(
     assert crash_for in stuck and len(stuck) <= broadcasts.CHUNK
     status = broadcast_status(broadcast_id).body
     assert (status["status"], status["sent"]) == ("done", 30 - len(stuck))
+
+
+def _claims(call: Call) -> bool:
+    """A TransactWriteItems that claims broadcast deliveries."""
+    items = call.params.get("TransactItems", [])
+    return any(item.get("Put", {}).get("Item", {}).get("pk", {}).get("S", "").startswith("bcast#") for item in items)
+
+
+@pytest.mark.parametrize("honour_tokens", [False, True], ids=["moto-applies-the-retry", "dynamodb-replays-it"])
+def test_a_claim_whose_answer_was_lost_still_sends_to_its_users(
+    telegram: FakeTelegram, faults: Faults, honour_tokens: bool
+) -> None:
+    users = register_users(20)
+    faults.honour_tokens = honour_tokens
+    lost = faults.lose_response("TransactWriteItems", where=_claims, times=1)
+    broadcast_id = create_broadcast("Lost and found").body["id"]
+    drain_broadcasts()
+
+    assert lost.fired == 1
+    # botocore retried the applied claim; moto applies the retry again (it fails against our own
+    # claims), DynamoDB answers it from the token: either way the claims are ours and their users get it.
+    assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
+    status = broadcast_status(broadcast_id).body
+    assert (status["status"], status["sent"]) == ("done", 20)
 
 
 def test_an_invocation_short_of_time_hands_the_rest_back_to_the_queue(
