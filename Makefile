@@ -25,11 +25,13 @@ WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) \
 NODE_DEPS := webapp/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-# The suites that also run on DynamoDB Local (AWS's own implementation): money, races, worker, webhook, payments.
+# The suites that also run on DynamoDB Local (AWS's own implementation): money, races, worker, webhook, payments,
+# dead letters, sweeper, broadcasts.
 DYNAMODB_LOCAL := local/dynamodb-local
 ENGINE_SUITES := tests/integration/test_money.py tests/integration/test_money_races.py \
 	tests/integration/test_worker.py tests/integration/test_webhook.py tests/integration/test_payments.py \
-	tests/integration/test_dead_letter.py tests/integration/test_sweeper.py tests/integration/test_faults_on_engines.py
+	tests/integration/test_dead_letter.py tests/integration/test_sweeper.py tests/integration/test_faults_on_engines.py \
+	tests/integration/test_broadcasts.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
