@@ -42,11 +42,18 @@ class _NoTracer:
 
 
 def _make_tracer() -> Any:
-    if os.environ.get("NANOGEN_TRACING") == "1":
-        from aws_lambda_powertools import Tracer  # imports the X-Ray SDK: slow
+    if os.environ.get("NANOGEN_TRACING") != "1":
+        return _NoTracer()
+    from importlib.util import find_spec
 
-        return Tracer(service=SERVICE)
-    return _NoTracer()
+    if find_spec("aws_xray_sdk") is None:
+        # The package does not ship the X-Ray SDK (requirements.txt): a tracing switch must
+        # never take every cold start down with an ImportError.
+        logger.warning("NANOGEN_TRACING=1 but aws-xray-sdk is not installed: tracing stays off")
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer  # imports the X-Ray SDK: slow
+
+    return Tracer(service=SERVICE)
 
 
 tracer = _make_tracer()
