@@ -24,6 +24,8 @@ WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) \
 	webapp/index.html webapp/vite.config.ts webapp/tsconfig.json
 NODE_DEPS := webapp/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
+# Noto Sans: Cyrillic for the browser tests' screenshots and the offline provider's pictures.
+NOTO_SANS := /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf
 
 # The suites that also run on DynamoDB Local (AWS's own implementation): money, races, worker, webhook, payments,
 # dead letters, sweeper, broadcasts.
@@ -57,15 +59,23 @@ webapp-test: $(NODE_DEPS)
 	cd webapp && npm run typecheck && npm test
 
 # The browser tests drive Debian's Chromium (tests/e2e).
-chromium: $(CHROMIUM)
+chromium: $(CHROMIUM) $(NOTO_SANS)
 
-$(CHROMIUM):
+# $(call apt_install,packages,who needs them): apt-get as root, else say what to run.
+define apt_install
 	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	else \
-		echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian) and retry."; \
+		echo "$(2) need $(1): run 'sudo apt-get install $(1)' (Debian) and retry."; \
 		exit 1; \
 	fi
+endef
+
+$(CHROMIUM):
+	$(call apt_install,chromium fonts-noto-core,The browser tests)
+
+$(NOTO_SANS):
+	$(call apt_install,fonts-noto-core,The tests (Cyrillic in screenshots and offline pictures))
 
 run: $(VENV)/.run-deps webapp
 	$(BIN)/python -m local.stack

@@ -14,6 +14,8 @@ import re
 import textwrap
 import time
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -27,6 +29,14 @@ _RATIO_RE = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 _BANNER_COLOUR = (16, 16, 16)
 _TEXT_COLOUR = (255, 255, 255)
 _OUTLINE = (0, 0, 0)
+# Typefaces with Cyrillic (most prompts are Russian); Pillow's bundled one has none. The first
+# found is used: fonts-noto-core comes with make test's Chromium, DejaVu and Liberation with
+# most desktops. Pillow's own is the last resort (Cyrillic then draws as boxes).
+TYPEFACES = (
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+)
 
 
 class OfflineProvider(ImageProvider):
@@ -112,13 +122,22 @@ def _draw(width: int, height: int, *, model: str, prompt: str, aspect_ratio: str
 
 
 def _fitting_font(text: str, *, size: int, max_width: int) -> ImageFont.FreeTypeFont:
-    """Pillow's bundled font (no system fonts needed) at ``size``, shrunk until ``text`` fits."""
+    """The typeface at ``size``, shrunk until ``text`` fits."""
     font = _font(size)
     length = font.getlength(text)
     return _font(max(8, int(size * max_width / length))) if length > max_width else font
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
+    path = typeface()
+    if path is not None:
+        return ImageFont.truetype(path, size=size)
     font = ImageFont.load_default(size=size)
     assert isinstance(font, ImageFont.FreeTypeFont)  # Pillow's wheels bundle FreeType
     return font
+
+
+@cache
+def typeface() -> str | None:
+    """The first of ``TYPEFACES`` this machine has, else None (Pillow's bundled font)."""
+    return next((path for path in TYPEFACES if Path(path).is_file()), None)

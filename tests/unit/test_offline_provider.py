@@ -105,3 +105,26 @@ def test_latency_past_the_deadline_fails_transiently_without_waiting() -> None:
 
 def test_it_names_itself_offline() -> None:
     assert OfflineProvider().name == "offline"
+
+
+def test_russian_prompts_are_drawn_in_letters_not_boxes() -> None:
+    from local import offline_provider
+
+    # The fonts come with make test's Chromium (fonts-noto-core); Pillow's bundled one has no Cyrillic.
+    assert offline_provider.typeface() is not None
+    font = offline_provider._font(48)
+    shapes = {bytes(font.getmask(letter)) for letter in "ЖФЯЙ"}
+    assert len(shapes) == 4  # a font without Cyrillic draws every one as the same missing-glyph box
+    assert opened(draw("Кот в сапогах на Луне")).size == (LONG_SIDE, LONG_SIDE)
+
+
+def test_without_any_typeface_it_falls_back_to_pillows_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from local import offline_provider
+
+    monkeypatch.setattr(offline_provider, "TYPEFACES", ("/nonexistent/Font.ttf",))
+    offline_provider.typeface.cache_clear()
+    try:
+        assert offline_provider.typeface() is None
+        assert opened(draw("a fox")).size == (LONG_SIDE, LONG_SIDE)
+    finally:
+        offline_provider.typeface.cache_clear()
