@@ -7,9 +7,13 @@ deliver), ``money.claim_generation`` / ``complete_generation`` /
 ``fail_generation`` / ``release_claim`` (a worker's own steps, one at a time,
 so other steps can come between them), ``money.cancel_generation``,
 ``handlers.sweeper.sweep``, ``handlers.worker.process_dead_letters``,
-``money.credit_purchase`` (a Stars payment, redelivered by Telegram) and
+``money.credit_purchase`` (a Stars payment, redelivered by Telegram; an
+invited buyer's first one pays their inviter's bonus),
 ``usecases.purchases.refund_stars_purchase`` (with an overlapping second
-refund during Telegram's answer). Time is a fake clock the steps advance.
+refund during Telegram's answer), ``money.register`` from a referral link
+(``/start ref_<code>``, oneself's included) and ``money.redeem_promo_code``
+(codes of one and two uses, one that expires during the run). Time is a
+fake clock the steps advance.
 
 In some steps one fault of ``tests.faults`` fires on a chosen DynamoDB call
 (its operation, which matching call, once or on every attempt). A step that
@@ -19,8 +23,9 @@ client or the operator retries a start, cancel or refund later (``retry``).
 
 After every step the §6 invariants are checked from the tables
 (``local.invariants.violations``), plus what the tables alone cannot show:
-Stars that Telegram returned leave no credits behind, and a payment marked
-refunded had its Stars returned. At the end of an interleaving the faults
+Stars that Telegram returned leave no credits behind, a payment marked
+refunded had its Stars returned, and an invited user who has paid earned
+their inviter exactly one bonus (rule 7's "once", not just "at most once"). At the end of an interleaving the faults
 stop, the world settles (retries, redeliveries, the sweeper after the
 timeout), and every completed generation must have reached its chat.
 
@@ -84,6 +89,8 @@ STEPS = (
     "refund",
     "retry",
     "tick",
+    "join",
+    "redeem",
     "overlap",  # not a step: a second refund of the same charge during the first one's Telegram call
 )
 
@@ -128,6 +135,10 @@ class BooksBroken(InvariantBroken):
 
 class StarsBroken(InvariantBroken):
     """Telegram returned Stars and the user kept the credits, or a refunded payment kept its Stars."""
+
+
+class ReferralBroken(InvariantBroken):
+    pass
 
 
 class NeverDelivered(InvariantBroken):
@@ -304,12 +315,23 @@ class Interleavings(RuleBasedStateMachine):
         )
         bootstrap.use_worker(self.worker)
         self._exit.callback(bootstrap.reset)
+        self._create_promo_codes()
         self.faults = self._exit.enter_context(injected())
         self.generations: list[tuple[int, str]] = []
         self.held: list[Held] = []
         self.charges: list[tuple[Profile, str]] = []
         self.retries: list[tuple[str, Callable[[], Any]]] = []
         self._keys = itertools.count(1)
+
+    def _create_promo_codes(self) -> None:
+        from chalicelib import records
+        from chalicelib.ids import iso_utc
+
+        now = self.clock.now
+        records.create_promo_code("SOLO", credits=2, max_uses=1, expires_at=None, created_by="machine", now=now)
+        records.create_promo_code("PAIR", credits=3, max_uses=2, expires_at=None, created_by="machine", now=now)
+        soon = iso_utc(now + 200)  # a few ticks: some redemptions come after it expired
+        records.create_promo_code("SOON", credits=4, max_uses=3, expires_at=soon, created_by="machine", now=now)
 
     def teardown(self) -> None:
         try:
@@ -593,6 +615,30 @@ class Interleavings(RuleBasedStateMachine):
         with self._step("retry", fault):
             self._attempt(name, action)
 
+    @precondition(lambda self: "join" not in self.excluded_steps)
+    @rule(user=st.sampled_from(USERS), inviter=st.sampled_from(USERS), fault=faults_strategy)
+    def join(self, user: Profile, inviter: Profile, fault: Fault | None) -> None:
+        """A user opens the bot from a referral link (``/start ref_<code>``), as the bot's /start does;
+        an invite counts only for a user new at that moment, never oneself."""
+        from chalicelib import money, referrals
+
+        payload = f"ref_{referrals.code_of(inviter.user_id)}"
+
+        def action() -> None:
+            money.register(user, self.settings, start_payload=payload, invited_by=referrals.inviter_of(payload))
+
+        with self._step("join", fault):
+            self._attempt("join", action)
+
+    @precondition(lambda self: "redeem" not in self.excluded_steps)
+    @rule(user=st.sampled_from(USERS), code=st.sampled_from(["SOLO", "PAIR", "SOON", "pair"]), fault=faults_strategy)
+    def redeem(self, user: Profile, code: str, fault: Fault | None) -> None:
+        """A user redeems a promo code (/promo or the API: the same ``money.redeem_promo_code``)."""
+        from chalicelib import money
+
+        with self._step("redeem", fault):
+            self._attempt("redeem", lambda: money.redeem_promo_code(user, code, self.settings))
+
     @rule(seconds=st.sampled_from([1, 20, 61, 151, 301]))
     def tick(self, seconds: int) -> None:
         STATS["steps"] += 1
@@ -622,6 +668,26 @@ class Interleavings(RuleBasedStateMachine):
                 stars.append(f"payment {charge_id} is refunded but Telegram never returned its Stars")
         if stars:
             raise StarsBroken("; ".join(stars))
+        self._check_referrals()
+
+    def _check_referrals(self) -> None:
+        """An invited user who has paid brought their inviter exactly one bonus (referrals are on here)."""
+        from chalicelib.tables import LedgerEntry, User
+
+        with self.faults.suspended():
+            users = list(User.scan(consistent_read=True))
+            bonuses = Counter(
+                int(entry.referred_user_id or 0)
+                for entry in LedgerEntry.scan(consistent_read=True)
+                if entry.reason == "referral"
+            )
+        missing = [
+            f"user {int(user.user_id)} paid; inviter {int(user.invited_by)} got {bonuses[int(user.user_id)]} bonuses"
+            for user in users
+            if user.invited_by is not None and user.paid_at is not None and bonuses[int(user.user_id)] != 1
+        ]
+        if missing:
+            raise ReferralBroken("; ".join(missing))
 
     def _settle(self) -> None:
         """No more faults: retries, redeliveries and the sweeper until nothing moves; then the end checks."""
