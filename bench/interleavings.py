@@ -4,7 +4,8 @@
 
 Runs ``tests.interleavings`` (a hypothesis state machine: start, worker run,
 claim, complete, fail, release, cancel, sweep, dead-letter, Stars payment and
-refund, joining from a referral link, promo-code redemption, retries, time passing; a fault on a chosen DynamoDB call in some
+refund, joining from a referral link, promo-code redemption, webhook updates,
+retries, time passing; a fault on a chosen DynamoDB call in some
 steps) on in-process moto, and prints how many interleavings and steps were
 checked, how many faults fired, what the steps raised, and the first
 violation found (shrunk by hypothesis unless ``--no-shrink``), with the

@@ -12,8 +12,11 @@ invited buyer's first one pays their inviter's bonus),
 ``usecases.purchases.refund_stars_purchase`` (with an overlapping second
 refund during Telegram's answer), ``money.register`` from a referral link
 (``/start ref_<code>``, oneself's included) and ``money.redeem_promo_code``
-(codes of one and two uses, one that expires during the run). Time is a
-fake clock the steps advance.
+(codes of one and two uses, one that expires during the run), and the
+Telegram webhook (``handlers.webhook.handle``: a prompt, ``/start
+ref_<code>``, ``/promo`` or a ``successful_payment``, each re-sent by
+Telegram after a failure or at random). Time is a fake clock the steps
+advance.
 
 In some steps one fault of ``tests.faults`` fires on a chosen DynamoDB call
 (its operation, which matching call, once or on every attempt). A step that
@@ -91,6 +94,7 @@ STEPS = (
     "tick",
     "join",
     "redeem",
+    "webhook",
     "overlap",  # not a step: a second refund of the same charge during the first one's Telegram call
 )
 
@@ -221,6 +225,14 @@ class FakeBot:
         return True
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What the webhook handler reads of Chalice's request."""
+
+    headers: Mapping[str, str]
+    raw_body: bytes
+
+
 class FakeTime:
     """The ``time`` module as the patched chalicelib modules see it: ``time()`` is the machine's clock."""
 
@@ -322,6 +334,8 @@ class Interleavings(RuleBasedStateMachine):
         self.charges: list[tuple[Profile, str]] = []
         self.retries: list[tuple[str, Callable[[], Any]]] = []
         self._keys = itertools.count(1)
+        self.updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(700_000)
 
     def _create_promo_codes(self) -> None:
         from chalicelib import records
@@ -419,6 +433,47 @@ class Interleavings(RuleBasedStateMachine):
             retried = True
         if not retried:
             self.dead_letters.remove(message)
+
+    def _update(self, user: Profile, kind: str) -> dict[str, Any]:
+        """A private-chat update from ``user`` as Telegram sends it (ids unique in the run)."""
+        from chalicelib import catalogue, referrals
+
+        update_id = next(self._update_ids)
+        sender = {"id": user.user_id, "is_bot": False, "first_name": user.first_name, "language_code": "ru"}
+        message: dict[str, Any] = {
+            "message_id": update_id,
+            "date": int(self.clock.now),
+            "chat": {"id": user.user_id, "type": "private"},
+            "from": sender,
+        }
+        if kind == "prompt":
+            message["text"] = f"a picture {update_id}"
+        elif kind == "start":
+            inviter = USERS[update_id % len(USERS)]  # one's own link a third of the time
+            message["text"] = f"/start ref_{referrals.code_of(inviter.user_id)}"
+        elif kind == "promo":
+            message["text"] = "/promo pair"
+        else:
+            pack = catalogue.PACKS[0]
+            charge_id = f"tg-charge-{update_id}"
+            message["successful_payment"] = {
+                "currency": "XTR",
+                "total_amount": pack.stars,
+                "invoice_payload": pack.payload,
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": f"provider-{charge_id}",
+            }
+            self.charges.append((user, charge_id))
+        return {"update_id": update_id, "message": message}
+
+    def _deliver(self, update: dict[str, Any]) -> None:
+        """One POST of ``update`` to the webhook; a failure (5xx) makes Telegram send it again later."""
+        from chalicelib.handlers import webhook
+
+        request = cast(
+            Any, _Request(headers={webhook.SECRET_HEADER: TEST_WEBHOOK_SECRET}, raw_body=json.dumps(update).encode())
+        )
+        self._attempt("webhook", lambda: webhook.handle(request))
 
     def refund_once(self, charge_id: str, *, by: str) -> Any:
         from chalicelib.usecases.purchases import refund_stars_purchase
@@ -638,6 +693,25 @@ class Interleavings(RuleBasedStateMachine):
 
         with self._step("redeem", fault):
             self._attempt("redeem", lambda: money.redeem_promo_code(user, code, self.settings))
+
+    @precondition(lambda self: "webhook" not in self.excluded_steps)
+    @rule(
+        user=st.sampled_from(USERS),
+        kind=st.sampled_from(["prompt", "prompt", "start", "promo", "payment", "again"]),
+        index=st.integers(0, 10),
+        fault=faults_strategy,
+    )
+    def webhook(self, user: Profile, kind: str, index: int, fault: Fault | None) -> None:
+        """Telegram delivers an update to the webhook (``again``: one it delivered before, once more)."""
+        if kind == "again":
+            if not self.updates:
+                return
+            update = self.updates[index % len(self.updates)]
+        else:
+            update = self._update(user, kind)
+            self.updates.append(update)
+        with self._step("webhook", fault):
+            self._deliver(update)
 
     @rule(seconds=st.sampled_from([1, 20, 61, 151, 301]))
     def tick(self, seconds: int) -> None:
