@@ -30,7 +30,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
 
-from chalicelib.errors import BroadcastStopped, TransactionCancelled
+from chalicelib.errors import BroadcastStopped, OutcomeUnknown, TransactionCancelled
 from chalicelib.model import BroadcastOutcome, BroadcastStatus, UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.tables import (
@@ -330,6 +330,13 @@ def claim_broadcast_deliveries(broadcast_id: str, user_ids: list[int]) -> set[in
         tx.put(f"delivery:{user_id}", _delivery(broadcast_id, user_id, token), BroadcastDelivery.pk.does_not_exist())
     try:
         tx.commit()
+    except OutcomeUnknown:
+        # Applied or not: the claims found with our token are ours (nobody else holds it), the rest
+        # are claimed one by one, as after a cancellation. A failing read raises: the page comes again.
+        ours = _claimed_by(broadcast_id, user_ids, token)
+        return ours | {
+            user_id for user_id in user_ids if user_id not in ours and _claim_one(broadcast_id, user_id, token)
+        }
     except TransactionCancelled as cancelled:
         if cancelled.failed("broadcast"):
             raise BroadcastStopped() from None

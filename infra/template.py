@@ -187,6 +187,8 @@ def policies(stage: str) -> dict[str, list[dict[str, Any]]]:
             _secrets(stage),
             # Deliveries and the send clock (guards), counters (growth), blocked flags (users).
             _statement("BroadcastItems", _ITEM_RW, _table_arns("users", "guards", "growth")),
+            # A cancelled claim reads its deliveries back to recognise its own (chalicelib.guards).
+            _statement("ReadOwnClaims", ["dynamodb:BatchGetItem"], _table_arns("guards")),
             _statement("ReadAudience", ["dynamodb:Scan"], _table_arns("users")),
             _statement(
                 "ConsumeAndChainPages",

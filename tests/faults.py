@@ -20,7 +20,8 @@ is answered with the same answer and not applied again if its body is the
 same, and with ``IdempotentParameterMismatchException`` if it is not. A
 token whose request was not applied (cancelled, failed, never sent) leaves
 nothing behind, so its retry is a first attempt. ``faults.honour_tokens =
-False`` turns that off: a retry is applied again, as moto applies it.
+False`` turns that off: the retry goes to the engine, which on moto applies
+it again (DynamoDB Local answers it from the token itself).
 
 Using it (the ``faults`` fixture; rules are tried in the order given, the
 first that fires answers)::
@@ -184,7 +185,7 @@ class Faults:
         self.calls: list[Call] = []
         self.replayed: list[Call] = []  # TransactWriteItems answered from the token, not applied again
         self.paused = False
-        # False: a retried TransactWriteItems is applied again, as moto (make run's engine) does.
+        # False: a retried TransactWriteItems goes to the engine (moto applies it again; DynamoDB Local does not).
         self.honour_tokens = True
         self._tokens: dict[str, _Applied] = {}
         self._numbers = itertools.count(1)

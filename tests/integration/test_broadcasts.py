@@ -21,6 +21,7 @@ from chalicelib.model import BroadcastOutcome
 from chalicelib.runtime import ready
 from chalicelib.tables import BroadcastDelivery, User
 from tests.api_helpers import assert_error, bearer, call, configure, post
+from tests.conftest import ON_DYNAMODB_LOCAL
 from tests.faults import Call, Faults
 from tests.growth_helpers import (
     broadcast_status,
@@ -30,6 +31,7 @@ from tests.growth_helpers import (
     race,
     run_broadcast_worker,
 )
+from tests.iam_calls import needs, not_allowed
 from tests.telegram_helpers import FakeTelegram, deliver, start_fake_telegram, stop_fake_telegram, text_update
 
 BLOCKED = "Forbidden: bot was blocked by the user"
@@ -141,13 +143,28 @@ def test_a_page_that_crashed_mid_way_is_redelivered_and_nobody_gets_it_twice(
     assert (status["status"], status["sent"]) == ("done", 30 - len(stuck))
 
 
-def _claims(call: Call) -> bool:
-    """A TransactWriteItems that claims broadcast deliveries."""
-    items = call.params.get("TransactItems", [])
-    return any(item.get("Put", {}).get("Item", {}).get("pk", {}).get("S", "").startswith("bcast#") for item in items)
+def _claims(call: Call, *, users: int | None = None, of: int | None = None) -> bool:
+    """A TransactWriteItems that claims broadcast deliveries (``users`` of them; one of them ``of``)."""
+    puts = [item["Put"]["Item"]["pk"]["S"] for item in call.params.get("TransactItems", []) if "Put" in item]
+    claims = [pk for pk in puts if pk.startswith("bcast#")]
+    return (
+        bool(claims)
+        and (users is None or len(claims) == users)
+        and (of is None or any(pk.endswith(f"#{of}") for pk in claims))
+    )
 
 
-@pytest.mark.parametrize("honour_tokens", [False, True], ids=["moto-applies-the-retry", "dynamodb-replays-it"])
+def _read_backs(faults: Faults) -> int:
+    return sum(1 for call in faults.calls if call.operation == "BatchGetItem")
+
+
+# On moto a retried transaction is applied again (``honour_tokens`` False: its retry fails against our
+# own claims and the token read back recognises them); DynamoDB, and DynamoDB Local, answer the
+# retry from its ClientRequestToken. The read-back runs only where the engine applies the retry.
+READ_BACK_ON_RETRY = not ON_DYNAMODB_LOCAL
+
+
+@pytest.mark.parametrize("honour_tokens", [False, True], ids=["retry-applied-again", "retry-answered-from-token"])
 def test_a_claim_whose_answer_was_lost_still_sends_to_its_users(
     telegram: FakeTelegram, faults: Faults, honour_tokens: bool
 ) -> None:
@@ -158,11 +175,67 @@ def test_a_claim_whose_answer_was_lost_still_sends_to_its_users(
     drain_broadcasts()
 
     assert lost.fired == 1
-    # botocore retried the applied claim; moto applies the retry again (it fails against our own
-    # claims), DynamoDB answers it from the token: either way the claims are ours and their users get it.
+    # botocore retried the applied claim: either way the claims are ours and their users get it.
     assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
     status = broadcast_status(broadcast_id).body
     assert (status["status"], status["sent"]) == ("done", 20)
+    if honour_tokens:
+        assert len(faults.replayed) == 1 and _read_backs(faults) == 0
+    else:
+        assert faults.replayed == [] and _read_backs(faults) == (1 if READ_BACK_ON_RETRY else 0)
+
+
+def test_a_single_claim_whose_answer_was_lost_still_sends(telegram: FakeTelegram, faults: Faults) -> None:
+    """A redelivered page claims one by one; one of those claims loses its answer and is applied again."""
+    users = register_users(10)
+    broadcast_id = create_broadcast("One by one").body["id"]
+    records.start_broadcast(broadcast_id, total=10, now=time.time())
+    assert guards.claim_broadcast_deliveries(broadcast_id, [users[3]]) == {users[3]}  # an earlier delivery's
+    faults.honour_tokens = False
+    lost = faults.lose_response("TransactWriteItems", where=lambda call: _claims(call, users=1, of=users[0]))
+    drain_broadcasts()
+
+    assert lost.fired == 1
+    # users[3]'s claim is another delivery's (it may have sent): never sent again.
+    assert messages_per_chat(telegram) == Counter({user: 1 for user in users if user != users[3]})
+    assert _read_backs(faults) >= (2 if READ_BACK_ON_RETRY else 1)
+
+
+@pytest.mark.parametrize("honour_tokens", [False, True], ids=["retry-applied-again", "retry-answered-from-token"])
+def test_a_claim_whose_outcome_stayed_unknown_is_recognised_as_ours(
+    telegram: FakeTelegram, faults: Faults, honour_tokens: bool
+) -> None:
+    """Every answer of one chunk's claim is lost (OutcomeUnknown): its claims were written with our
+    token, so its users are sent to now; a redelivery would have found them claimed and skipped them."""
+    users = register_users(20)
+    faults.honour_tokens = honour_tokens
+    lost = faults.lose_response(
+        "TransactWriteItems", where=lambda call: _claims(call, users=broadcasts.CHUNK, of=users[0]), times=None
+    )
+    broadcast_id = create_broadcast("Unknown, then known").body["id"]
+    drain_broadcasts()
+
+    assert lost.fired > 1
+    assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
+    status = broadcast_status(broadcast_id).body
+    assert (status["status"], status["sent"]) == ("done", 20)
+
+
+def test_the_broadcast_workers_role_allows_every_dynamodb_call_it_makes(telegram: FakeTelegram, faults: Faults) -> None:
+    """A redelivered page (claims read back one by one), a 403 (user blocked), pages chained: each call
+    the worker makes is one its IAM role grants (moto and DynamoDB Local check no IAM)."""
+    users = register_users(30)
+    telegram.refused_chats[str(users[1])] = (403, BLOCKED)
+    broadcast_id = create_broadcast({"ru": "Привет", "en": "Hi"}).body["id"]
+    records.start_broadcast(broadcast_id, total=30, now=time.time())
+    guards.claim_broadcast_deliveries(broadcast_id, [users[3]])
+    faults.calls.clear()
+    drain_broadcasts()
+
+    needed = needs(faults.calls, ready())
+    assert ("dynamodb:BatchGetItem", "guards", False) in needed  # the read-back ran
+    assert ("dynamodb:Scan", "users", False) in needed
+    assert not_allowed("BroadcastWorker", needed) == set()
 
 
 def test_an_invocation_short_of_time_hands_the_rest_back_to_the_queue(
