@@ -74,7 +74,7 @@ endef
 $(CHROMIUM):
 	$(call apt_install,chromium fonts-noto-core,The browser tests)
 
-$(NOTO_SANS):
+$(NOTO_SANS): | $(CHROMIUM)
 	$(call apt_install,fonts-noto-core,The tests (Cyrillic in screenshots and offline pictures))
 
 run: $(VENV)/.run-deps webapp

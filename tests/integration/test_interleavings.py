@@ -6,7 +6,7 @@ sweep, dead-letter handler, Stars payment and refund, joining from a
 referral link, promo-code redemption, webhook updates re-sent by Telegram,
 retries, time passing; a fault on a chosen DynamoDB call in some steps) and checks the
 invariants after every step and after settling. This run is bounded to
-under a minute and reports the failing example as found (no shrinking);
+about 40 s of CPU and reports the failing example as found (no shrinking);
 ``python -m bench.interleavings`` runs the benchmark-sized one and shrinks.
 """
 
