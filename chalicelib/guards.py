@@ -402,7 +402,27 @@ def record_broadcast_deliveries(broadcast_id: str, results: Mapping[int, Broadca
         [counters[outcome].add(number) for outcome, number in totals.items()],
         condition=Broadcast.pk.exists(),
     )
-    tx.commit()
+    try:
+        tx.commit()
+    except (TransactionCancelled, OutcomeUnknown) as error:
+        if isinstance(error, TransactionCancelled) and not any(
+            error.failed(f"delivery:{user_id}") for user_id in results
+        ):
+            raise
+        # Applied already, by this very call (a retry whose first answer was lost: moto applies the
+        # retry again and it fails against our own outcomes): the counters went in with them.
+        if _recorded_states(broadcast_id, list(results)) != {
+            user_id: result.value for user_id, result in results.items()
+        }:
+            raise
+
+
+def _recorded_states(broadcast_id: str, user_ids: list[int]) -> dict[int, str]:
+    keys = [BroadcastDelivery.key(broadcast_id, user_id) for user_id in user_ids]
+    return {
+        int(delivery.user_id): str(delivery.state)
+        for delivery in BroadcastDelivery.batch_get(keys, consistent_read=True)
+    }
 
 
 def book_send_slots(count: int, *, unstarted: int, restart_at: int, now: float) -> int:

@@ -221,6 +221,30 @@ def test_a_claim_whose_outcome_stayed_unknown_is_recognised_as_ours(
     assert (status["status"], status["sent"]) == ("done", 20)
 
 
+def _records(call: Call) -> bool:
+    """A TransactWriteItems that records broadcast deliveries' outcomes."""
+    updates = [item["Update"]["Key"]["pk"]["S"] for item in call.params.get("TransactItems", []) if "Update" in item]
+    return any(pk.startswith("bcast#") for pk in updates)
+
+
+@pytest.mark.parametrize("every_answer", [False, True], ids=["retry-applied-again", "outcome-unknown"])
+def test_a_record_whose_answer_was_lost_is_recognised_as_applied(
+    telegram: FakeTelegram, faults: Faults, every_answer: bool
+) -> None:
+    """The outcomes and counters went in; the lost answer must not fail the page (or count twice)."""
+    users = register_users(12)
+    faults.honour_tokens = False
+    lost = faults.lose_response("TransactWriteItems", where=_records, times=None if every_answer else 1)
+    broadcast_id = create_broadcast("Recorded once").body["id"]
+    pages = drain_broadcasts()
+
+    assert lost.fired >= 1
+    assert len(pages) == 1  # the page was not failed and redelivered
+    assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
+    status = broadcast_status(broadcast_id).body
+    assert (status["status"], status["sent"], status["failed"]) == ("done", 12, 0)
+
+
 def test_the_broadcast_workers_role_allows_every_dynamodb_call_it_makes(telegram: FakeTelegram, faults: Faults) -> None:
     """A redelivered page (claims read back one by one), a 403 (user blocked), pages chained: each call
     the worker makes is one its IAM role grants (moto and DynamoDB Local check no IAM)."""
