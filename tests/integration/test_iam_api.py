@@ -8,8 +8,6 @@ role from ``infra.template``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -31,17 +29,21 @@ BOB = 2002
 PACK = catalogue.PACKS[0]
 
 
-@pytest.fixture
-def telegram(aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
-    fake = start_fake_telegram(httpserver, monkeypatch)
-    fake.result_of["createInvoiceLink"] = "https://t.me/$IamInvoice"
-    yield fake
-    stop_fake_telegram()
+@pytest.mark.usefixtures("aws")
+def test_the_api_handlers_role_allows_every_routes_calls(
+    faults: Faults, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telegram = start_fake_telegram(httpserver, monkeypatch)
+    try:
+        _every_route_once(telegram, faults)
+    finally:
+        stop_fake_telegram()
 
 
-def test_the_api_handlers_role_allows_every_routes_calls(telegram: FakeTelegram, faults: Faults) -> None:
+def _every_route_once(telegram: FakeTelegram, faults: Faults) -> None:
     from chalicelib.runtime import ready
 
+    telegram.result_of["createInvoiceLink"] = "https://t.me/$IamInvoice"
     admin = bearer()
     statuses = {
         "me": get("/api/user/me", ALICE).status,
