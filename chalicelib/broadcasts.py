@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import aws, guards, queries, records
 from chalicelib.config import Settings
 from chalicelib.errors import BroadcastStopped, Conflict, NotFound, TelegramError
+from chalicelib.i18n import resolve_language
 from chalicelib.ids import iso_utc, new_id
 from chalicelib.model import BroadcastOutcome, BroadcastStatus
 from chalicelib.observability import count, logger
@@ -190,12 +191,11 @@ def enqueue(page: Page, settings: Settings) -> None:
 
 
 def text_for(broadcast: Broadcast, user: User, settings: Settings) -> str:
+    """The one text, else the one in the user's language (CONTRACT §8, the bot's own rule)."""
     if broadcast.text_all:
         return broadcast.text_all
-    chosen = getattr(user, "language", None)  # the user's own choice, where the model has it
-    code = (chosen or user.language_code or getattr(settings, "default_language", "en") or "en").lower()
-    russian = code == "ru" or code.startswith("ru-")
-    return (broadcast.text_ru if russian else broadcast.text_en) or ""
+    language = resolve_language(user.language, user.language_code, settings.default_language)
+    return (broadcast.text_ru if language == "ru" else broadcast.text_en) or ""
 
 
 # --------------------------------------------------------------------------
