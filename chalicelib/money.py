@@ -70,6 +70,7 @@ from chalicelib.tables import (
     RateLimitWindow,
     User,
 )
+from chalicelib.text import counted
 from chalicelib.transactions import Transaction, conditional_update
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
@@ -384,11 +385,11 @@ def _raise_for_user(
         raise UserBanned()
     if user.credits < order.cost:
         raise InsufficientCredits(
-            f"This generation costs {order.cost} credits and your balance is {int(user.credits)}."
+            f"This generation costs {counted(order.cost, 'credit')} and your balance is {int(user.credits)}."
         )
     if user.active_generations >= settings.max_active_generations:
         raise TooManyActive(
-            f"You already have {int(user.active_generations)} generations in progress "
+            f"You already have {counted(int(user.active_generations), 'generation')} in progress "
             f"(the limit is {settings.max_active_generations}).",
             retry_after=TOO_MANY_ACTIVE_RETRY_AFTER,
         )
@@ -798,7 +799,7 @@ def _refund_in_progress(payment: Payment | None, now: float) -> Conflict:
     until = int(payment.refund_attempt_until or 0) if payment is not None else 0
     wait = max(1, until - int(now))
     return Conflict(
-        f"Another refund of this payment is in progress; try again in {wait} seconds to see its result.",
+        f"Another refund of this payment is in progress; try again in {counted(wait, 'second')} to see its result.",
         headers={"Retry-After": str(wait)},
     )
 

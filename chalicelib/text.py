@@ -14,3 +14,8 @@ def storable_text(value: object) -> str | None:
     if isinstance(value, str) and not _LONE_SURROGATE.search(value):
         return value
     return None
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 credit``, ``2 credits``: English API messages (the bot's texts take plurals from the catalogues)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -275,12 +275,19 @@ def test_insufficient_credits_is_402_and_nothing_is_charged(monkeypatch: pytest.
     before = snapshot()
     reply = start(ALICE, model=PRO_MODEL, key="buy-pro")
     assert_error(reply, 402, "insufficient_credits")
-    assert "4" in reply.body["error"]["message"] and "3" in reply.body["error"]["message"]
+    assert reply.body["error"]["message"] == "This generation costs 4 credits and your balance is 3."
     assert snapshot() == before  # no generation, no ledger entry, no rate-limit slot, no idempotency key
     assert balance(ALICE["id"]) == 3
     assert queued_jobs() == []
     # A cheaper model is still affordable.
     assert accepted(start(ALICE))["cost"] == 1
+
+
+def test_the_refusal_writes_one_credit_in_the_singular(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, WELCOME_CREDITS="0")
+    reply = start(ALICE)
+    assert_error(reply, 402, "insufficient_credits")
+    assert reply.body["error"]["message"] == "This generation costs 1 credit and your balance is 0."
 
 
 def test_rate_limit_per_minute_is_429_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,4 @@
+def test_counted_writes_one_in_the_singular() -> None:
+    from chalicelib.text import counted
+
+    assert [counted(n, "credit") for n in (0, 1, 2, 21)] == ["0 credits", "1 credit", "2 credits", "21 credits"]
