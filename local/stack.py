@@ -76,16 +76,20 @@ def _signal_group(process: subprocess.Popen[str], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-def _base_env() -> dict[str, str]:
-    env = dict(os.environ)
+def _base_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_REGION", env["AWS_DEFAULT_REGION"])
     env.setdefault("NANOGEN_STAGE", "local")
-    env.setdefault("TELEGRAM_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
-    # The development user also sees the Mini App's operator pages.
-    env.setdefault("ADMIN_USER_IDS", str(DEV_USER["id"]))
+    if not env.get("TELEGRAM_BOT_TOKEN", "").strip():
+        # Public development defaults, only while the bot itself is the public dev one (dry run):
+        # with a real token, a public webhook secret would let anyone post updates, and the dev
+        # user's id may be a real Telegram account's.
+        env.setdefault("TELEGRAM_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
+        # The development user also sees the Mini App's operator pages.
+        env.setdefault("ADMIN_USER_IDS", str(DEV_USER["id"]))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("AWS_PROFILE", None)

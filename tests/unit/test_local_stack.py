@@ -42,3 +42,14 @@ def test_no_initdata_is_signed_with_a_real_bot_token() -> None:
     assert "hash=" not in text and "auth_date=" not in text
     assert "tgWebAppData" not in text  # nor a Mini App link that signs in
     assert "TELEGRAM_BOT_TOKEN is set" in text
+
+
+def test_the_public_development_defaults_apply_only_without_a_real_token() -> None:
+    from local.stack import _base_env
+
+    dry = _base_env({})
+    assert (dry["TELEGRAM_WEBHOOK_SECRET"], dry["ADMIN_USER_IDS"]) == (DEV_WEBHOOK_SECRET, str(DEV_USER["id"]))
+    real = _base_env({"TELEGRAM_BOT_TOKEN": REAL_TOKEN})
+    assert "TELEGRAM_WEBHOOK_SECRET" not in real and "ADMIN_USER_IDS" not in real
+    configured = _base_env({"TELEGRAM_BOT_TOKEN": REAL_TOKEN, "TELEGRAM_WEBHOOK_SECRET": REAL_SECRET})
+    assert configured["TELEGRAM_WEBHOOK_SECRET"] == REAL_SECRET
