@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, guards, queries, records
 from chalicelib.config import Settings
-from chalicelib.errors import BroadcastStopped, Conflict, NotFound, TelegramError
+from chalicelib.errors import BroadcastStopped, NotFound, TelegramError
 from chalicelib.i18n import resolve_language
 from chalicelib.ids import iso_utc, new_id
 from chalicelib.model import BroadcastOutcome, BroadcastStatus
@@ -151,7 +151,8 @@ def get(broadcast_id: str) -> Broadcast | None:
 
 
 def cancel(broadcast_id: str, *, now: float | None = None) -> Broadcast:
-    """queued/sending -> cancelled (again: the same answer); 409 once it is done."""
+    """queued/sending -> cancelled; the broadcast as it is when it has ended (cancelled, or done:
+    nothing more is sent either way, CONTRACT §5); 404 for an unknown id."""
     stoppable = (BroadcastStatus.QUEUED, BroadcastStatus.SENDING)
     cancelled = records.set_broadcast_status(broadcast_id, BroadcastStatus.CANCELLED, only_from=stoppable, now=now)
     if cancelled is not None:
@@ -159,8 +160,6 @@ def cancel(broadcast_id: str, *, now: float | None = None) -> Broadcast:
     current = get(broadcast_id)
     if current is None:
         raise NotFound("No such broadcast.")
-    if current.status == BroadcastStatus.DONE:
-        raise Conflict("This broadcast has already been sent to its whole audience.")
     return current
 
 
