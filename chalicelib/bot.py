@@ -266,12 +266,9 @@ def _say(
 
 
 def _open_app_markup(settings: Settings, lang: str) -> dict[str, Any] | None:
-    """The Mini App button; Telegram accepts only https URLs for it (an http one would lose the greeting)."""
+    """The Mini App button (settings accept only an https MINI_APP_URL: Telegram refuses others)."""
     url = settings.mini_app_url
     if not url:
-        return None
-    if not url.startswith("https://"):
-        logger.warning("MINI_APP_URL is not https; the bot shows no button")
         return None
     return {"inline_keyboard": [[{"text": t(lang, "button-open-app"), "web_app": {"url": url}}]]}
 

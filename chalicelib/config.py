@@ -105,12 +105,12 @@ class _Reader:
             raise ConfigurationError(f"{name} must be {bounds}, got {value}")
         return value
 
-    def url(self, name: str, default: str | None) -> str | None:
+    def url(self, name: str, default: str | None, *, https_only: bool = False) -> str | None:
         value = self.text(name, default)
         if value is None:
             return None
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ConfigurationError(f"{name} must be an http(s) URL, got {value!r}")
+        if not re.match(r"^https://[^\s/]+" if https_only else r"^https?://[^\s/]+", value):
+            raise ConfigurationError(f"{name} must be an {'https' if https_only else 'http(s)'} URL, got {value!r}")
         return value.rstrip("/")
 
     def id_list(self, name: str) -> frozenset[int]:
@@ -234,7 +234,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         telegram_dry_run=token is None,
         telegram_webhook_secret=secret,
         telegram_api_base=read.url("TELEGRAM_API_BASE", "https://api.telegram.org") or "",
-        mini_app_url=read.url("MINI_APP_URL", None),
+        # Telegram opens only https Mini Apps: an http URL would lose every greeting's button.
+        mini_app_url=read.url("MINI_APP_URL", None, https_only=True),
         aiml_api_key=read.text("AIML_API_KEY"),
         aiml_api_base=read.url("AIML_API_BASE", "https://api.aimlapi.com") or "",
         admin_api_token=admin_token,

@@ -62,7 +62,8 @@ def test_values_are_read_and_typed() -> None:
         ("INIT_DATA_MAX_AGE_SECONDS", "0", ">= 1"),
         ("ADMIN_USER_IDS", "1,abc", "Telegram ids"),
         ("TELEGRAM_API_BASE", "ftp://example.com", "http(s) URL"),
-        ("MINI_APP_URL", "not a url", "http(s) URL"),
+        ("MINI_APP_URL", "not a url", "https URL"),
+        ("MINI_APP_URL", "http://app.example.com/nanogen", "https URL"),  # Telegram opens only https
         ("TELEGRAM_BOT_TOKEN", "no-colon-here", "bot token"),
         ("TELEGRAM_WEBHOOK_SECRET", "has spaces in it", "A-Z a-z 0-9"),
         ("ALERT_CHAT_ID", "chat!", "chat id"),
