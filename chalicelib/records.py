@@ -19,7 +19,7 @@ from chalicelib.errors import Conflict, NotFound
 from chalicelib.ids import iso_utc
 from chalicelib.model import BroadcastStatus, GenerationStatus
 from chalicelib.tables import Broadcast, Generation, PromoCode, User
-from chalicelib.transactions import conditional_update
+from chalicelib.transactions import conditional_update, error_code
 
 
 def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
@@ -165,7 +165,7 @@ def create_promo_code(
     try:
         promo.save(condition=PromoCode.pk.does_not_exist())
     except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             raise Conflict(f"The promo code {code.upper()} already exists.") from None
         raise
     return promo

@@ -13,6 +13,7 @@ from chalicelib.errors import AlreadyRedeemed, PromoExhausted
 from chalicelib.runtime import ready
 from chalicelib.tables import LedgerEntry, PromoCode
 from tests.api_helpers import ALICE, BOB, Reply, assert_error, bearer, call, get, post, register
+from tests.faults import Faults
 from tests.growth_helpers import create_promo, race
 from tests.probes import balance, snapshot
 from tests.telegram_helpers import FakeTelegram, deliver, start_fake_telegram, stop_fake_telegram, text_update
@@ -67,6 +68,18 @@ def test_invalid_codes_are_refused_and_nothing_is_stored(body: dict) -> None:
     assert_error(call("POST", "/api/admin/promo-codes", headers=bearer(), json_body=body), 400, "invalid_request")
     assert snapshot() == before
     assert list(PromoCode.scan()) == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_code_whose_write_timed_out_is_a_500_with_a_request_id_and_a_retry_stores_it_once(faults: Faults) -> None:
+    body = {"code": "SLOW", "credits": 2, "max_uses": 3}
+    faults.time_out("PutItem", table="growth", times=None)  # every attempt, before DynamoDB applied it
+    reply = call("POST", "/api/admin/promo-codes", headers=bearer(), json_body=body)
+    assert_error(reply, 500, "internal_error")  # an unexpected failure: a 500 with the request id to quote
+    assert reply.body["error"]["request_id"] == reply.headers["x-request-id"]
+    faults.clear()
+    assert call("POST", "/api/admin/promo-codes", headers=bearer(), json_body=body).status == 201
+    assert [promo.code for promo in PromoCode.scan()] == ["SLOW"]
 
 
 @pytest.mark.usefixtures("aws")
