@@ -47,6 +47,7 @@ from chalicelib.tables import User
 from chalicelib.telegram import BotApi, truncate
 from chalicelib.text import storable_text
 from chalicelib.usecases.generation import order_generation
+from chalicelib.usecases.purchases import invoice_texts
 from chalicelib.validation import (
     CHARGE_ID_RE,
     MAX_PROMPT_CHARS,
@@ -331,19 +332,6 @@ def help_text(settings: Settings, lang: str) -> str:
 def _help(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     _, choices = _known_user(message.sender, settings)
     _say(bot, message.chat_id, help_text(settings, choices.language))
-
-
-def invoice_texts(pack: catalogue.CreditPack, lang: str) -> tuple[str, str]:
-    """An invoice's title and description; bigger packs say how much cheaper a credit is than in the first."""
-    base = catalogue.PACKS[0]
-    title = t(lang, "pack-title", credits=pack.credits)
-    discount = round((1 - (pack.stars / pack.credits) / (base.stars / base.credits)) * 100)
-    if pack is base or discount <= 0:
-        return title, t(lang, "pack-description", credits=pack.credits)
-    description = t(
-        lang, "pack-description-discount", credits=pack.credits, discount=discount, base_credits=base.credits
-    )
-    return title, description
 
 
 def _buy(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:

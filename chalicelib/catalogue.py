@@ -124,8 +124,7 @@ class CreditPack:
     id: str
     credits: int
     stars: int
-    title: str  # Bot API: 1-32 characters
-    description: str  # Bot API: 1-255 characters
+    title: str  # GET /api/packs; invoices take their texts, in the buyer's language, from the catalogues
 
     @property
     def payload(self) -> str:
@@ -147,21 +146,18 @@ PACKS: tuple[CreditPack, ...] = (
         credits=10,
         stars=50,
         title="10 credits",
-        description="10 credits for AI pictures in NanoGen.",
     ),
     CreditPack(
         id="pack_50",
         credits=50,
         stars=200,
         title="50 credits",
-        description="50 credits for AI pictures in NanoGen: 20% cheaper per credit than 10.",
     ),
     CreditPack(
         id="pack_200",
         credits=200,
         stars=700,
         title="200 credits",
-        description="200 credits for AI pictures in NanoGen: 30% cheaper per credit than 10.",
     ),
 )
 

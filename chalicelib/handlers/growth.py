@@ -7,6 +7,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib import bootstrap, broadcasts, catalogue, money, queries, records
+from chalicelib.choices import choices_of
 from chalicelib.errors import NotFound, UserBanned
 from chalicelib.handlers.admin import _admin, _who
 from chalicelib.handlers.api import _caller
@@ -14,6 +15,7 @@ from chalicelib.http import json_response
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
 from chalicelib.tables import PromoCode
+from chalicelib.usecases.purchases import invoice_texts
 from chalicelib.validation import (
     parse_broadcast,
     parse_json_object,
@@ -50,12 +52,15 @@ def create_invoice(request: Request) -> dict[str, Any]:
     user = money.get_or_register(profile, settings)
     if user.banned:
         raise UserBanned()
+    # In the buyer's language, as /buy's invoices are.
+    language = choices_of(user, settings, language_code=profile.language_code).language
+    title, description = invoice_texts(pack, language)
     link = bootstrap.bot_api().create_invoice_link(
-        title=pack.title,
-        description=pack.description,
+        title=title,
+        description=description,
         payload=pack.payload_for(profile.user_id),
         amount_stars=pack.stars,
-        label=pack.title,
+        label=title,
     )
     return {"invoice_link": link}
 

@@ -1,4 +1,6 @@
-"""Refunding a Telegram Stars purchase: take the credits back, then return the Stars.
+"""Selling credits for Telegram Stars: the invoices' texts, and refunding a purchase.
+
+Refunding: take the credits back, then return the Stars.
 
 The credits are taken first (``money.take_back_purchase``: 409 when they were
 already spent or the payment was already refunded), and only then are the
@@ -16,13 +18,29 @@ from __future__ import annotations
 
 import uuid
 
-from chalicelib import money, queries
+from chalicelib import catalogue, money, queries
 from chalicelib.config import Settings
 from chalicelib.errors import Conflict, InternalError, NotFound, TelegramError
+from chalicelib.i18n import t
 from chalicelib.model import PaymentStatus
 from chalicelib.observability import count, logger
 from chalicelib.tables import Payment, User
 from chalicelib.telegram import BotApi
+
+
+def invoice_texts(pack: catalogue.CreditPack, lang: str) -> tuple[str, str]:
+    """An invoice's title and description in ``lang``, for ``/buy`` and the Mini App's invoice link;
+    bigger packs say how much cheaper a credit is than in the first."""
+    base = catalogue.PACKS[0]
+    title = t(lang, "pack-title", credits=pack.credits)
+    discount = round((1 - (pack.stars / pack.credits) / (base.stars / base.credits)) * 100)
+    if pack is base or discount <= 0:
+        return title, t(lang, "pack-description", credits=pack.credits)
+    description = t(
+        lang, "pack-description-discount", credits=pack.credits, discount=discount, base_credits=base.credits
+    )
+    return title, description
+
 
 # Telegram's answer when the Stars were already returned (say, by a refund whose
 # answer we never received): the credits we just took stay taken.

@@ -8,7 +8,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from chalicelib import catalogue, records
-from tests.api_helpers import ALICE, BOB, assert_error, call, get, post, register
+from chalicelib.usecases.purchases import invoice_texts
+from tests.api_helpers import ALICE, BOB, assert_error, call, get, post, register, tma
 from tests.probes import balance, snapshot
 from tests.telegram_helpers import (
     FakeTelegram,
@@ -43,15 +44,28 @@ def test_an_invoice_link_names_the_pack_and_the_buyer_in_stars(fake_telegram: Fa
     reply = post("/api/payments/invoice", ALICE, json_body={"pack_id": PACK.id})
     assert (reply.status, reply.body) == (200, {"invoice_link": "https://t.me/$AbCdEfGh"})
     [sent] = fake_telegram.sent("createInvoiceLink")
+    title, description = invoice_texts(PACK, "en")  # Alice's Telegram language; /buy writes the same
     assert sent == {
-        "title": PACK.title,
-        "description": PACK.description,
+        "title": title,
+        "description": description,
         "payload": f"nanogen:{PACK.id}:{ALICE['id']}",
         "provider_token": "",
         "currency": "XTR",
-        "prices": [{"label": PACK.title, "amount": PACK.stars}],
+        "prices": [{"label": title, "amount": PACK.stars}],
     }
     assert len(sent["payload"].encode()) <= 128
+
+
+def test_an_invoice_link_speaks_the_buyers_language(fake_telegram: FakeTelegram) -> None:
+    ivan = {"id": 3003, "first_name": "Иван", "language_code": "ru"}
+    assert post("/api/payments/invoice", ivan, json_body={"pack_id": PACK.id}).status == 200
+    [sent] = fake_telegram.sent("createInvoiceLink")
+    assert (sent["title"], sent["description"]) == invoice_texts(PACK, "ru")
+    assert "кредит" in sent["title"] and sent["prices"] == [{"label": sent["title"], "amount": PACK.stars}]
+    # A language chosen in the bot wins over Telegram's.
+    assert call("PUT", "/api/user/settings", headers=tma(ivan), json_body={"language": "en"}).status == 200
+    assert post("/api/payments/invoice", ivan, json_body={"pack_id": PACK.id}).status == 200
+    assert (fake_telegram.sent("createInvoiceLink")[1]["title"]) == invoice_texts(PACK, "en")[0]
 
 
 def test_a_mini_app_payment_is_credited_once_by_the_same_path_as_buy(fake_telegram: FakeTelegram) -> None:

@@ -125,7 +125,6 @@ def test_packs_are_the_documented_ones() -> None:
 @pytest.mark.parametrize("pack", PACKS, ids=lambda pack: pack.id)
 def test_pack_fits_telegrams_invoice_limits(pack: CreditPack) -> None:
     assert 1 <= len(pack.title) <= 32
-    assert 1 <= len(pack.description) <= 255
     assert 1 <= len(pack.payload.encode()) <= 128
     assert pack.credits > 0
     assert pack.stars > 0
