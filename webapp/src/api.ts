@@ -9,18 +9,29 @@
  * retry after a lost answer charges once.
  */
 
+/**
+ * What went wrong, one kind per code of CONTRACT §4 (plus what the network and
+ * API Gateway add), so each has its own text in the user's language (errors.ts).
+ */
 export type ErrorKind =
+  | "invalid_request"
+  | "too_large" // 413 from API Gateway: the body is over its limit
   | "unauthorized"
   | "insufficient_credits"
   | "forbidden"
   | "user_banned"
   | "not_found"
+  | "not_cancellable"
   | "conflict"
-  | "invalid_request"
+  | "already_redeemed"
+  | "promo_exhausted"
+  | "idempotency_key_reused"
   | "rate_limited"
-  | "server"
-  | "offline"
-  | "timeout";
+  | "too_many_active"
+  | "unavailable" // 503 temporarily_unavailable (or update_in_progress), with Retry-After
+  | "server" // 500 internal_error, or any other 5xx
+  | "timeout" // no answer in time: ours, or API Gateway's 504
+  | "offline";
 
 export class ApiError extends Error {
   constructor(
@@ -37,34 +48,42 @@ export class ApiError extends Error {
 
   /** The server may or may not have acted: a retry must reuse the same idempotency key. */
   get outcomeUnknown(): boolean {
-    return this.kind === "offline" || this.kind === "timeout" || this.kind === "server";
+    return this.kind === "offline" || this.kind === "timeout" || this.kind === "server" || this.kind === "unavailable";
   }
 }
 
-const KIND_BY_CODE: Record<string, ErrorKind> = {
+const KIND_BY_CODE: ReadonlyMap<string, ErrorKind> = new Map(Object.entries({
+  invalid_request: "invalid_request",
   unauthorized: "unauthorized",
   insufficient_credits: "insufficient_credits",
   forbidden: "forbidden",
   user_banned: "user_banned",
   not_found: "not_found",
-  not_cancellable: "conflict",
+  not_cancellable: "not_cancellable",
   conflict: "conflict",
-  already_redeemed: "conflict",
-  promo_exhausted: "conflict",
-  idempotency_key_reused: "conflict",
-  invalid_request: "invalid_request",
+  already_redeemed: "already_redeemed",
+  promo_exhausted: "promo_exhausted",
+  idempotency_key_reused: "idempotency_key_reused",
   rate_limited: "rate_limited",
-  too_many_active: "rate_limited",
-};
+  too_many_active: "too_many_active",
+  temporarily_unavailable: "unavailable",
+  update_in_progress: "unavailable",
+  internal_error: "server",
+} satisfies Record<string, ErrorKind>));
 
 function kindOf(status: number, code: string): ErrorKind {
-  if (KIND_BY_CODE[code]) return KIND_BY_CODE[code];
+  // API Gateway's own answers carry a generic code: its status says more (infra/template.py).
+  if (status === 413) return "too_large";
+  if (status === 504) return "timeout";
+  const byCode = KIND_BY_CODE.get(code);
+  if (byCode) return byCode;
   if (status === 401) return "unauthorized";
   if (status === 402) return "insufficient_credits";
   if (status === 403) return "forbidden";
   if (status === 404) return "not_found";
-  if (status === 409 || status === 422) return "conflict";
+  if (status === 409) return "conflict";
   if (status === 429) return "rate_limited";
+  if (status === 503) return "unavailable";
   if (status >= 500) return "server";
   return "invalid_request";
 }

@@ -2,7 +2,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useShell } from "./context";
-import { describeError } from "./errors";
+import { describeError, type ErrorContext } from "./errors";
 import { haptic, hostDrawsButtons, setBackButton, setMainButton } from "./telegram";
 
 interface MainActionProps {
@@ -62,21 +62,15 @@ export function useCountdown(seconds: number | undefined): number {
   return left;
 }
 
-/** An error of CONTRACT §4 in the user's language, with what to do about it. */
-export function ErrorNote({ error, context }: { error: unknown; context?: "promo" }) {
+/** An error of CONTRACT §4 in the user's language, with what to do about it; a Retry-After counts down. */
+export function ErrorNote({ error, context }: { error: unknown; context?: ErrorContext }) {
   const { tx, go } = useShell();
-  const shown = describeError(error, tx, context);
-  const left = useCountdown(shown.retryAfter);
+  const left = useCountdown(describeError(error, tx, context).retryAfter);
+  const shown = describeError(error, tx, context, left);
   useEffect(() => haptic("error"), [error]);
-  const text =
-    shown.action === "wait" && shown.retryAfter !== undefined
-      ? left > 0
-        ? tx.t("err_rate_limited", { seconds: tx.plural("seconds", left) })
-        : tx.t("err_rate_limited_soon")
-      : shown.text;
   return (
     <div class="error" role="alert" data-action={shown.action ?? ""}>
-      <p>{text}</p>
+      <p>{shown.text}</p>
       {shown.detail && <p class="detail">{shown.detail}</p>}
       {shown.action === "buy" && (
         <button type="button" class="link" onClick={() => go("account")}>

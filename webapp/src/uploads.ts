@@ -1,5 +1,6 @@
 /** Reference photos: a presigned POST from the API, then the file straight to S3 (CONTRACT §5). */
 import { ApiError, type ApiClient } from "./api";
+import { InputError } from "./errors";
 import type { Upload } from "./types";
 
 export const ACCEPTED_TYPES = ["image/jpeg", "image/png", "image/webp"];
@@ -15,6 +16,7 @@ export async function uploadPhoto(api: ApiClient, file: File, fetchImpl: typeof 
   } catch (error) {
     throw new ApiError("offline", 0, "offline", error instanceof Error ? error.message : "Network error.");
   }
-  if (!response.ok) throw new ApiError("invalid_request", response.status, "upload_refused", "S3 refused the file.");
+  // S3 refuses a file over the policy's size or of another type (its answer is XML, for developers).
+  if (!response.ok) throw new InputError("upload_failed");
   return upload.upload_id;
 }

@@ -53,12 +53,21 @@ describe("ApiClient", () => {
     [403, "forbidden", "forbidden"],
     [403, "user_banned", "user_banned"],
     [404, "not_found", "not_found"],
-    [409, "not_cancellable", "conflict"],
-    [409, "already_redeemed", "conflict"],
-    [422, "idempotency_key_reused", "conflict"],
+    [409, "not_cancellable", "not_cancellable"],
+    [409, "conflict", "conflict"],
+    [409, "already_redeemed", "already_redeemed"],
+    [409, "promo_exhausted", "promo_exhausted"],
+    [422, "idempotency_key_reused", "idempotency_key_reused"],
     [429, "rate_limited", "rate_limited"],
-    [429, "too_many_active", "rate_limited"],
+    [429, "too_many_active", "too_many_active"],
     [500, "internal_error", "server"],
+    [503, "temporarily_unavailable", "unavailable"],
+    [503, "update_in_progress", "unavailable"],
+    // API Gateway's own answers (infra/template.py GATEWAY_RESPONSES): the status says more than the code.
+    [413, "invalid_request", "too_large"],
+    [504, "internal_error", "timeout"],
+    [403, "invalid_request", "invalid_request"],
+    [418, "some_future_code", "invalid_request"],
   ])("maps %i %s to the kind %s, keeping the code and message", async (status, code, kind) => {
     const api = client(async () => json(status, { error: { code, message: "Because." } }));
     const error = await failure(api.get("/api/x"));
@@ -68,9 +77,23 @@ describe("ApiClient", () => {
     expect(error.message).toBe("Because.");
   });
 
-  it("maps a status without a JSON body by its status (gateway 502)", async () => {
-    const api = client(async () => new Response("<html>Bad gateway</html>", { status: 502 }));
-    expect((await failure(api.get("/api/x"))).kind).toBe("server");
+  it.each([
+    [502, "server"],
+    [503, "unavailable"],
+    [504, "timeout"],
+    [413, "too_large"],
+    [409, "conflict"],
+    [429, "rate_limited"],
+  ])("maps a %i without a JSON body by its status to %s", async (status, kind) => {
+    const api = client(async () => new Response("<html>Gateway</html>", { status }));
+    expect((await failure(api.get("/api/x"))).kind).toBe(kind);
+  });
+
+  it("counts a 503 as an unknown outcome, so a retried submit keeps its Idempotency-Key", async () => {
+    const api = client(async () => json(503, { error: { code: "temporarily_unavailable", message: "Busy." } }, { "Retry-After": "2" }));
+    const error = await failure(api.post("/api/generation", {}));
+    expect(error.outcomeUnknown).toBe(true);
+    expect(error.retryAfter).toBe(2);
   });
 
   it("keeps the request id of a 500", async () => {

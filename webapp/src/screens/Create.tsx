@@ -2,6 +2,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, Submission } from "../api";
 import { useApp } from "../context";
+import { InputError } from "../errors";
 import { watchGeneration } from "../poll";
 import { haptic } from "../telegram";
 import type { Generation } from "../types";
@@ -83,11 +84,11 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
 
   const start = async () => {
     if (!draft.current.prompt) {
-      setError(new ApiError("invalid_request", 400, "invalid_request", tx.t("prompt_required")));
+      setError(new InputError("prompt_required"));
       return;
     }
     if (model?.edit && draft.current.upload_ids.length === 0) {
-      setError(new ApiError("invalid_request", 400, "invalid_request", tx.t("photos_required")));
+      setError(new InputError("photos_required"));
       return;
     }
     haptic("tap");
@@ -203,7 +204,7 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
         </div>
       )}
       <p class="cost">{tx.t("cost", { cost })}</p>
-      {error ? <ErrorNote error={error} /> : null}
+      {error ? <ErrorNote error={error} context="create" /> : null}
       {current && (
         <div class="current" data-status={current.status}>
           {current.status === "completed" && current.result_urls[0] ? (
