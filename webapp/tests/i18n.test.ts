@@ -27,6 +27,7 @@ describe("plural forms (CONTRACT §8)", () => {
   it("fills parameters", () => {
     const seconds = texts("ru").plural("seconds", 21);
     expect(texts("ru").t("err_rate_limited", { seconds })).toBe("Слишком много запросов. Повторите через 21 секунду.");
+    expect(texts("ru").t("server_said", { message: "{x}" })).toBe("Ответ сервера: {x}");
   });
 });
 
@@ -41,8 +42,11 @@ describe("catalogues", () => {
 });
 
 describe("language choice (CONTRACT §8)", () => {
-  it("saved language first, then Telegram's language_code, then English", () => {
+  it("/me's language first, then Telegram's language_code, then English", () => {
     expect(chooseLanguage("en", "ru")).toBe("en");
+    // /me answers with the language the server resolved, DEFAULT_LANGUAGE included: it wins.
+    expect(chooseLanguage("ru", "de")).toBe("ru");
+    expect(chooseLanguage("ru", undefined)).toBe("ru");
     expect(chooseLanguage(null, "ru-RU")).toBe("ru");
     expect(chooseLanguage(undefined, "ru")).toBe("ru");
     expect(chooseLanguage(undefined, "de")).toBe("en");

@@ -9,7 +9,7 @@ export const LANGUAGES: { id: Language; name: string }[] = [
 ];
 const CATALOGUES: Record<Language, Catalogue> = { en, ru };
 
-type TextKey = { [K in keyof Catalogue]: Catalogue[K] extends string ? K : never }[keyof Catalogue];
+export type TextKey = { [K in keyof Catalogue]: Catalogue[K] extends string ? K : never }[keyof Catalogue];
 type PluralKey = Exclude<keyof Catalogue, TextKey>;
 export type Params = Record<string, string | number>;
 
@@ -19,7 +19,15 @@ export function supported(code: string | null | undefined): Language | undefined
   return base === "ru" || base === "en" ? base : undefined;
 }
 
-/** §8: the saved language, else Telegram's language_code, else English. */
+/**
+ * §8: the saved language, else Telegram's language_code, else English.
+ *
+ * `saved` is `/api/user/me`'s `language`, which the server has already
+ * resolved (choice, else Telegram's language, else DEFAULT_LANGUAGE), so once
+ * `/me` answers it decides. Before that (the loading screen, an error loading
+ * `/me`) only Telegram's language_code is known: the page cannot learn
+ * DEFAULT_LANGUAGE without asking the server, so it shows English.
+ */
 export function chooseLanguage(saved: string | null | undefined, telegramCode: string | undefined): Language {
   return supported(saved) ?? supported(telegramCode) ?? "en";
 }
