@@ -19,6 +19,9 @@ Where each step runs, and why:
   the album's latest, once no photo came for that long and none is still
   downloading, starts the one generation.
 
+Every text goes through the catalogues (``i18n.t``, the ``edit-*``
+messages) in the sender's language (``choices_for``).
+
 Every step is safe to repeat (Telegram re-sends an update whose handling
 failed; SQS re-delivers a check): a copy's upload id is derived from the
 message it came from, so a retry writes the same object and orders the same
@@ -38,15 +41,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import catalogue, guards, jobs, queries, uploads
-from chalicelib.catalogue import DEFAULT_MODEL_ID
+from chalicelib.choices import Choices, choices_of
 from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
+from chalicelib.i18n import Language, t
 from chalicelib.jobs import Job
 from chalicelib.model import GenerationStatus, Profile
 from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
 from chalicelib.usecases.generation import order_generation
-from chalicelib.validation import parse_generation_request
+from chalicelib.validation import MAX_PROMPT_CHARS, parse_generation_request
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bots cannot download larger files
 ALBUM_QUIET_SECONDS = 2  # an album is complete when no photo of it came for this long
@@ -58,55 +62,6 @@ PENDING_SECONDS = 3600  # a photo without an instruction waits this long for one
 PICTURE_SECONDS = 30 * 24 * 3600  # how long a reply to a delivered result can edit it
 _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class Replies:
-    """Every text this module sends, in one place (the bot's catalogues replace them one by one)."""
-
-    NOT_AN_IMAGE = "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change."
-    STICKER = "Stickers can't be edited. Send a photo, or a JPEG, PNG or WebP file, with what to change."
-    NOT_A_PICTURE_FILE = "That file is not a JPEG, PNG or WebP picture, so I can't edit it."
-    ASK_INSTRUCTION = (
-        "Got the picture! What should I change? Send the instruction as your next message, "
-        "or reply to the picture with it."
-    )
-    ASK_INSTRUCTION_ALBUM = (
-        "Got {count} pictures! What should I do with them? Send the instruction as your next message."
-    )
-    DOWNLOAD_FAILED = "I couldn't fetch that picture from Telegram. Please send it again."
-    NOT_YOURS = "I can only edit pictures from this chat. Send the picture itself with what to change."
-
-    @staticmethod
-    def too_large(limit_bytes: int) -> str:
-        return f"That picture is too large: I can edit pictures of up to {limit_bytes // (1024 * 1024)} MB."
-
-    @staticmethod
-    def queued(model_name: str, pictures: int, cost: int, balance: int | None) -> str:
-        what = "your picture" if pictures == 1 else f"your {pictures} pictures"
-        after = "" if balance is None else f" Balance: {_credits(balance)}."
-        return (
-            f"Queued! {model_name} is editing {what}; the result will arrive in this chat shortly.\n"
-            f"Cost: {_credits(cost)}.{after}"
-        )
-
-    @staticmethod
-    def left_out(used: int, sent: int, model_name: str) -> str:
-        return f"{model_name} takes at most {used} pictures, so I used the first {used} of the {sent} you sent."
-
-    @staticmethod
-    def replayed(balance: int | None) -> str:
-        after = "" if balance is None else f" Balance: {_credits(balance)}."
-        return f"This edit is already on its way; it was charged once.{after}"
-
-    @staticmethod
-    def refused(error: ApiError) -> str:
-        if isinstance(error, InsufficientCredits) and "/buy" not in error.message:
-            return f"{error.message} Send /buy to get more credits."
-        return error.message
-
-
-def _credits(amount: int) -> str:
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
 
 
 # --------------------------------------------------------------------------
@@ -125,7 +80,20 @@ class TelegramPicture:
 
 @dataclass(frozen=True)
 class Refusal:
-    text: str
+    """Why a picture will not be edited: a catalogue message (``edit-*``), said in the user's language."""
+
+    message_id: str
+    max_mb: int | None = None  # edit-too-large
+
+    def text(self, lang: str) -> str:
+        return t(lang, self.message_id) if self.max_mb is None else t(lang, self.message_id, max_mb=self.max_mb)
+
+
+def _too_large(limit_bytes: int) -> Refusal:
+    return Refusal("edit-too-large", max_mb=limit_bytes // (1024 * 1024))
+
+
+DOWNLOAD_FAILED = Refusal("edit-download-failed")
 
 
 def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPicture | Refusal | None:
@@ -139,11 +107,11 @@ def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPictur
         largest = max(sizes, key=lambda size: _number(size.get("width")) * _number(size.get("height")))
         return _checked(largest, settings)
     if isinstance(message.get("sticker"), dict):
-        return Refusal(Replies.STICKER)
+        return Refusal("edit-sticker-refused")
     document = message.get("document")
     if isinstance(document, dict) and isinstance(document.get("file_id"), str):
         if str(document.get("mime_type", "")).lower() not in uploads.CONTENT_TYPES:
-            return Refusal(Replies.NOT_AN_IMAGE)
+            return Refusal("edit-not-an-image")
         return _checked(document, settings)
     return None
 
@@ -153,7 +121,7 @@ def _checked(file: Mapping[str, Any], settings: Settings) -> TelegramPicture | R
     file_size = size if type(size) is int else None
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
     if file_size is not None and file_size > limit:
-        return Refusal(Replies.too_large(limit))
+        return _too_large(limit)
     return TelegramPicture(
         file_id=str(file["file_id"]),
         file_unique_id=str(file.get("file_unique_id") or file["file_id"]),
@@ -193,11 +161,11 @@ def derived_upload_id(when: float, *parts: object) -> str:
 
 
 class FetchRefused(Exception):
-    """The picture cannot be used (too large, not a picture); ``text`` tells the user why."""
+    """The picture cannot be used (too large, not a picture); ``refusal`` tells the user why."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        super().__init__(text)
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(refusal.message_id)
 
 
 def copy_from_telegram(
@@ -210,30 +178,30 @@ def copy_from_telegram(
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, settings.upload_max_bytes)
     if bot.dry_run:  # the development token: nothing can be fetched from Telegram
         logger.info("dry run: a photo cannot be downloaded, so it is not edited")
-        raise FetchRefused(Replies.DOWNLOAD_FAILED)
+        raise FetchRefused(DOWNLOAD_FAILED)
     try:
         file = bot.get_file(picture.file_id)
     except TelegramError as error:
         if error.error_code != 400:
             raise  # Telegram busy or unreachable: the re-sent update may succeed
         too_big = "too big" in error.description.lower()  # "Bad Request: file is too big"
-        raise FetchRefused(Replies.too_large(limit) if too_big else Replies.DOWNLOAD_FAILED) from None
+        raise FetchRefused(_too_large(limit) if too_big else DOWNLOAD_FAILED) from None
     if not isinstance(file, dict):
-        raise FetchRefused(Replies.DOWNLOAD_FAILED)
+        raise FetchRefused(DOWNLOAD_FAILED)
     size, file_path = file.get("file_size"), file.get("file_path")
     if type(size) is int and size > limit:
-        raise FetchRefused(Replies.too_large(limit))
+        raise FetchRefused(_too_large(limit))
     if not isinstance(file_path, str):
-        raise FetchRefused(Replies.DOWNLOAD_FAILED)
+        raise FetchRefused(DOWNLOAD_FAILED)
     try:
         data = bot.download_file(file_path, max_bytes=limit)
     except TelegramError as error:
         if error.error_code == 413:
-            raise FetchRefused(Replies.too_large(limit)) from None
+            raise FetchRefused(_too_large(limit)) from None
         raise
     content_type = uploads.sniff_image_type(data[:16])
     if content_type is None:
-        raise FetchRefused(Replies.NOT_A_PICTURE_FILE)
+        raise FetchRefused(Refusal("edit-not-a-picture-file"))
     upload_id = derived_upload_id(when, source, picture.file_unique_id)
     uploads.store_copy(user_id, data, content_type, settings, upload_id=upload_id)
     count("TelegramPicturesCopied")
@@ -253,16 +221,17 @@ class EditOrder:
     prompt: str
     upload_ids: tuple[str, ...]
     idempotency_key: str
+    choices: Choices  # the sender's language, model and aspect ratio
 
 
-def saved_choice(user_id: int) -> tuple[str, str | None]:
-    """The user's chosen model and aspect ratio (saved settings arrive with the bot's /settings)."""
-    user = queries.get_user(user_id)
-    model_id = getattr(user, "model", None)
-    aspect_ratio = getattr(user, "aspect_ratio", None)
-    return (model_id if isinstance(model_id, str) else DEFAULT_MODEL_ID), (
-        aspect_ratio if isinstance(aspect_ratio, str) else None
-    )
+def choices_for(sender: Profile, settings: Settings) -> Choices:
+    """The sender's choices as they apply (one read): the language is theirs, else this update's
+    Telegram language, else DEFAULT_LANGUAGE (CONTRACT §8); the model and ratio as for a prompt."""
+    return choices_of(queries.get_user(sender.user_id), settings, language_code=sender.language_code)
+
+
+def language_for(sender: Profile, settings: Settings) -> Language:
+    return choices_for(sender, settings).language
 
 
 def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool = True) -> Job | None:
@@ -278,11 +247,16 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
     whose first delivery was deferred. With ``queue=True`` the job of a
     pending generation is returned (None otherwise).
     """
-    model_id, aspect_ratio = saved_choice(order.sender.user_id)
-    model = catalogue.edit_model_for(model_id, settings)
+    lang = order.choices.language
+    model = catalogue.edit_model_for(order.choices.model.id, settings)
+    aspect_ratio = order.choices.aspect_ratio
     if aspect_ratio not in model.aspect_ratios:
         aspect_ratio = model.default_aspect_ratio  # a saved ratio the edit model lacks
     used = order.upload_ids[: model.max_images]
+    if len(order.prompt) > MAX_PROMPT_CHARS:  # said as the bot says it of a prompt, not as the API's 400
+        too_long = t(lang, "refusal-prompt-too-long", max_chars=MAX_PROMPT_CHARS, length=len(order.prompt))
+        reply(bot, order.chat_id, too_long, reply_to=order.reply_to)
+        return None
     try:
         wanted = parse_generation_request(
             {"prompt": order.prompt, "model": model.id, "aspect_ratio": aspect_ratio, "upload_ids": list(used)},
@@ -297,27 +271,44 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
             idempotency_key=order.idempotency_key,
             replay_any_status=True,  # one message (or album) is one generation
             queue=queue,
+            language=lang,  # the worker's notices about this edit
         )
     except ApiError as refused:
-        reply(bot, order.chat_id, Replies.refused(refused), reply_to=order.reply_to)
+        from chalicelib.bot import refusal_text  # the bot's one wording of why a picture was not started
+
+        balance = _balance(order.sender.user_id) if isinstance(refused, InsufficientCredits) else None
+        text = refusal_text(refused, lang, settings, cost=model.cost, balance=balance)
+        reply(bot, order.chat_id, text, reply_to=order.reply_to)
         return None
     generation = result.generation
     job = Job(int(generation.user_id), generation.generation_id)
     pending = job if not queue or generation.status == GenerationStatus.PENDING else None
     if result.replayed:
         if queue:  # the delivery that charged it queued it (or the sweeper re-queues it)
-            reply(bot, order.chat_id, Replies.replayed(result.credits), reply_to=order.reply_to)
+            replayed = _with_balance(t(lang, "edit-replay-queued"), lang, result.credits)
+            reply(bot, order.chat_id, replayed, reply_to=order.reply_to)
         return pending
     count("EditsStarted")
-    lines = [Replies.queued(model.name, len(used), int(generation.cost), result.credits)]
+    queued = t(lang, "edit-queued", model=model.name, pictures=len(used), cost=int(generation.cost))
+    lines = [_with_balance(queued, lang, result.credits)]
     if len(order.upload_ids) > len(used):
-        lines.append(Replies.left_out(len(used), len(order.upload_ids), model.name))
+        lines.append(t(lang, "edit-album-trimmed", model=model.name, max_images=len(used), sent=len(order.upload_ids)))
     try:
         reply(bot, order.chat_id, "\n".join(lines), reply_to=order.reply_to)
     except TelegramError as error:
         # Charged and queued: a re-sent update would only repeat the reply.
         logger.warning("queued reply not delivered", extra={"error_code": error.error_code})
     return pending
+
+
+def _with_balance(text: str, lang: str, balance: int | None) -> str:
+    """The balance after the debit is read best effort: left out when that read failed."""
+    return text if balance is None else f"{text} {t(lang, 'generation-balance', balance=balance)}"
+
+
+def _balance(user_id: int) -> int | None:
+    user = queries.get_user(user_id)
+    return None if user is None else int(user.credits)
 
 
 def reply(bot: BotApi, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
@@ -343,7 +334,7 @@ def handle_picture_message(
     if found is None:
         return
     if isinstance(found, Refusal):
-        reply(bot, chat_id, found.text, reply_to=message_id)
+        reply(bot, chat_id, found.text(language_for(sender, settings)), reply_to=message_id)
         return
     when = _message_time(raw)
     album = media_group_of(raw)
@@ -365,7 +356,7 @@ def handle_picture_message(
     except FetchRefused as refused:
         if album is not None:
             guards.album_photo_dropped(chat_id, album, message_id)
-        reply(bot, chat_id, refused.text, reply_to=message_id)
+        reply(bot, chat_id, refused.refusal.text(language_for(sender, settings)), reply_to=message_id)
         return
     caption = caption_of(raw)
     if album is not None:
@@ -373,12 +364,11 @@ def handle_picture_message(
         return
     if caption is None:
         remember_pending(sender.user_id, chat_id, message_id, [upload_id])
-        reply(bot, chat_id, Replies.ASK_INSTRUCTION, reply_to=message_id)
+        reply(bot, chat_id, t(language_for(sender, settings), "edit-photo-remembered"), reply_to=message_id)
         return
+    key = f"tg:{chat_id}:{message_id}"
     order_edit(
-        bot,
-        settings,
-        EditOrder(sender, chat_id, message_id, caption, (upload_id,), f"tg:{chat_id}:{message_id}"),
+        bot, settings, EditOrder(sender, chat_id, message_id, caption, (upload_id,), key, choices_for(sender, settings))
     )
 
 
@@ -400,18 +390,21 @@ def handle_text(
     replied = raw.get("reply_to_message")
     if isinstance(replied, dict):
         upload_ids = _pictures_replied_to(bot, settings, replied, sender, chat_id)
-        if upload_ids is None:
-            pass  # a reply to a message without a picture: an ordinary prompt (or a waiting photo)
-        elif isinstance(upload_ids, Refusal):
-            reply(bot, chat_id, upload_ids.text, reply_to=message_id)
+        if isinstance(upload_ids, Refusal):
+            reply(bot, chat_id, upload_ids.text(language_for(sender, settings)), reply_to=message_id)
             return True
-        else:
-            order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, upload_ids, key))
+        if upload_ids is not None:
+            order_edit(
+                bot,
+                settings,
+                EditOrder(sender, chat_id, message_id, text, upload_ids, key, choices_for(sender, settings)),
+            )
             return True
+        # A reply to a message without a picture: an ordinary prompt (or a waiting photo's instruction).
     pending = take_pending(chat_id, message_id)
     if pending is None:
         return False
-    order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, pending, key))
+    order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, pending, key, choices_for(sender, settings)))
     return True
 
 
@@ -427,7 +420,7 @@ def _pictures_replied_to(
         try:
             return (uploads.copy_result(sender.user_id, stored, settings, upload_id=derived_upload_id(when, stored)),)
         except ApiError:
-            return Refusal(Replies.NOT_YOURS)
+            return Refusal("edit-not-yours")
     found = picture_in(replied, settings)
     if found is None:
         return None
@@ -438,7 +431,7 @@ def _pictures_replied_to(
             bot, found, sender.user_id, settings, when=when, source=f"tg:{chat_id}:{replied_id}"
         )
     except FetchRefused as refused:
-        return Refusal(refused.text)
+        return refused.refusal
     return (upload_id,)
 
 
@@ -549,14 +542,16 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
     upload_ids = album_upload_ids(entries)
     caption = album.caption
     first_message = min(int(entry.split(":", 1)[0]) for entry in entries or ["0:"])
+    choices = choices_for(sender, settings)
     if caption is None:
         remember_pending(sender.user_id, chat_id, first_message, upload_ids)
-        reply(bot, chat_id, Replies.ASK_INSTRUCTION_ALBUM.format(count=len(upload_ids)), reply_to=first_message)
+        asked = t(choices.language, "edit-album-remembered", pictures=len(upload_ids))
+        reply(bot, chat_id, asked, reply_to=first_message)
         return None
     return order_edit(
         bot,
         settings,
-        EditOrder(sender, chat_id, first_message, caption, upload_ids, album_key(chat_id, media_group_id)),
+        EditOrder(sender, chat_id, first_message, caption, upload_ids, album_key(chat_id, media_group_id), choices),
         queue=False,
     )
 

@@ -37,6 +37,7 @@ def photo_message(
     message_id: int | None = None,
     user_id: int = ALICE_ID,
     file_size: int | None = None,
+    language_code: str = "en",
 ) -> dict[str, Any]:
     """A private-chat message with a photo: a small thumbnail first, the full size last."""
     small = {**stored.photo_size(90, 60), "file_id": f"thumb-of-{stored.file_id}", "file_unique_id": "thumb"}
@@ -46,7 +47,7 @@ def photo_message(
     message: dict[str, Any] = {
         "message_id": next(_message_ids) if message_id is None else message_id,
         "date": int(time.time()),
-        "from": user(user_id),
+        "from": user(user_id, language_code=language_code),
         "chat": {"id": user_id, "type": "private"},
         "photo": [small, large],
     }
@@ -58,12 +59,17 @@ def photo_message(
 
 
 def document_message(
-    stored: StoredFile, mime_type: str, *, caption: str | None = None, file_size: int | None = None
+    stored: StoredFile,
+    mime_type: str,
+    *,
+    caption: str | None = None,
+    file_size: int | None = None,
+    language_code: str = "en",
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
         "message_id": next(_message_ids),
         "date": int(time.time()),
-        "from": user(ALICE_ID),
+        "from": user(ALICE_ID, language_code=language_code),
         "chat": {"id": ALICE_ID, "type": "private"},
         "document": {
             "file_id": stored.file_id,
@@ -78,11 +84,11 @@ def document_message(
     return message
 
 
-def text_message(text: str, *, reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
+def text_message(text: str, *, reply_to: dict[str, Any] | None = None, language_code: str = "en") -> dict[str, Any]:
     message: dict[str, Any] = {
         "message_id": next(_message_ids),
         "date": int(time.time()),
-        "from": user(ALICE_ID),
+        "from": user(ALICE_ID, language_code=language_code),
         "chat": {"id": ALICE_ID, "type": "private"},
         "text": text,
     }

@@ -180,20 +180,39 @@ callback-original-sent = Sending the original file.
 callback-stale = This button is out of date.
 
 
-## Editing a photo
+## Editing a picture: photos, image files and albums sent to the chat, replies to pictures
 
+# After the edit button under a delivered picture.
 edit-ask-instruction = Write what to change in this picture.
-edit-photo-remembered = Got the photo. Now write what to change in it; your next message is the instruction.
-edit-not-an-image = This file is not a picture. Send a photo, or a JPEG, PNG or WebP file.
-edit-too-large = This picture is too large: at most { $max_mb } MB.
-edit-sticker-refused = Stickers cannot be edited. Send a photo instead.
-edit-album-trimmed = { $model } takes at most { $max_images ->
-        [one] { $max_images } picture
-       *[other] { $max_images } pictures
-    }, so { $left_out ->
-        [one] { $left_out } was
-       *[other] { $left_out } were
-    } left out.
+# A photo or image file without a caption.
+edit-photo-remembered = Got the picture! What should I change? Send the instruction as your next message, or reply to the picture with it.
+# An album without a caption; $pictures: how many of its pictures will be edited together.
+edit-album-remembered = Got { $pictures ->
+        [1] the picture! What should I change?
+       *[other] { $pictures } pictures! What should I do with them?
+    } Send the instruction as your next message.
+edit-not-an-image = I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.
+edit-sticker-refused = Stickers can't be edited. Send a photo, or a JPEG, PNG or WebP file, with what to change.
+# A file sent as an image whose bytes are not one.
+edit-not-a-picture-file = That file is not a JPEG, PNG or WebP picture, so I can't edit it.
+edit-too-large = That picture is too large: I can edit pictures of up to { $max_mb } MB.
+edit-download-failed = I couldn't fetch that picture from Telegram. Please send it again.
+# A reply to a picture the bot delivered to someone else.
+edit-not-yours = I can only edit pictures from this chat. Send the picture itself with what to change.
+# $pictures: how many pictures are edited together (1 to the model's maximum).
+edit-queued =
+    Queued! { $model } is editing { $pictures ->
+        [1] your picture
+       *[other] your { $pictures } pictures
+    }; the result will arrive in this chat shortly.
+    Cost: { CREDITS($cost) }.
+# The same message or album arrived again (Telegram re-sent it). generation-balance may follow.
+edit-replay-queued = This edit is already on its way; it was charged once.
+# An album with more pictures than the model takes; $sent: how many the user sent.
+edit-album-trimmed = { $model } { $max_images ->
+        [1] takes one picture at most, so I used the first of the { $sent } you sent.
+       *[other] takes at most { $max_images } pictures, so I used the first { $max_images } of the { $sent } you sent.
+    }
 
 
 ## /history: the latest 10 generations

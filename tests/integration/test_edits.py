@@ -26,7 +26,7 @@ import requests
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from chalicelib import photos
+from chalicelib import photos, records
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import webhook
 from chalicelib.tables import AlbumRecord, Generation
@@ -45,7 +45,7 @@ from tests.fakes.aiml import B64_PICTURE
 from tests.fakes.telegram import FakeTelegram, StoredFile
 from tests.integration.test_webhook import chalice_request
 from tests.probes import balance, charges_of, generations_of
-from tests.telegram_helpers import ALICE_ID, deliver
+from tests.telegram_helpers import ALICE_ID, deliver, text_update
 from tests.worker_helpers import Stack
 
 EDIT_MODEL = "google/nano-banana-edit"
@@ -509,10 +509,11 @@ def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
 
 @pytest.mark.parametrize(("saved", "used"), [("21:9", "1:1"), ("16:9", "16:9")])
 def test_the_edit_model_is_paired_with_the_users_model_and_keeps_a_ratio_it_has(
-    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch, saved: str, used: str
+    edits: tuple[Stack, FakeTelegram], saved: str, used: str
 ) -> None:
     _, telegram = edits
-    monkeypatch.setattr(photos, "saved_choice", lambda user_id: ("google/nano-banana-pro", saved))
+    handled(text_update("/start"))
+    records.save_settings(ALICE_ID, model="google/nano-banana-pro", aspect_ratio=saved)  # as /settings saves them
 
     handled(update_of(photo_message(telegram.add_file(RED), caption="wider")))
 

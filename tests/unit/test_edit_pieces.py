@@ -143,11 +143,11 @@ def test_the_largest_photo_size_is_chosen_and_refusals_are_clear() -> None:
     ]
     chosen = photos.picture_in({"photo": sizes}, settings)
     assert isinstance(chosen, photos.TelegramPicture) and chosen.file_id == "big"
-    assert photos.picture_in({"sticker": {"file_id": "x"}}, settings) == photos.Refusal(photos.Replies.STICKER)
+    assert photos.picture_in({"sticker": {"file_id": "x"}}, settings) == photos.Refusal("edit-sticker-refused")
     pdf = {"document": {"file_id": "d", "mime_type": "application/pdf"}}
-    assert photos.picture_in(pdf, settings) == photos.Refusal(photos.Replies.NOT_AN_IMAGE)
+    assert photos.picture_in(pdf, settings) == photos.Refusal("edit-not-an-image")
     huge = {"document": {"file_id": "d", "mime_type": "image/png", "file_size": 21 * 1024 * 1024}}
-    assert isinstance(photos.picture_in(huge, settings), photos.Refusal)
+    assert photos.picture_in(huge, settings) == photos.Refusal("edit-too-large", max_mb=10)
     assert photos.picture_in({"text": "hello"}, settings) is None
 
 

@@ -27,14 +27,15 @@ NUMBER_SAMPLES = {
     "discount": 20,
     "earned": 30,
     "invited": 3,
-    "left_out": 2,
     "length": 2345,
     "limit": 2,
     "max_chars": 2000,
     "max_images": 3,
     "max_mb": 10,
     "number": 1,
+    "pictures": 3,
     "seconds": 42,
+    "sent": 4,
     "stars": 200,
     "welcome": 10,
 }
@@ -194,8 +195,16 @@ def test_other_russian_plurals_are_the_translators() -> None:
         ["21", "секунду."],
     ]
     assert "до 2\u00a0000 символов" in i18n.t("ru", "help-intro", max_chars=2000)
-    assert "1 фото не вошло" in i18n.t("ru", "edit-album-trimmed", model="M", max_images=3, left_out=1)
-    assert "2 фото не вошли" in i18n.t("ru", "edit-album-trimmed", model="M", max_images=3, left_out=2)
+    edited = [i18n.t("ru", "edit-queued", model="M", pictures=n, cost=1).split(",")[0] for n in (1, 2, 5, 21)]
+    assert edited == [
+        "Принято! M редактирует вашу картинку",
+        "Принято! M редактирует 2 картинки",
+        "Принято! M редактирует 5 картинок",
+        "Принято! M редактирует 21 картинку",
+    ]
+    albums = [i18n.t("ru", "edit-album-remembered", pictures=n).split("!")[0] for n in (2, 5, 21)]
+    assert albums == ["2 картинки получены", "5 картинок получено", "21 картинка получена"]
+    assert i18n.t("ru", "edit-album-trimmed", model="M", max_images=3, sent=4).endswith("первые 3 из 4.")
 
 
 def test_numbers_are_grouped_the_languages_way() -> None:
