@@ -188,16 +188,23 @@ def live_uploads(user_id: int, upload_ids: Sequence[str], *, now: float) -> dict
 # --------------------------------------------------------------------------
 #
 # An album, as its photos' updates arrive (any order, any instance):
-#   photo k:  photos = list_append(if_not_exists(photos, []), [k]); version += 1  -> check(version) in 2 s
+#   photo k:  if no started_version: arriving += {k}                       (else: k is late, not downloaded)
+#             if no started_version: photos = list_append(if_not_exists(photos, []), [k]); version += 1
+#                                    -> check(version) in 2 s               (else: k is late, not appended)
 #   check v:  version == v and quiet 2 s and no started_version -> started_version = v (once)
 #             started_version == v (a retried check) -> order again (the idempotency key replays)
-#             anything else -> nothing (a later photo's check decides, or it is late)
+#             anything else -> nothing (a later photo's check decides)
+# The start and each append are conditional writes of one item, so they are ordered: a photo
+# appended before the start is in the album; after it, nothing changes the album any more.
 
 
 def append_to_album(
     chat_id: int, media_group_id: str, *, user_id: int, entry: str, caption: str | None, now: float, keep_seconds: int
-) -> int:
-    """Add one photo (``"<message_id>:<upload_id>"``) atomically; returns the album's version after it."""
+) -> int | None:
+    """Add one photo (``"<message_id>:<upload_id>"``) atomically; the album's version after it.
+
+    None, and nothing written, when the album has started: the photo is too late for it.
+    """
     record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
     actions: list[Action] = [
         AlbumRecord.user_id.set(user_id),
@@ -210,21 +217,27 @@ def append_to_album(
     ]
     if caption is not None:
         actions.append(AlbumRecord.caption.set(caption))
-    record.update(actions=actions)  # answers the new item: the version this photo made
-    return int(record.version)
+    # The update answers the new item: the version this photo made.
+    appended = conditional_update(record, actions, AlbumRecord.started_version.does_not_exist())
+    return int(record.version) if appended else None
 
 
 def album_photo_arriving(
     chat_id: int, media_group_id: str, *, user_id: int, message_id: int, now: float, keep_seconds: int
-) -> None:
-    """A photo of the album came and is being downloaded: its album waits for it (one UpdateItem)."""
-    AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id)).update(
-        actions=[
+) -> bool:
+    """A photo of the album came and is being downloaded: its album waits for it (one UpdateItem).
+
+    False, and nothing written, when the album has started already.
+    """
+    return conditional_update(
+        AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id)),
+        [
             AlbumRecord.user_id.set(user_id),
             AlbumRecord.arriving.add({message_id}),
             AlbumRecord.arrived_at.set(now),
             AlbumRecord.expires_at.set(int(now) + keep_seconds),
-        ]
+        ],
+        AlbumRecord.started_version.does_not_exist(),
     )
 
 
@@ -238,6 +251,13 @@ def album(chat_id: int, media_group_id: str) -> AlbumRecord | None:
         return AlbumRecord.get(AlbumRecord.key(chat_id, media_group_id), consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def album_includes(chat_id: int, media_group_id: str, message_id: int) -> bool:
+    """Whether the photo of ``message_id`` was appended to the album (a re-sent update's first delivery)."""
+    record = album(chat_id, media_group_id)
+    prefix = f"{message_id}:"
+    return record is not None and any(str(entry).startswith(prefix) for entry in record.photos or [])
 
 
 def start_album(chat_id: int, media_group_id: str, version: int) -> AlbumRecord | None:

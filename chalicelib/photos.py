@@ -17,7 +17,8 @@ Where each step runs, and why:
   album's record and queues a check delayed by ``ALBUM_QUIET_SECONDS``
   (SQS ``DelaySeconds``, never a sleep). The check whose version is still
   the album's latest, once no photo came for that long and none is still
-  downloading, starts the one generation.
+  downloading, starts the one generation. A photo that comes after the
+  start is not appended, and its sender is told (``too_late_for_album``).
 
 Every text goes through the catalogues (``i18n.t``, the ``edit-*``
 messages) in the sender's language (``choices_for``).
@@ -340,8 +341,9 @@ def handle_picture_message(
     album = media_group_of(raw)
     if album is not None:
         # Before the download (up to seconds, more on a cold start): the album's check
-        # waits for this photo instead of starting the album without it.
-        guards.album_photo_arriving(
+        # waits for this photo instead of starting the album without it. An album that
+        # has started already is not downloaded for.
+        collecting = guards.album_photo_arriving(
             chat_id,
             album,
             user_id=sender.user_id,
@@ -349,6 +351,9 @@ def handle_picture_message(
             now=time.time(),
             keep_seconds=ALBUM_RECORD_SECONDS,
         )
+        if not collecting:
+            too_late_for_album(bot, settings, sender, chat_id, album, message_id)
+            return
     try:
         upload_id = copy_from_telegram(
             bot, found, sender.user_id, settings, when=when, source=f"tg:{chat_id}:{message_id}"
@@ -360,7 +365,8 @@ def handle_picture_message(
         return
     caption = caption_of(raw)
     if album is not None:
-        add_to_album(sender, chat_id, album, message_id, upload_id, caption, settings)
+        if not add_to_album(sender, chat_id, album, message_id, upload_id, caption, settings):
+            too_late_for_album(bot, settings, sender, chat_id, album, message_id)  # it started during the download
         return
     if caption is None:
         remember_pending(sender.user_id, chat_id, message_id, [upload_id])
@@ -468,8 +474,11 @@ def add_to_album(
     upload_id: str,
     caption: str | None,
     settings: Settings,
-) -> None:
-    """Append this photo (one atomic UpdateItem) and queue the delayed check for the album's new version."""
+) -> bool:
+    """Append this photo (one atomic UpdateItem) and queue the delayed check for the album's new version.
+
+    False when the album had already started: nothing was appended (see ``too_late_for_album``).
+    """
     version = guards.append_to_album(
         chat_id,
         media_group_id,
@@ -479,6 +488,8 @@ def add_to_album(
         now=time.time(),
         keep_seconds=ALBUM_RECORD_SECONDS,
     )
+    if version is None:
+        return False
     check = {
         "chat_id": chat_id,
         "media_group_id": media_group_id,
@@ -492,6 +503,23 @@ def add_to_album(
         },
     }
     jobs.send_album_check(check, ALBUM_QUIET_SECONDS, settings)
+    return True
+
+
+def too_late_for_album(
+    bot: BotApi, settings: Settings, sender: Profile, chat_id: int, media_group_id: str, message_id: int
+) -> None:
+    """A photo of an album that has started without it: say so; it is neither charged nor generated.
+
+    The album's start and a photo's append are conditional writes of the
+    same item, so exactly one comes first: a photo appended before the start
+    is in the album, and none is appended after it. A photo that made it
+    in, whose update Telegram re-sends after the start, is not "late".
+    """
+    if guards.album_includes(chat_id, media_group_id, message_id):
+        return
+    count("AlbumPhotosTooLate")
+    reply(bot, chat_id, t(language_for(sender, settings), "edit-album-photo-late"), reply_to=message_id)
 
 
 def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, now: float | None = None) -> Job | None:
@@ -533,6 +561,8 @@ def check_album(check: Mapping[str, Any], bot: BotApi, settings: Settings, *, no
             return None  # a photo arrived meanwhile (its check decides) or another check started it
         album = started  # the update answered the whole item
     elif version > int(album.started_version):
+        # Appends stop at the start (the late photo's sender was told in the webhook);
+        # only a check queued before that rule was deployed can be newer.
         logger.info("album already started; a late photo is left out", extra={"version": version})
         return None
     elif version < int(album.started_version):

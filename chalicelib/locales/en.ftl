@@ -213,6 +213,8 @@ edit-album-trimmed = { $model } { $max_images ->
         [1] takes one picture at most, so I used the first of the { $sent } you sent.
        *[other] takes at most { $max_images } pictures, so I used the first { $max_images } of the { $sent } you sent.
     }
+# A photo of an album that came after the album's edit had started (or after it asked for the instruction).
+edit-album-photo-late = This picture came too late to be part of its album's edit: the album was already put together without it. Nothing was charged for it. To edit it, send it again with a caption saying what to change, or in a new album.
 
 
 ## /history: the latest 10 generations

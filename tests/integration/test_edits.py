@@ -8,6 +8,7 @@ their presigned URLs (or decoded from base64) and compared byte for byte.
 The money invariants of CONTRACT §6 are checked after every test by the AWS
 fixtures.
 """
+# ruff: noqa: RUF001 - Russian texts are Cyrillic on purpose
 
 from __future__ import annotations
 
@@ -340,6 +341,94 @@ def test_an_album_without_a_caption_asks_for_the_instruction_and_the_next_text_e
 
     [request] = stack.aiml.requests
     assert request.body["prompt"] == "swap their colours" and reference_pictures(request.body) == [RED, BLUE]
+
+
+LATE_PHOTO = {
+    "en": "This picture came too late to be part of its album's edit: the album was already put together "
+    "without it. Nothing was charged for it. To edit it, send it again with a caption saying what to change, "
+    "or in a new album.",
+    "ru": "Эта картинка пришла слишком поздно и не вошла в альбом для редактирования: он уже собран без неё. "
+    "За неё ничего не списано. Чтобы изменить её, пришлите её ещё раз с подписью, что поменять, "
+    "или в новом альбоме.",
+}
+
+
+def late_photo_of(telegram: FakeTelegram, group: str, lang: str) -> dict[str, Any]:
+    late = photo_message(telegram.add_file(GREY), media_group_id=group, language_code=lang)
+    return update_of(late)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_photo_that_comes_after_its_album_started_is_told_so_in_its_language_and_charged_nothing(
+    edits: tuple[Stack, FakeTelegram], lang: str
+) -> None:
+    stack, telegram = edits
+    deliver_at_once(album(telegram, [RED, GREEN], caption_on=0, group="album-then"))
+    time.sleep(1.1)
+    run_queue(stack)
+    [generation] = generations_of(ALICE_ID)
+    replies = len(telegram.texts_to(ALICE_ID))
+
+    late = late_photo_of(telegram, "album-then", lang)
+    handled(late)
+
+    assert telegram.texts_to(ALICE_ID)[replies:] == [LATE_PHOTO[lang]]
+    [answer] = telegram.sent("sendMessage")[-1:]
+    assert answer["reply_parameters"]["message_id"] == late["message"]["message_id"]
+    assert len(telegram.downloads) == 2  # the late photo is not even fetched
+    run_queue(stack)  # nothing was queued for it: no album check, no job
+    assert [g.generation_id for g in generations_of(ALICE_ID)] == [generation.generation_id]
+    assert len(generation.upload_ids) == 2
+    assert balance(ALICE_ID) == 9 and len(charges_of(ALICE_ID)) == 1
+    assert len(stack.aiml.requests) == 1
+    record = AlbumRecord.get(AlbumRecord.key(ALICE_ID, "album-then"))
+    assert (int(record.version), len(record.photos), int(record.started_version)) == (2, 2, 2)
+
+
+def test_a_photo_whose_album_starts_during_its_download_is_left_out_and_told_so(
+    edits: tuple[Stack, FakeTelegram], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, telegram = edits
+    first, second = album(telegram, [RED, GREEN], caption_on=0, group="album-race")
+    check = {"chat_id": ALICE_ID, "media_group_id": "album-race", "user": {"id": ALICE_ID, "first_name": "Alice"}}
+    copy = photos.copy_from_telegram
+
+    def album_starts_meanwhile(*args: Any, **kwargs: Any) -> str:
+        if kwargs["source"].endswith(f":{second['message']['message_id']}"):
+            # The first photo's check gives up waiting for this download (ALBUM_ARRIVAL_SECONDS) and starts.
+            later = time.time() + photos.ALBUM_ARRIVAL_SECONDS + 5
+            assert photos.check_album({**check, "version": 1}, stack.worker.bot, stack.settings, now=later)
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(photos, "copy_from_telegram", album_starts_meanwhile)
+    handled(first)
+    handled(second)  # downloaded, then refused by the album: it has started
+
+    assert telegram.texts_to(ALICE_ID)[-1] == LATE_PHOTO["en"]
+    time.sleep(1.1)  # the first photo's album check, delayed by ALBUM_QUIET_SECONDS
+    run_queue(stack)
+    [generation] = generations_of(ALICE_ID)
+    assert len(generation.upload_ids) == 1 and len(charges_of(ALICE_ID)) == 1 and balance(ALICE_ID) == 9
+    [request] = stack.aiml.requests
+    assert reference_pictures(request.body) == [RED]
+    assert sum(text == LATE_PHOTO["en"] for text in telegram.texts_to(ALICE_ID)) == 1
+
+
+def test_a_resent_update_of_a_photo_that_made_it_into_the_started_album_is_not_called_late(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    stack, telegram = edits
+    updates = album(telegram, [RED, GREEN], caption_on=0, group="album-again")
+    deliver_at_once(updates)
+    time.sleep(1.1)
+    run_queue(stack)
+    replies = len(telegram.texts_to(ALICE_ID))
+
+    handled({**updates[1], "update_id": updates[1]["update_id"] + 10_000})  # Telegram re-sends it anew
+
+    assert telegram.texts_to(ALICE_ID)[replies:] == []
+    run_queue(stack)
+    assert len(generations_of(ALICE_ID)) == 1 and len(charges_of(ALICE_ID)) == 1
 
 
 # --- a photo, then the instruction --------------------------------------------------------
