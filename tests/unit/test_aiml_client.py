@@ -80,6 +80,26 @@ def aiml_error(status: int, message: Any, request_id: str = "req-123") -> dict[s
     }
 
 
+class FakeTimeSession(requests.Session):
+    """Records the timeouts the client asks for, and waits for the local server's answer a fixed 30 s.
+
+    Under ``FakeClock`` the client's deadline arithmetic is in fake seconds, but the
+    timeouts it hands ``requests`` would be real ones (a few seconds): a loaded machine
+    could let one run out and turn the server's answer into a timeout.
+    """
+
+    REAL_TIMEOUT = 30.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[Any] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.timeouts.append(kwargs.get("timeout"))
+        kwargs["timeout"] = self.REAL_TIMEOUT
+        return super().request(method, url, *args, **kwargs)
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -290,20 +310,25 @@ def test_other_transient_statuses(httpserver: HTTPServer, clock: FakeClock, stat
     assert raised.value.transient is True
 
 
-def test_a_read_timeout_is_transient(httpserver: HTTPServer, clock: FakeClock) -> None:
+def test_a_read_timeout_is_transient(clock: FakeClock) -> None:
     release = threading.Event()
 
     def slow(_: Request) -> Response:
         release.wait(5)
         return Response("{}", content_type="application/json")
 
-    httpserver.expect_request(GENERATIONS).respond_with_handler(slow)
-    client = make_client(httpserver, clock, max_attempts=1, read_timeout=0.05)
-    try:
-        with pytest.raises(ProviderError, match="timed out") as raised:
-            generate(client, clock)
-    finally:
-        release.set()
+    # A server of its own, stopped (its thread joined) before the test ends: the request the
+    # client gave up on is still being answered after the timeout, and on the shared
+    # (single-threaded, session-wide) ``httpserver`` its log entry would land in a later
+    # test's log, and its answer would hold up that test's first request.
+    with HTTPServer(host="127.0.0.1", port=0) as server:
+        server.expect_request(GENERATIONS).respond_with_handler(slow)
+        client = make_client(server, clock, max_attempts=1, read_timeout=0.05)
+        try:
+            with pytest.raises(ProviderError, match="timed out") as raised:
+                generate(client, clock)
+        finally:
+            release.set()
 
     assert (raised.value.status, raised.value.transient) == (None, True)
 
@@ -330,13 +355,15 @@ def test_no_request_when_the_deadline_is_too_close(httpserver: HTTPServer, clock
 
 def test_no_retry_that_could_not_finish_before_the_deadline(httpserver: HTTPServer, clock: FakeClock) -> None:
     httpserver.expect_request(GENERATIONS).respond_with_json(aiml_error(503, "Service unavailable"), status=503)
+    session = FakeTimeSession()
 
     with pytest.raises(ProviderError, match="503") as raised:
         # Enough for one attempt (10 s), not for a 1 s backoff plus another.
-        generate(make_client(httpserver, clock, max_attempts=3), clock, seconds_left=10.5)
+        generate(make_client(httpserver, clock, max_attempts=3, session=session), clock, seconds_left=10.5)
 
     assert raised.value.transient is True
     assert len(httpserver.log) == 1
+    assert session.timeouts == [(5.0, 5.5)]  # the one attempt got all the time there was
     assert clock.sleeps == []
 
 
