@@ -186,6 +186,10 @@ class TelegramError(NanoGenError):
         super().__init__(f"Telegram error {error_code}: {description}")
 
 
+class SweepFailed(NanoGenError):
+    """Every phase of a sweep failed: the sweeper did nothing, so its Lambda must report an error."""
+
+
 class BroadcastStopped(NanoGenError):
     """The broadcast is no longer ``sending`` (cancelled): claim no more of its users."""
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 import app
 from chalicelib import money
+from chalicelib.errors import SweepFailed
 from chalicelib.model import ClaimOutcome
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
-from tests.worker_helpers import CHARGED, REFUNDED, Stack, generation, ledger
+from tests.worker_helpers import CHARGED, REFUNDED, Stack, generation, ledger, metrics_in
 
 
 def sweep() -> Any:
@@ -30,8 +34,9 @@ def test_expired_generations_are_refunded_once_and_their_users_told(stack: Stack
     stack.worker_with(wall_clock=time.time)
     young = stack.start_job("just started")
 
-    assert sweep() == {"expired": 2, "requeued": 0, "failures": 0}
-    assert sweep() == {"expired": 0, "requeued": 0, "failures": 0}  # the next minute: nothing twice
+    assert sweep() == {"expired": 2, "requeued": 0, "failures": 0, "failed_phases": []}
+    # The next minute: nothing twice.
+    assert sweep() == {"expired": 0, "requeued": 0, "failures": 0, "failed_phases": []}
 
     for job in (waiting, stuck):
         failed = generation(job)
@@ -49,7 +54,7 @@ def test_a_pending_generation_older_than_a_minute_is_queued_again(stack: Stack) 
     lost = stack.start_job("message lost", now=time.time() - 90)
     recent = stack.start_job("message on its way", now=time.time() - 20)
 
-    assert sweep() == {"expired": 0, "requeued": 1, "failures": 0}
+    assert sweep() == {"expired": 0, "requeued": 1, "failures": 0, "failed_phases": []}
 
     event = stack.receive()
     assert [json.loads(record["body"]) for record in event["Records"]] == [
@@ -73,7 +78,7 @@ def test_one_failing_generation_does_not_stop_the_sweep_and_each_refunded_user_i
         "TransactWriteItems", times=None, where=lambda call: broken.generation_id in json.dumps(call.params)
     )
 
-    assert sweep() == {"expired": 3, "requeued": 0, "failures": 1}
+    assert sweep() == {"expired": 3, "requeued": 0, "failures": 1, "failed_phases": []}
 
     assert fault.fired >= 1
     for job in jobs:
@@ -87,7 +92,102 @@ def test_one_failing_generation_does_not_stop_the_sweep_and_each_refunded_user_i
 
     # The next sweep, with DynamoDB well again, ends the one left and tells its user once.
     faults.rules.clear()
-    assert sweep() == {"expired": 1, "requeued": 0, "failures": 0}
+    assert sweep() == {"expired": 1, "requeued": 0, "failures": 0, "failed_phases": []}
     assert generation(broken).status == "failed" and ledger(broken) == REFUNDED
     assert len(stack.telegram.texts_to(broken.user_id)) == 1
     assert all(len(stack.telegram.texts_to(job.user_id)) == 1 for job in jobs)
+
+
+# --- each phase on its own ---------------------------------------------------------
+#
+# Both phases read the unfinished-generations index: the expiry phase asks for
+# ``timeout_at`` before now (+1 s), the re-queue phase before now + the timeout
+# less a minute. A fault on every attempt of one phase's queries (botocore's
+# retries included) makes that whole phase fail.
+
+
+def phase_query(phase: str) -> Callable[[Any], bool]:
+    """Selects the index queries of one phase ("expire" or "requeue") by the horizon they ask for."""
+
+    def matches(call: Any) -> bool:
+        values = call.params.get("ExpressionAttributeValues", {}).values()
+        horizon = max(float(value["N"]) for value in values if "N" in value)
+        return (horizon > time.time() + 60) == (phase == "requeue")
+
+    return matches
+
+
+def test_a_failing_expiry_query_still_lets_lost_generations_be_queued_again(
+    stack: Stack, faults: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = stack.start_job("timed out", now=time.time() - stack.settings.generation_timeout_seconds - 60)
+    lost = stack.start_job("message lost", now=time.time() - 90)
+    throttled = faults.throttle("Query", table="generations", times=None, where=phase_query("expire"))
+
+    assert sweep() == {"expired": 0, "requeued": 1, "failures": 1, "failed_phases": ["expire"]}
+
+    assert throttled.fired == 4  # the first query's every attempt; the phase stops there
+    [record] = stack.receive()["Records"]
+    assert json.loads(record["body"])["generation_id"] == lost.generation_id
+    assert generation(expired).status == "pending" and ledger(expired) == CHARGED  # not refunded yet...
+    assert stack.telegram.texts_to(expired.user_id) == []
+    assert metrics_in(capsys.readouterr().out)["SweepFailures"] == 1
+
+    faults.rules.clear()
+    assert sweep()["expired"] == 1  # ... but by the next sweep, once
+    assert generation(expired).status == "failed" and ledger(expired) == REFUNDED
+    assert len(stack.telegram.texts_to(expired.user_id)) == 1
+    money.cancel_generation(lost.user_id, lost.generation_id)
+
+
+def test_a_failing_requeue_query_still_lets_expired_generations_be_refunded(
+    stack: Stack, faults: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = stack.start_job("timed out", now=time.time() - stack.settings.generation_timeout_seconds - 60)
+    lost = stack.start_job("message lost", now=time.time() - 90)
+    failing = faults.server_error("Query", table="generations", times=None, where=phase_query("requeue"))
+
+    assert sweep() == {"expired": 1, "requeued": 0, "failures": 1, "failed_phases": ["requeue"]}
+
+    assert failing.fired == 4
+    assert generation(expired).status == "failed" and ledger(expired) == REFUNDED
+    [told] = stack.telegram.texts_to(expired.user_id)
+    assert "waited too long" in told
+    assert stack.receive()["Records"] == [] and generation(lost).requeued_at is None
+    assert metrics_in(capsys.readouterr().out)["SweepFailures"] == 1
+
+    faults.rules.clear()
+    assert sweep() == {"expired": 0, "requeued": 1, "failures": 0, "failed_phases": []}
+    assert ledger(expired) == REFUNDED and len(stack.telegram.texts_to(expired.user_id)) == 1
+    money.cancel_generation(lost.user_id, lost.generation_id)
+
+
+def test_a_failing_enqueue_fails_only_the_requeue_phase(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    expired = stack.start_job("timed out", now=time.time() - stack.settings.generation_timeout_seconds - 60)
+    lost = stack.start_job("message lost", now=time.time() - 90)
+    with monkeypatch.context() as patch:
+        patch.setattr("chalicelib.jobs.enqueue", lambda *args: (_ for _ in ()).throw(OSError("SQS unreachable")))
+        assert sweep() == {"expired": 1, "requeued": 0, "failures": 1, "failed_phases": ["requeue"]}
+
+    assert ledger(expired) == REFUNDED and generation(lost).status == "pending"
+    money.cancel_generation(lost.user_id, lost.generation_id)
+
+
+def test_when_every_phase_fails_the_sweeper_raises_so_its_errors_alarm_fires(
+    stack: Stack, faults: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = stack.start_job("timed out", now=time.time() - stack.settings.generation_timeout_seconds - 60)
+    lost = stack.start_job("message lost", now=time.time() - 90)
+    faults.time_out("Query", table="generations", times=None)
+
+    with pytest.raises(SweepFailed, match="every phase of the sweep failed: expire, requeue"):
+        sweep()
+
+    assert metrics_in(capsys.readouterr().out)["SweepFailures"] == 2  # flushed although it raised
+    assert generation(expired).status == "pending" and ledger(expired) == CHARGED
+    assert stack.telegram.texts_to(expired.user_id) == [] and stack.receive()["Records"] == []
+
+    faults.rules.clear()
+    assert sweep() == {"expired": 1, "requeued": 1, "failures": 0, "failed_phases": []}
+    assert ledger(expired) == REFUNDED
+    money.cancel_generation(lost.user_id, lost.generation_id)
