@@ -16,6 +16,11 @@ NAMESPACE = "NanoGen"
 SERVICE_DIMENSION = {"Name": "service", "Value": "nanogen"}
 # The worker emits this (count 1) when AIML answers 401/403 to our key.
 PROVIDER_AUTH_METRIC = "ProviderAuthRefused"
+# The sweeper emits this for every generation it could not handle and every phase that failed.
+SWEEP_FAILURES_METRIC = "SweepFailures"
+# Sweeps in a row (one a minute) that must fail for the alarm: one failure is retried by the
+# next sweep; failing for five minutes is an expiry or re-queue that is not happening.
+SWEEP_FAILURE_MINUTES = 5
 TOPIC = "AlarmTopic"
 # Shown or alarmed on, but not emitted by chalicelib yet (the template test
 # keeps this list true).
@@ -36,8 +41,13 @@ DASHBOARD_ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Provider latency (ms)", [("ProviderLatency", "p50"), ("ProviderLatency", "p90"), ("ProviderLatency", "p99")]),
     ("Credits", [("CreditsPurchased", "Sum"), ("CreditsSpent", "Sum"), ("CreditsRefunded", "Sum")]),
     (
-        "Provider and delivery problems",
-        [("ProviderErrors", "Sum"), (PROVIDER_AUTH_METRIC, "Sum"), ("DeliveryFailures", "Sum")],
+        "Provider, delivery and sweep problems",
+        [
+            ("ProviderErrors", "Sum"),
+            (PROVIDER_AUTH_METRIC, "Sum"),
+            ("DeliveryFailures", "Sum"),
+            (SWEEP_FAILURES_METRIC, "Sum"),
+        ],
     ),
 ]
 
@@ -136,6 +146,17 @@ def resources(functions: tuple[str, ...], *, retention_days: int, api_name: Any,
             Namespace=NAMESPACE,
             MetricName=PROVIDER_AUTH_METRIC,
             Dimensions=[SERVICE_DIMENSION],
+        ),
+        # A sweep where every phase failed raises (the sweeper's Errors alarm); this one sees a
+        # phase, or one generation, failing sweep after sweep while the rest works.
+        "SweepFailuresAlarm": _alarm(
+            f"The sweeper failed on something in each of the last {SWEEP_FAILURE_MINUTES} minutes: expired "
+            "generations may wait for their refund or lost jobs for their re-queue (see its log).",
+            Namespace=NAMESPACE,
+            MetricName=SWEEP_FAILURES_METRIC,
+            Dimensions=[SERVICE_DIMENSION],
+            EvaluationPeriods=SWEEP_FAILURE_MINUTES,
+            DatapointsToAlarm=SWEEP_FAILURE_MINUTES,
         ),
     }
     for function in functions:

@@ -364,11 +364,16 @@ def test_alarms_notify_a_topic_with_an_optional_email_subscriber(packaged: tuple
         ("AWS/ApiGateway", "5XXError", dims(ApiName={"Fn::Sub": "${AWS::StackName}"}, Stage="api")),
         # What the worker emits through Powertools (which adds service=nanogen) on AIML 401/403.
         ("NanoGen", "ProviderAuthRefused", dims(service="nanogen")),
+        # What the sweeper emits for a generation or a whole phase it could not handle.
+        ("NanoGen", "SweepFailures", dims(service="nanogen")),
     }
     for function in FUNCTIONS:
         for metric in ("Errors", "Throttles"):
             expected.add(("AWS/Lambda", metric, dims(FunctionName={"Ref": function})))
     assert watched == expected
+    # One failed sweep is the next one's to retry; five in a row (one a minute) is a phase not working.
+    sweeps = alarms["SweepFailuresAlarm"]["Properties"]
+    assert (sweeps["Period"], sweeps["EvaluationPeriods"], sweeps["DatapointsToAlarm"]) == (60, 5, 5)
     # The API's metric dimension is its name: the stack's, so two stages never share one.
     assert resources["RestAPI"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}"}
 
