@@ -40,10 +40,10 @@ class AimlAnswer:
     body: dict[str, Any]
 
 
-def b64_answer(picture: bytes = B64_PICTURE) -> AimlAnswer:
-    """The ``data`` shape, with the picture inline."""
-    item = {"url": None, "b64_json": base64.b64encode(picture).decode()}
-    return AimlAnswer(200, {"data": [item], "meta": {"usage": {"tokens_used": 1290}}})
+def b64_answer(*pictures: bytes) -> AimlAnswer:
+    """The ``data`` shape, with the pictures inline (B64_PICTURE when none is given; several: several items)."""
+    items = [{"url": None, "b64_json": base64.b64encode(picture).decode()} for picture in pictures or (B64_PICTURE,)]
+    return AimlAnswer(200, {"data": items, "meta": {"usage": {"tokens_used": 1290}}})
 
 
 def aiml_error(status: int, message: str) -> AimlAnswer:

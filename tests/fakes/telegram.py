@@ -78,7 +78,7 @@ class FakeTelegram:
         self.result_of: dict[str, Any] = {}  # method -> the result it answers instead of the default
         self.refused_chats: dict[str, tuple[int, str]] = {}  # chat id -> (error_code, description), every call
         self._record = record
-        self._refusals: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._refusals: dict[str, list[tuple[int, dict[str, Any]] | None]] = {}  # None: answered as usual
         self._lock = threading.Lock()
         self._message_ids = itertools.count(1)
         self.files: dict[str, StoredFile] = {}
@@ -95,13 +95,23 @@ class FakeTelegram:
         return str(self.server.url_for("/")).rstrip("/")
 
     def refuse_next(
-        self, method: str, error_code: int, description: str, *, retry_after: int | None = None, times: int = 1
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        after: int = 0,
     ) -> None:
-        """The next ``times`` calls of ``method`` get ``ok: false`` (later calls succeed again)."""
+        """The next ``times`` calls of ``method`` get ``ok: false`` (later calls succeed again).
+
+        ``after``: that many calls of ``method`` are answered as usual first (``after=1``: the second fails).
+        """
         body: dict[str, Any] = {"ok": False, "error_code": error_code, "description": description}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
-        self._refusals.setdefault(method, []).extend([(error_code, body)] * times)
+        self._refusals.setdefault(method, []).extend([None] * after + [(error_code, body)] * times)
 
     def sent(self, method: str) -> list[dict[str, Any]]:
         """The payloads of every call of ``method``."""
@@ -138,9 +148,10 @@ class FakeTelegram:
             if self._record:
                 self.calls.append(Call(token=token, method=method, fields=fields, files=files, at=time.monotonic()))
             refusals = self._refusals.get(method)
+            refusal = refusals.pop(0) if refusals else None
             refused_chat = self.refused_chats.get(str(fields.get("chat_id")))
-            if refusals:
-                status, body = refusals.pop(0)
+            if refusal is not None:
+                status, body = refusal
             elif refused_chat is not None:
                 status, body = (
                     refused_chat[0],
