@@ -164,6 +164,10 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     measure("complete (worker)", lambda: money.complete_generation(claim.generation, result_keys=["k"], provider="x"))
     measure("delivery lease (worker)", lambda: records.claim_delivery(claim.generation, lease_seconds=90))
     measure(
+        "picture accepted, of several (worker: each but the last)",
+        lambda: records.record_picture_delivered(claim.generation, 0),
+    )
+    measure(
         "picture's language (worker: stored on the generation)", lambda: notify.language_of(claim.generation, settings)
     )
     measure("mark delivered (worker)", lambda: records.mark_delivered(claim.generation))

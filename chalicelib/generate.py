@@ -183,8 +183,19 @@ class Worker:
             # Another worker is sending them right now (or died doing so: its lease runs out).
             lease_left = max(0, int(generation.delivery_claimed_until or 0) - int(now)) + 1
             raise DeliveryBusy("another worker is delivering this generation", retry_after=lease_left)
+        last = len(images) - 1
+
+        def accepted(index: int) -> None:
+            # Each picture Telegram accepts is recorded before the next is sent, so a retry sends
+            # only the rest (at least once per picture: see records.record_picture_delivered). The
+            # last one's record would be followed at once by mark_delivered, which says as much.
+            if index != last:
+                _record_accepted(generation, index)
+
         try:
-            deliver_pictures(self.bot, generation, images, self.settings)
+            deliver_pictures(self.bot, generation, images, self.settings, accepted=accepted)
+        except DeliveryBusy:
+            raise  # our lease ran out and another sender has it: it sends the rest
         except DeliveryDeferred as deferred:
             # The generation is complete and paid for: retry delivery via SQS, never refund.
             _release_delivery(generation)
@@ -257,6 +268,12 @@ class Worker:
                 f"but could not be delivered after retries: {type(error).__name__}: {error}",
             )
             raise
+
+
+def _record_accepted(generation: Generation, index: int) -> None:
+    """Record picture ``index`` as delivered; stop sending if the delivery lease is no longer ours."""
+    if not records.record_picture_delivered(generation, index):
+        raise DeliveryBusy("the delivery lease ran out and another worker took it over")
 
 
 def _release_delivery(generation: Generation) -> None:

@@ -8,6 +8,7 @@ languages, or the sweeper's, whose index does not carry it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from chalicelib import guards, queries
 from chalicelib.buttons import result_keyboard
@@ -43,8 +44,19 @@ def language_of(generation: Generation, settings: Settings) -> str:
     return choices_of(queries.get_user(int(generation.user_id)), settings).language
 
 
-def deliver_pictures(bot: BotApi, generation: Generation, images: list[GeneratedImage], settings: Settings) -> bool:
+def deliver_pictures(
+    bot: BotApi,
+    generation: Generation,
+    images: list[GeneratedImage],
+    settings: Settings,
+    *,
+    accepted: Callable[[int], None] | None = None,
+) -> bool:
     """Send the pictures to the user's chat: as photos, or as documents when a photo is refused.
+
+    Pictures whose index is in ``generation.delivered_pictures`` were accepted
+    by Telegram in an earlier attempt and are not sent again; ``accepted`` is
+    called with each index Telegram accepts now, before the next picture is sent.
 
     Returns True when delivery is over (sent, or impossible for good: logged
     and counted, never refunded, since the picture stays in the history);
@@ -54,7 +66,11 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
     chat_id = int(generation.chat_id)
     # Again / edit / original, under each picture.
     buttons = result_keyboard(language_of(generation, settings), generation.generation_id)
+    already = {int(index) for index in generation.delivered_pictures or ()}
+    sent_now = 0
     for index, image in enumerate(images):
+        if index in already:
+            continue
         filename = f"nanogen-{generation.generation_id}-{index}.{image.extension}"
         try:
             try:
@@ -71,8 +87,11 @@ def deliver_pictures(bot: BotApi, generation: Generation, images: list[Generated
                 return True
             count("DeliveryDeferred")
             raise DeliveryDeferred(str(error), retry_after=error.retry_after) from None
+        sent_now += 1
+        if accepted is not None:
+            accepted(index)
         _remember_picture(generation, index, image, sent)
-    count("PicturesDelivered", len(images))
+    count("PicturesDelivered", sent_now)
     return True
 
 

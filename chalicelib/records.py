@@ -80,12 +80,15 @@ def claim_delivery(generation: Generation, *, lease_seconds: int, now: float | N
     token = uuid.uuid4().hex
     undelivered = Generation.delivered.does_not_exist() | (Generation.delivered == False)  # noqa: E712 - a condition
     free = Generation.delivery_claimed_until.does_not_exist() | (Generation.delivery_claimed_until < int(now))
+    claimed = Generation(user_id=generation.user_id, generation_id=generation.generation_id)
     if conditional_update(
-        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        claimed,
         [Generation.delivery_token.set(token), Generation.delivery_claimed_until.set(int(now) + lease_seconds)],
         (Generation.status == GenerationStatus.COMPLETED) & undelivered & free,
     ):
+        # The update answers the whole item: the progress of an earlier sender, read under our lease.
         generation.delivery_token, generation.delivery_claimed_until = token, int(now) + lease_seconds
+        generation.delivered_pictures = claimed.delivered_pictures
         return True
     try:
         current = Generation.get(generation.user_id, generation.generation_id, consistent_read=True)
@@ -94,7 +97,30 @@ def claim_delivery(generation: Generation, *, lease_seconds: int, now: float | N
     generation.delivered = bool(current.delivered)
     generation.delivery_token = current.delivery_token
     generation.delivery_claimed_until = current.delivery_claimed_until
+    generation.delivered_pictures = current.delivered_pictures
     return current.delivery_token == token and not current.delivered
+
+
+def record_picture_delivered(generation: Generation, index: int) -> bool:
+    """Remember that Telegram accepted picture ``index``, so a retried delivery does not send it again.
+
+    Written by the holder of the delivery lease after each picture, before the
+    next one is sent: a delivery cut short (a Telegram 5xx or network error on
+    a later picture, a crash) is retried with only the pictures not yet
+    accepted. Adding to a set is idempotent, so botocore's retry of a write
+    whose answer was lost succeeds as well. A crash between Telegram's accept
+    and this write sends that one picture again: at least once per picture.
+    False: the lease is no longer ours (it ran out and another sender took
+    it), so this sender must stop; nothing was written.
+    """
+    if not conditional_update(
+        Generation(user_id=generation.user_id, generation_id=generation.generation_id),
+        [Generation.delivered_pictures.add({index})],
+        (Generation.status == GenerationStatus.COMPLETED) & (Generation.delivery_token == generation.delivery_token),
+    ):
+        return False
+    generation.delivered_pictures = {*(generation.delivered_pictures or ()), index}
+    return True
 
 
 def release_delivery(generation: Generation) -> bool:

@@ -143,6 +143,9 @@ class Generation(Model):
     # a sender that died leaves a lease that runs out, so another one delivers.
     delivery_token = UnicodeAttribute(null=True)
     delivery_claimed_until = NumberAttribute(null=True)
+    # Delivery progress: the indexes (into ``result_keys``) of the pictures Telegram accepted,
+    # so a retried delivery of a generation with several sends only the others.
+    delivered_pictures = NumberSetAttribute(null=True)
     provider = UnicodeAttribute(null=True)
     requeued_at = NumberAttribute(null=True)  # the sweeper's last re-queue (epoch seconds)
     sweep_shard = UnicodeAttribute(null=True)  # present only while unfinished

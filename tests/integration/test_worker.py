@@ -15,16 +15,18 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from chalicelib import generate, money, records, results
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import worker as worker_handler
 from chalicelib.model import ClaimOutcome
 from chalicelib.tables import User
+from chalicelib.telegram import BotApi
 from local.lambda_context import LocalLambdaContext
 from local.worker import scheduled_event
 from tests.conftest import TEST_BOT_TOKEN
-from tests.fakes.aiml import AIML_KEY, B64_PICTURE, URL_PICTURE, aiml_error, b64_answer
+from tests.fakes.aiml import AIML_KEY, B64_PICTURE, URL_PICTURE, aiml_error, b64_answer, png
 from tests.faults import Faults
 from tests.probes import balance
 from tests.worker_helpers import (
@@ -403,7 +405,9 @@ _AFTER_REDELIVERY = {
     "provider": (2, 1),
     "s3_upload": (2, 1),
     "complete": (1, 1),
-    "telegram_send": (1, 2),  # sent, then died before remembering it: at-least-once delivery
+    # Sent, then died before remembering it: at least once per picture (the last one, here the
+    # only one, is remembered by mark_delivered).
+    "telegram_send": (1, 2),
     "mark_delivered": (1, 1),
 }
 _COMPLETED_BEFORE_CRASH = {"complete", "telegram_send", "mark_delivered"}
@@ -544,7 +548,9 @@ def _completed_undelivered(stack: Stack, monkeypatch: pytest.MonkeyPatch, prompt
     """A generation completed by a worker whose delivery failed: paid, stored, not sent."""
     job = stack.start_job(prompt)
     with monkeypatch.context() as patch:
-        patch.setattr(generate, "deliver_pictures", lambda *args: (_ for _ in ()).throw(OSError("network down")))
+        patch.setattr(
+            generate, "deliver_pictures", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("network down"))
+        )
         event = stack.deliver(job)
         assert stack.run(event) == [message_id(event, job)]
     done = generation(job)
@@ -559,9 +565,9 @@ def test_two_workers_racing_to_deliver_one_completed_generation_send_it_once(
     real_send = generate.deliver_pictures
     sending = threading.Barrier(2, timeout=5)
 
-    def slow_send(*args: Any) -> Any:
+    def slow_send(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.5)  # both workers are between completion and mark_delivered
-        return real_send(*args)
+        return real_send(*args, **kwargs)
 
     monkeypatch.setattr(generate, "deliver_pictures", slow_send)
     outcomes: list[Any] = []
@@ -603,7 +609,7 @@ def test_a_sender_that_died_holding_the_delivery_lease_is_taken_over_once_the_le
         """The Lambda is killed mid-send: nothing is released."""
 
     with monkeypatch.context() as patch:
-        patch.setattr(generate, "deliver_pictures", lambda *args: (_ for _ in ()).throw(Killed()))
+        patch.setattr(generate, "deliver_pictures", lambda *args, **kwargs: (_ for _ in ()).throw(Killed()))
         with pytest.raises(Killed):
             stack.worker.run(job, deadline=time.monotonic() + 100)
     assert int(generation(job).delivery_claimed_until) == int(now) + generate.DELIVERY_LEASE_SECONDS
@@ -619,3 +625,117 @@ def test_a_sender_that_died_holding_the_delivery_lease_is_taken_over_once_the_le
     assert stack.worker.run(job, deadline=time.monotonic() + 100) == generate.Outcome.SKIPPED
     assert len(stack.telegram.pictures_to(job.user_id)) == 1
     assert generation(job).delivered and ledger(job) == CHARGED
+
+
+# --- several pictures: delivery progress per picture ---------------------------------------
+
+FIRST, SECOND = png(colour=(10, 160, 10)), png(colour=(160, 10, 160))
+
+
+class SecondPhotoUnreachable(requests.Session):
+    """The network fails on the second sendPhoto, before it reaches Telegram (a reset connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.photos = 0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if str(url).endswith("/sendPhoto"):
+            self.photos += 1
+            if self.photos == 2:
+                raise requests.ConnectionError("Connection reset by peer")
+        return super().request(method, url, *args, **kwargs)
+
+
+def _photos_sent(stack: Stack, job: Any) -> list[tuple[str, bytes]]:
+    """(file name, content) of every sendPhoto that reached the fake Telegram, in order."""
+    return [call.files["photo"] for call in stack.telegram.pictures_to(job.user_id) if call.method == "sendPhoto"]
+
+
+@pytest.mark.parametrize("fault", ["telegram_500", "network_error"])
+def test_a_retried_delivery_sends_only_the_pictures_telegram_has_not_accepted(stack: Stack, fault: str) -> None:
+    job = stack.start_job("two foxes")
+    stack.aiml.script("two foxes", b64_answer(FIRST, SECOND))
+    if fault == "telegram_500":
+        stack.telegram.refuse_next("sendPhoto", 500, "Internal Server Error", after=1)
+    else:
+        stack.worker_with(bot=BotApi(TEST_BOT_TOKEN, stack.telegram.api_base, session=SecondPhotoUnreachable()))
+    event = stack.deliver(job)
+    names = [f"nanogen-{job.generation_id}-{index}.png" for index in (0, 1)]
+
+    assert stack.run(event) == [message_id(event, job)]  # the delivery is deferred: SQS brings it back
+
+    half = generation(job)
+    assert (half.status, half.delivered, half.delivered_pictures) == ("completed", False, {0})
+    assert half.delivery_claimed_until is None  # the lease was given back for the retry
+    assert ledger(job) == CHARGED
+
+    assert stack.run(event) == []  # the redelivered message
+
+    sent = _photos_sent(stack, job)
+    if fault == "telegram_500":  # the fake saw the refused second picture, then its retry
+        assert sent == [(names[0], FIRST), (names[1], SECOND), (names[1], SECOND)]
+    else:  # the second never reached Telegram the first time
+        assert sent == [(names[0], FIRST), (names[1], SECOND)]
+    done = generation(job)
+    assert (done.status, done.delivered, done.delivered_pictures) == ("completed", True, {0})
+    assert len(stack.aiml.requests) == 1  # delivered from S3, not generated again
+    # Charged once, never refunded.
+    assert balance(job.user_id) == 9 and ledger(job) == CHARGED and active_generations(job.user_id) == 0
+
+    assert stack.run(stack.deliver(job)) == []  # a late duplicate sends nothing
+    assert len(_photos_sent(stack, job)) == len(sent)
+
+
+def test_a_picture_accepted_but_not_recorded_is_sent_again_and_only_that_one(stack: Stack, faults: Faults) -> None:
+    """At least once per picture: DynamoDB failing on the record of picture 1 (every attempt) sends it twice."""
+    job = stack.start_job("two owls")
+    stack.aiml.script("two owls", b64_answer(FIRST, SECOND))
+    record_of_first = faults.time_out(
+        "UpdateItem",
+        table="generations",
+        times=None,
+        where=lambda call: {"NS": ["0"]} in call.params.get("ExpressionAttributeValues", {}).values(),
+    )
+    event = stack.deliver(job)
+
+    assert stack.run(event) == [message_id(event, job)]  # stopped before the second picture
+    assert record_of_first.fired == 4  # botocore's every attempt
+    assert generation(job).delivered_pictures is None
+
+    faults.rules.clear()
+    assert stack.run(event) == []
+
+    assert [name for name, _ in _photos_sent(stack, job)] == [
+        f"nanogen-{job.generation_id}-0.png",
+        f"nanogen-{job.generation_id}-0.png",
+        f"nanogen-{job.generation_id}-1.png",
+    ]
+    done = generation(job)
+    # The last picture is not recorded on its own: marking the generation delivered says it.
+    assert (done.delivered, done.delivered_pictures) == (True, {0}) and ledger(job) == CHARGED
+
+
+def test_a_sender_whose_lease_was_taken_over_stops_before_the_next_picture(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.aiml.script("two cats", b64_answer(FIRST, SECOND))
+    job = _completed_undelivered(stack, monkeypatch, "two cats")
+    now = time.time()
+    stack.worker_with(wall_clock=lambda: now)
+    real_send = stack.worker.bot.send_photo
+
+    def slow_first_photo(*args: Any, **kwargs: Any) -> Any:
+        sent = real_send(*args, **kwargs)
+        # Sending took longer than the lease: another worker took the delivery over meanwhile.
+        taker = generation(job)
+        assert records.claim_delivery(taker, lease_seconds=90, now=now + generate.DELIVERY_LEASE_SECONDS + 1)
+        return sent
+
+    monkeypatch.setattr(stack.worker.bot, "send_photo", slow_first_photo)
+    with pytest.raises(generate.DeliveryBusy):
+        stack.worker.run(job, deadline=time.monotonic() + 100)
+
+    assert len(_photos_sent(stack, job)) == 1  # the second picture is left to the lease's new holder
+    stopped = generation(job)
+    assert not stopped.delivered and stopped.delivered_pictures is None and ledger(job) == CHARGED
