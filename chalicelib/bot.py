@@ -603,13 +603,18 @@ def _tap_ratio(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choi
     return True
 
 
-def again_key(tap: ButtonTap) -> str:
-    """One "again" per tapped message: a double tap (two callback queries) is charged once."""
-    return f"again:{tap.chat_id}:{tap.message_id}"
+# Taps of one "again" button this close together are one request (a double tap, two callback
+# queries): charged once. A later tap is a new request, charged as new (CONTRACT §7).
+AGAIN_DOUBLE_TAP_SECONDS = 10
+
+
+def again_key(tap: ButtonTap, now: float) -> str:
+    """The idempotency key of an "again" tap: its message and its double-tap window."""
+    return f"again:{tap.chat_id}:{tap.message_id}:{int(now // AGAIN_DOUBLE_TAP_SECONDS)}"
 
 
 def _tap_again(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
-    """The same request once more, charged as new."""
+    """The same request once more, charged as new; an edit uses the same pictures while they are kept."""
     earlier = queries.get_generation(int(user.user_id), value)
     if earlier is None or tap.chat_id is None:
         return False
@@ -617,25 +622,40 @@ def _tap_again(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choi
     request: dict[str, Any] = {"prompt": earlier.prompt, "model": earlier.model, "aspect_ratio": earlier.aspect_ratio}
     if earlier.image_urls:
         request["image_urls"] = [str(url) for url in earlier.image_urls]
+    if earlier.upload_ids:
+        request["upload_ids"] = [str(upload_id) for upload_id in earlier.upload_ids]
     cost = 0
     try:
         wanted = parse_generation_request(request, settings)
         cost = wanted.model.cost
+        if wanted.upload_ids and not _pictures_kept(int(user.user_id), wanted.upload_ids, settings):
+            # The pictures it edited are no longer kept (uploads expire): say how to edit again.
+            _answer(bot, tap, t(lang, "callback-again-pictures-gone"), alert=True)
+            return True
         result = order_generation(
             tap.sender,
             wanted.order(),
             settings,
             chat_id=tap.chat_id,
             source="bot",
-            idempotency_key=again_key(tap),
+            idempotency_key=again_key(tap, time.time()),
             replay_any_status=True,
             language=lang,
         )
     except ApiError as refused:
         _answer(bot, tap, refusal_text(refused, lang, settings, cost=cost, balance=int(user.credits)), alert=True)
         return True
+    if result.replayed:
+        _answer(bot, tap, t(lang, "callback-again-already"))
+        return True
     _answer(bot, tap, t(lang, "callback-again-queued", cost=int(result.generation.cost)))
     return True
+
+
+def _pictures_kept(user_id: int, upload_ids: tuple[str, ...], settings: Settings) -> bool:
+    from chalicelib import uploads  # S3: only for an edit's pictures
+
+    return uploads.still_stored(user_id, upload_ids, settings)
 
 
 def _tap_edit(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:

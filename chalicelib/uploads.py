@@ -157,6 +157,13 @@ def check_uploads(user_id: int, upload_ids: Sequence[str], settings: Settings, *
             raise InvalidRequest(f"{where} is not a {name} picture; upload a JPEG, PNG or WebP picture.")
 
 
+def still_stored(user_id: int, upload_ids: Sequence[str], settings: Settings) -> bool:
+    """Whether each upload's picture is still in the bucket (the uploads expiry rule removes them):
+    the bot's own copies have no upload record, so this asks S3 (a ranged GET of 16 bytes each)."""
+    s3 = aws.client("s3")
+    return all(_first_bytes(s3, settings.results_bucket, upload_key(user_id, upload_id)) for upload_id in upload_ids)
+
+
 def _first_bytes(s3: Any, bucket: str, key: str) -> bytes | None:
     try:
         stored = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{_SNIFF_BYTES - 1}")

@@ -174,7 +174,8 @@ button-again = 🔁 Again
 button-edit = ✏️ Edit
 button-original = 📎 Original
 callback-again-queued = Queued again. Cost: { CREDITS($cost) }.
-callback-edit-coming-soon = Editing pictures is coming soon.
+callback-again-already = Already being drawn again: taps this close together count as one.
+callback-again-pictures-gone = The pictures this edit used are no longer kept. Send the photo again with what to change.
 callback-original-sent = Sending the original file.
 # A button from an old message, or callback data we did not make.
 callback-stale = This button is out of date.

@@ -185,7 +185,8 @@ button-again = 🔁 Ещё раз
 button-edit = ✏️ Изменить
 button-original = 📎 Оригинал
 callback-again-queued = Снова в очереди. Стоимость: { CREDITS($cost) }.
-callback-edit-coming-soon = Редактирование картинок скоро появится.
+callback-again-already = Уже рисуется заново: нажатия подряд считаются одним.
+callback-again-pictures-gone = Картинки для этой правки больше не хранятся. Пришлите фото ещё раз и напишите, что изменить.
 callback-original-sent = Отправляю оригинал.
 # Кнопка из старого сообщения или данные, которые создали не мы.
 callback-stale = Эта кнопка устарела.

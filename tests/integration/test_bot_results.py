@@ -8,9 +8,13 @@ import json
 import time
 from typing import Any
 
+import pytest
+
+from chalicelib import aws, bot
 from chalicelib.handlers import sweeper
 from chalicelib.jobs import Job
 from chalicelib.tables import Generation
+from chalicelib.uploads import upload_key
 from tests.fakes.aiml import B64_PICTURE, aiml_error
 from tests.probes import balance, charges_of, generations_of
 from tests.telegram_helpers import ALICE_ID, callback_update, deliver, text_update
@@ -67,13 +71,73 @@ def test_a_double_tapped_again_charges_once(stack: Stack) -> None:
     assert len(generations_of(ALICE_ID)) == 2 and len(charges_of(ALICE_ID)) == 2 and balance(ALICE_ID) == 8
     again = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
     assert (again.prompt, again.model, again.aspect_ratio) == (first.prompt, first.model, first.aspect_ratio)
-    assert answers(stack) == ["Queued again. Cost: 1 credit."] * 2
+    # The second tap says what happened to it: no second "queued, cost" for a charge that did not happen.
+    assert answers(stack) == [
+        "Queued again. Cost: 1 credit.",
+        "Already being drawn again: taps this close together count as one.",
+    ]
     run_queued(stack)
     assert generation(Job(ALICE_ID, again.generation_id)).status == "completed"
     assert len(stack.telegram.pictures_to(ALICE_ID)) == 2
 
     handled(callback_update(f"again:{first.generation_id}", message_id=41))  # the button of another message
     assert len(charges_of(ALICE_ID)) == 3
+
+
+def test_a_later_tap_of_the_same_again_button_is_a_new_request_charged_as_new(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    now = time.time()
+    monkeypatch.setattr(bot.time, "time", lambda: now)
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))
+    monkeypatch.setattr(bot.time, "time", lambda: now + bot.AGAIN_DOUBLE_TAP_SECONDS + 1)
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))  # a deliberate tap, later
+
+    assert len(generations_of(ALICE_ID)) == 3 and len(charges_of(ALICE_ID)) == 3 and balance(ALICE_ID) == 7
+    assert answers(stack) == ["Queued again. Cost: 1 credit."] * 2
+
+
+def test_again_under_an_edited_picture_edits_the_same_picture_once_more(stack: Stack) -> None:
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    handled(callback_update(f"edit:{first.generation_id}", message_id=40))
+    handled(text_update("make it night", message_id=41))
+    run_queued(stack)
+    edit = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    assert generation(Job(ALICE_ID, edit.generation_id)).status == "completed"
+
+    handled(callback_update(f"again:{edit.generation_id}", message_id=42))
+
+    again = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    assert again.generation_id != edit.generation_id
+    assert (again.prompt, again.model, list(again.upload_ids)) == (edit.prompt, edit.model, list(edit.upload_ids))
+    assert answers(stack)[-1] == "Queued again. Cost: 1 credit." and len(charges_of(ALICE_ID)) == 3
+    run_queued(stack)
+    assert generation(Job(ALICE_ID, again.generation_id)).status == "completed"
+
+
+def test_again_under_an_edit_whose_pictures_expired_says_to_send_the_photo_again(stack: Stack) -> None:
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    handled(callback_update(f"edit:{first.generation_id}", message_id=40))
+    handled(text_update("make it night", message_id=41))
+    run_queued(stack)
+    edit = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
+    for upload_id in edit.upload_ids:  # the bucket's expiry rule removed the copy
+        aws.client("s3").delete_object(Bucket=stack.settings.results_bucket, Key=upload_key(ALICE_ID, upload_id))
+    before = len(charges_of(ALICE_ID))
+
+    handled(callback_update(f"again:{edit.generation_id}", message_id=42))
+
+    assert answers(stack)[-1] == (
+        "The pictures this edit used are no longer kept. Send the photo again with what to change."
+    )
+    assert len(charges_of(ALICE_ID)) == before and len(generations_of(ALICE_ID)) == 2
 
 
 def test_edit_asks_for_an_instruction_and_the_next_text_edits_that_picture(stack: Stack) -> None:
