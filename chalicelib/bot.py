@@ -452,11 +452,6 @@ def _unknown_command(bot: BotApi, settings: Settings, *, message: ChatMessage, a
 # --------------------------------------------------------------------------
 
 
-def _prompt_models(settings: Settings) -> list[catalogue.ImageModel]:
-    """The models a chat prompt can use (edit models need a picture)."""
-    return [model for model in catalogue.models(settings) if not model.edit]
-
-
 def _settings_screen(choices: Choices, screen: str, settings: Settings) -> tuple[str, dict[str, Any]]:
     """The text and keyboard of one /settings screen: ``menu``, ``models`` or ``ratios``."""
     lang = choices.language
@@ -474,7 +469,7 @@ def _settings_screen(choices: Choices, screen: str, settings: Settings) -> tuple
                     model.id,
                 )
             ]
-            for model in _prompt_models(settings)
+            for model in catalogue.prompt_models(settings)
         ]
         return t(lang, "settings-choose-model"), {"inline_keyboard": [*rows, back]}
     if screen == "ratios":
@@ -570,7 +565,7 @@ def _tap_screen(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, cho
 
 
 def _tap_model(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
-    if value not in {model.id for model in _prompt_models(settings)}:
+    if value not in {model.id for model in catalogue.prompt_models(settings)}:
         return False
     change = parse_settings_change(
         {"model": value}, settings, saved_model=user.model, saved_aspect_ratio=user.aspect_ratio

@@ -109,6 +109,11 @@ _EDIT_MODEL_OF = {
 }
 
 
+def prompt_models(settings: Settings) -> list[ImageModel]:
+    """The models a text prompt can use, the only ones a user may save: edit models need a picture."""
+    return [model for model in models(settings) if not model.edit]
+
+
 def edit_model_for(model_id: str, settings: Settings) -> ImageModel:
     """The edit model paired with ``model_id`` (an unknown id gets the default's)."""
     return get_model(_EDIT_MODEL_OF.get(model_id, _EDIT_MODEL_OF[DEFAULT_MODEL_ID]), settings)

@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from chalicelib.addresses import is_public_ip
 from chalicelib.auth import MAX_TELEGRAM_ID
-from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models
+from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models, prompt_models
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
 from chalicelib.model import GenerationOrder
@@ -341,7 +341,11 @@ def parse_settings_change(
     """``{"language"?, "model"?, "aspect_ratio"?}``: known values only, and an aspect ratio
     that suits the model it will be used with (the new one if given, else the saved one).
 
-    A new model that lacks the saved aspect ratio gets its own default one.
+    The model must be one a text prompt can use: it draws every later prompt,
+    and a photo is edited with the edit model the catalogue pairs with it (a
+    saved ratio that edit model lacks gives way to its default there), so an
+    edit model is refused. A new model that lacks the saved aspect ratio gets
+    its own default one.
     """
     _reject_unknown_fields(body, _SETTINGS_FIELDS)
     if not any(body.get(name) is not None for name in _SETTINGS_FIELDS):
@@ -353,6 +357,8 @@ def parse_settings_change(
     known = {model.id for model in models(settings)}
     model = get_model(model_id if model_id is not None else saved_model if saved_model in known else DEFAULT_MODEL_ID,
                       settings)  # fmt: skip
+    if model_id is not None and model.edit:
+        _refuse_edit_model_as_saved(model, settings)
     aspect_ratio = _optional_string(body, "aspect_ratio")
     if aspect_ratio is not None and aspect_ratio not in model.aspect_ratios:
         _invalid(
@@ -362,6 +368,16 @@ def parse_settings_change(
     if aspect_ratio is None and model_id is not None and saved_aspect_ratio not in model.aspect_ratios:
         aspect_ratio = model.default_aspect_ratio
     return SettingsChange(language=language, model=model_id, aspect_ratio=aspect_ratio)
+
+
+def _refuse_edit_model_as_saved(model: ImageModel, settings: Settings) -> NoReturn:
+    """The saved model draws every later text prompt, which an edit model cannot do without pictures."""
+    choices = ", ".join(m.id for m in prompt_models(settings))
+    _invalid(
+        f"{model.id} is an edit model: it needs pictures, so it cannot draw your text prompts. "
+        f"Choose a text-to-image model ({choices}); pictures you send are edited with its paired "
+        "edit model automatically."
+    )
 
 
 def parse_limit(value: str | None) -> int:

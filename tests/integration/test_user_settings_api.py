@@ -58,8 +58,7 @@ def test_put_settings_saves_any_of_them_and_answers_the_user_as_me_does() -> Non
         "aspect_ratio": "9:16",
     }
     assert put_settings(ALICE, {"language": "en"}).body["language"] == "en"
-    # A model that lacks the saved ratio falls back to its own default.
-    assert put_settings(ALICE, {"model": EDIT_MODEL}).body["settings"] == {"model": EDIT_MODEL, "aspect_ratio": "9:16"}
+    # 21:9 suits the text model; the photos' edit model, which lacks it, uses its own default there (§7).
     assert put_settings(ALICE, {"model": DEFAULT_MODEL, "aspect_ratio": "21:9"}).status == 200
 
 
@@ -73,7 +72,7 @@ def test_put_settings_refuses_unknown_values_and_ratios_the_model_lacks() -> Non
         {"language": "de"},
         {"model": "nobody/none"},
         {"aspect_ratio": "7:3"},
-        {"model": EDIT_MODEL, "aspect_ratio": "21:9"},  # the new model lacks it
+        {"model": EDIT_MODEL, "aspect_ratio": "21:9"},  # an edit model, which lacks it too
         {"language": 1},
         {"colour": "red"},
         [],
@@ -82,6 +81,25 @@ def test_put_settings_refuses_unknown_values_and_ratios_the_model_lacks() -> Non
         assert_error(put_settings(ALICE, body), 400, "invalid_request")
     assert_error(call("PUT", "/api/user/settings", json_body={"language": "ru"}), 401, "unauthorized")
     assert stored_user(ALICE["id"]).attribute_values == before
+
+
+def test_put_settings_refuses_an_edit_model_as_the_saved_one_and_changes_nothing() -> None:
+    register(ALICE)
+    put_settings(ALICE, {"model": PRO_MODEL, "aspect_ratio": "16:9"})
+    before = stored_user(ALICE["id"]).attribute_values
+
+    for body in ({"model": EDIT_MODEL}, {"model": EDIT_MODEL, "aspect_ratio": "1:1", "language": "ru"}):
+        refused = put_settings(ALICE, body)
+
+        # Every later text prompt would need pictures it does not have.
+        assert_error(refused, 400, "invalid_request")
+        message = refused.body["error"]["message"]
+        assert EDIT_MODEL in message and "text-to-image" in message
+        assert DEFAULT_MODEL in message and PRO_MODEL in message  # what to choose instead
+        assert "edit model automatically" in message  # and why the edit model is not lost
+    assert stored_user(ALICE["id"]).attribute_values == before
+    assert get("/api/user/me", ALICE).body["settings"] == {"model": PRO_MODEL, "aspect_ratio": "16:9"}
+    assert start(ALICE).body["generation"]["model"] == PRO_MODEL
 
 
 def test_a_generation_defaults_to_the_saved_model_and_aspect_ratio(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from chalicelib.catalogue import (
     get_model,
     models,
     pack_by_payload,
+    prompt_models,
 )
 from chalicelib.config import Settings, load_settings
 from chalicelib.errors import ConfigurationError, InvalidRequest
@@ -155,3 +156,7 @@ def test_bigger_packs_are_cheaper_per_credit() -> None:
     prices = [pack.stars / pack.credits for pack in sorted(PACKS, key=lambda pack: pack.credits)]
 
     assert prices == sorted(prices, reverse=True)
+
+
+def test_a_text_prompt_can_use_only_the_text_to_image_models() -> None:
+    assert [model.id for model in prompt_models(settings())] == [DEFAULT_MODEL_ID, "google/nano-banana-pro"]

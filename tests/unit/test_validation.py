@@ -20,6 +20,7 @@ from chalicelib.validation import (
     parse_idempotency_key,
     parse_json_object,
     parse_limit,
+    parse_settings_change,
     parse_user_id,
 )
 
@@ -194,6 +195,14 @@ def test_model_cost_follows_the_operators_settings() -> None:
     settings = load_settings({"MODEL_COSTS": f"{PRO}=9"})
 
     assert parse_generation_request({"prompt": "cat", "model": PRO}, settings).model.cost == 9
+
+
+def test_an_edit_model_cannot_be_the_saved_model() -> None:
+    with pytest.raises(InvalidRequest, match=r"nano-banana-edit is an edit model.*text-to-image") as caught:
+        parse_settings_change({"model": EDIT}, SETTINGS, saved_model=PRO, saved_aspect_ratio="1:1")
+
+    assert caught.value.code == "invalid_request" and caught.value.status == 400
+    assert f"{DEFAULT_MODEL_ID}, {PRO}" in caught.value.message
 
 
 @pytest.mark.parametrize(
