@@ -98,13 +98,12 @@ def get_model(model_id: str, settings: Settings) -> ImageModel:
     raise InvalidRequest(f"Unknown model {model_id[:100]!r}. Choose one of: {names}.")
 
 
-# The model that edits pictures for each model a user may choose (CONTRACT §7:
-# a photo sent to the bot is edited with the edit model paired with the user's
-# model). Until the catalogue has a Pro edit model, Pro's pictures are edited
-# by Nano Banana Edit too.
+# The model that edits pictures for each model a text prompt can use (CONTRACT
+# §7: a photo sent to the bot is edited with the edit model paired with the
+# user's model). Until the catalogue has a Pro edit model, Pro's pictures are
+# edited by Nano Banana Edit too.
 _EDIT_MODEL_OF = {
     DEFAULT_MODEL_ID: "google/nano-banana-edit",
-    "google/nano-banana-edit": "google/nano-banana-edit",
     "google/nano-banana-pro": "google/nano-banana-edit",
 }
 
@@ -114,9 +113,29 @@ def prompt_models(settings: Settings) -> list[ImageModel]:
     return [model for model in models(settings) if not model.edit]
 
 
-def edit_model_for(model_id: str, settings: Settings) -> ImageModel:
-    """The edit model paired with ``model_id`` (an unknown id gets the default's)."""
-    return get_model(_EDIT_MODEL_OF.get(model_id, _EDIT_MODEL_OF[DEFAULT_MODEL_ID]), settings)
+def prompt_model_for(model_id: str | None, settings: Settings) -> ImageModel:
+    """The model a text prompt uses when ``model_id`` is the saved one.
+
+    A text-to-image model is itself. An edit model (saved before
+    ``PUT /api/user/settings`` refused them) gives the first text model it is
+    paired with, the default first, so those users' prompts keep working;
+    anything else (none, or a model since withdrawn) the default.
+    """
+    available = prompt_models(settings)
+    for model in available:
+        if model.id == model_id:
+            return model
+    for model in available:
+        if _EDIT_MODEL_OF.get(model.id) == model_id:
+            return model
+    return get_model(DEFAULT_MODEL_ID, settings)
+
+
+def edit_model_for(model_id: str | None, settings: Settings) -> ImageModel:
+    """The edit model paired with the saved ``model_id`` (through ``prompt_model_for``, so an old
+    saved edit model edits with itself, and an unknown id gets the default's)."""
+    pair = _EDIT_MODEL_OF.get(prompt_model_for(model_id, settings).id, _EDIT_MODEL_OF[DEFAULT_MODEL_ID])
+    return get_model(pair, settings)
 
 
 _PAYLOAD_PREFIX = "nanogen:"

@@ -2,7 +2,8 @@
 
 One rule for every door: the API's ``/api/user/me`` and generation defaults,
 the bot's replies and prompts, and the language stored on each generation
-for the worker.
+for the worker. The model is one a text prompt can use (a photo's edit model
+is the catalogue's pair of it, ``catalogue.edit_model_for``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ def choices_of(user: User | None, settings: Settings, *, language_code: str | No
     """What applies to ``user`` now; ``language_code`` (Telegram's, from the update) wins over the stored one."""
     saved_language = user.language if user is not None else None
     telegram_language = language_code or (user.language_code if user is not None else None)
-    available = catalogue.models(settings)
-    by_id = {model.id: model for model in available}
-    saved_model = user.model if user is not None else None
-    model = by_id.get(saved_model or "") or by_id[catalogue.DEFAULT_MODEL_ID]
+    # Always a model a text prompt can use: a user who saved an edit model before
+    # that was refused gets its paired text model, not a prompt that cannot run.
+    model = catalogue.prompt_model_for(user.model if user is not None else None, settings)
     saved_ratio = user.aspect_ratio if user is not None else None
     aspect_ratio = saved_ratio if saved_ratio in model.aspect_ratios and saved_ratio else model.default_aspect_ratio
     return Choices(

@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from chalicelib.addresses import is_public_ip
 from chalicelib.auth import MAX_TELEGRAM_ID
-from chalicelib.catalogue import DEFAULT_MODEL_ID, ImageModel, get_model, models, prompt_models
+from chalicelib.catalogue import ImageModel, get_model, models, prompt_model_for, prompt_models
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest
 from chalicelib.model import GenerationOrder
@@ -190,10 +190,7 @@ def parse_generation_request(
     prompt = _text(body.get("prompt"), "prompt", max_chars=MAX_PROMPT_CHARS)
 
     model_id = _optional_string(body, "model")
-    if model_id is None:
-        known = {model.id for model in models(settings)}
-        model_id = saved_model if saved_model in known else DEFAULT_MODEL_ID
-    model = get_model(model_id, settings)
+    model = get_model(model_id, settings) if model_id is not None else prompt_model_for(saved_model, settings)
 
     aspect_ratio = _optional_string(body, "aspect_ratio")
     if aspect_ratio is None:
@@ -354,11 +351,12 @@ def parse_settings_change(
     if language is not None and language not in USER_LANGUAGES:
         _invalid(f"language {_shown(language)} is not supported; choose one of: {', '.join(USER_LANGUAGES)}.")
     model_id = _optional_string(body, "model")
-    known = {model.id for model in models(settings)}
-    model = get_model(model_id if model_id is not None else saved_model if saved_model in known else DEFAULT_MODEL_ID,
-                      settings)  # fmt: skip
-    if model_id is not None and model.edit:
-        _refuse_edit_model_as_saved(model, settings)
+    if model_id is None:
+        model = prompt_model_for(saved_model, settings)  # the one the saved settings apply with
+    else:
+        model = get_model(model_id, settings)
+        if model.edit:
+            _refuse_edit_model_as_saved(model, settings)
     aspect_ratio = _optional_string(body, "aspect_ratio")
     if aspect_ratio is not None and aspect_ratio not in model.aspect_ratios:
         _invalid(

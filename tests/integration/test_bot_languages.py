@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import bot, buttons, catalogue, config, money
+from chalicelib import bot, buttons, catalogue, config, money, records
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
@@ -184,6 +184,34 @@ def test_settings_taps_save_the_aspect_ratio_and_model_used_by_the_next_prompt(f
     assert "Nano Banana Pro is drawing" in fake_telegram.texts()[-1] and "Cost: 4 credits." in fake_telegram.texts()[-1]
     for markup in keyboards(fake_telegram):
         assert all(len(data.encode()) <= CALLBACK_DATA_BYTES for data in button_data(markup).values())
+
+
+def test_settings_offer_only_models_a_prompt_can_use_and_show_what_a_prompt_costs(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The text model and its edit pair priced apart, so the cost shown tells them apart.
+    use_settings(monkeypatch, MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=2")
+    handled(text_update("/start"))
+    records.save_settings(ALICE_ID, model="google/nano-banana-edit", aspect_ratio="3:4")  # saved before the fix
+
+    handled(text_update("/settings"))
+    menu = fake_telegram.sent("sendMessage")[-1]
+    assert "Model: Nano Banana\n" in menu["text"] and "Aspect ratio: 3:4" in menu["text"]
+    assert "One picture costs 2 credits." in menu["text"]
+    handled(callback_update("set:models", message_id=5))
+    offered = button_data(fake_telegram.sent("editMessageText")[-1]["reply_markup"])
+    assert offered == {
+        "✓ Nano Banana · 2 credits": f"set:m:{catalogue.DEFAULT_MODEL_ID}",  # what applies is the one marked
+        "Nano Banana Pro · 4 credits": "set:m:google/nano-banana-pro",
+        "« Back": "set:menu",
+    }
+    assert {data.removeprefix("set:m:") for data in offered.values()} - {"set:menu"} == {
+        model.id for model in catalogue.models(ready()) if not model.edit
+    }
+
+    handled(text_update("a harbour at night"))  # the prompt is charged what /settings said
+    [generation] = generations_of(ALICE_ID)
+    assert (generation.model, generation.aspect_ratio, int(generation.cost)) == (catalogue.DEFAULT_MODEL_ID, "3:4", 2)
 
 
 def test_a_model_without_the_saved_aspect_ratio_falls_back_to_its_default(

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, bot
+from chalicelib import aws, bot, records
+from chalicelib.catalogue import DEFAULT_MODEL_ID
 from chalicelib.handlers import sweeper
 from chalicelib.jobs import Job
 from chalicelib.tables import Generation
@@ -56,6 +57,26 @@ def test_a_16_9_chosen_in_settings_reaches_the_provider_and_the_picture_has_its_
         "✏️ Edit": f"edit:{done.generation_id}",
         "📎 Original": f"orig:{done.generation_id}",
     }
+
+
+def test_a_user_who_saved_an_edit_model_before_the_fix_gets_the_paired_text_model_for_a_prompt(
+    stack: Stack,
+) -> None:
+    handled(text_update("/start"))
+    records.save_settings(ALICE_ID, model="google/nano-banana-edit", aspect_ratio="9:16")  # as PUT once let them
+
+    handled(text_update("a lighthouse in a storm"))
+
+    [queued] = generations_of(ALICE_ID)  # not refused for lack of pictures
+    assert (queued.status, queued.model, queued.aspect_ratio) == ("pending", DEFAULT_MODEL_ID, "9:16")
+    assert "Nano Banana is drawing" in stack.telegram.texts_to(ALICE_ID)[-1]
+    assert balance(ALICE_ID) == 9
+    run_queued(stack)
+    [request] = stack.aiml.requests
+    assert (request.body["model"], request.body["aspect_ratio"]) == (DEFAULT_MODEL_ID, "9:16")
+    assert "image_urls" not in request.body
+    assert generation(Job(ALICE_ID, queued.generation_id)).status == "completed"
+    assert len(stack.telegram.pictures_to(ALICE_ID)) == 1
 
 
 def test_a_double_tapped_again_charges_once(stack: Stack) -> None:

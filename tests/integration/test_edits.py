@@ -596,13 +596,20 @@ def test_the_bot_token_is_in_no_provider_request_message_body_row_or_log_line(
     assert secret not in all_rows_text()
 
 
-@pytest.mark.parametrize(("saved", "used"), [("21:9", "1:1"), ("16:9", "16:9")])
+@pytest.mark.parametrize(
+    ("model", "saved", "used"),
+    [
+        ("google/nano-banana-pro", "21:9", "1:1"),
+        ("google/nano-banana-pro", "16:9", "16:9"),
+        (EDIT_MODEL, "9:16", "9:16"),  # an edit model saved before PUT /api/user/settings refused them
+    ],
+)
 def test_the_edit_model_is_paired_with_the_users_model_and_keeps_a_ratio_it_has(
-    edits: tuple[Stack, FakeTelegram], saved: str, used: str
+    edits: tuple[Stack, FakeTelegram], model: str, saved: str, used: str
 ) -> None:
     _, telegram = edits
     handled(text_update("/start"))
-    records.save_settings(ALICE_ID, model="google/nano-banana-pro", aspect_ratio=saved)  # as /settings saves them
+    records.save_settings(ALICE_ID, model=model, aspect_ratio=saved)  # as /settings (or, once, PUT) saved them
 
     handled(update_of(photo_message(telegram.add_file(RED), caption="wider")))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import money
+from chalicelib import money, records
 from tests.api_helpers import (
     ALICE,
     BOB,
@@ -100,6 +100,23 @@ def test_put_settings_refuses_an_edit_model_as_the_saved_one_and_changes_nothing
     assert stored_user(ALICE["id"]).attribute_values == before
     assert get("/api/user/me", ALICE).body["settings"] == {"model": PRO_MODEL, "aspect_ratio": "16:9"}
     assert start(ALICE).body["generation"]["model"] == PRO_MODEL
+
+
+def test_a_user_who_saved_an_edit_model_before_the_fix_gets_its_paired_text_model() -> None:
+    register(ALICE)
+    records.save_settings(ALICE["id"], model=EDIT_MODEL, aspect_ratio="9:16")  # as PUT once let them
+
+    # What applies is shown, and a prompt without a model uses it instead of failing.
+    assert get("/api/user/me", ALICE).body["settings"] == {"model": DEFAULT_MODEL, "aspect_ratio": "9:16"}
+    started = start(ALICE)
+    assert started.status == 202, started.body
+    generation = started.body["generation"]
+    assert (generation["model"], generation["aspect_ratio"], generation["cost"]) == (DEFAULT_MODEL, "9:16", 1)
+    # A new ratio is checked against that text model (the edit model lacks 21:9).
+    assert put_settings(ALICE, {"aspect_ratio": "21:9"}).body["settings"] == {
+        "model": DEFAULT_MODEL,
+        "aspect_ratio": "21:9",
+    }
 
 
 def test_a_generation_defaults_to_the_saved_model_and_aspect_ratio(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,11 @@ from chalicelib.catalogue import (
     DEFAULT_MODEL_ID,
     PACKS,
     CreditPack,
+    edit_model_for,
     get_model,
     models,
     pack_by_payload,
+    prompt_model_for,
     prompt_models,
 )
 from chalicelib.config import Settings, load_settings
@@ -160,3 +162,25 @@ def test_bigger_packs_are_cheaper_per_credit() -> None:
 
 def test_a_text_prompt_can_use_only_the_text_to_image_models() -> None:
     assert [model.id for model in prompt_models(settings())] == [DEFAULT_MODEL_ID, "google/nano-banana-pro"]
+
+
+@pytest.mark.parametrize(
+    ("saved", "used"),
+    [
+        (DEFAULT_MODEL_ID, DEFAULT_MODEL_ID),
+        ("google/nano-banana-pro", "google/nano-banana-pro"),
+        ("google/nano-banana-edit", DEFAULT_MODEL_ID),  # saved before PUT refused edit models: its text pair
+        ("nobody/withdrawn", DEFAULT_MODEL_ID),
+        (None, DEFAULT_MODEL_ID),
+    ],
+)
+def test_a_saved_model_gives_a_text_model_for_prompts_and_an_edit_model_for_photos(
+    saved: str | None, used: str
+) -> None:
+    current = settings(MODEL_COSTS="google/nano-banana-pro=9")
+
+    prompt_model = prompt_model_for(saved, current)
+
+    assert (prompt_model.id, prompt_model.edit) == (used, False)
+    assert prompt_model.cost == get_model(used, current).cost  # the operator's price
+    assert edit_model_for(saved, current).id == "google/nano-banana-edit"

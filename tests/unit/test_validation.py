@@ -197,12 +197,24 @@ def test_model_cost_follows_the_operators_settings() -> None:
     assert parse_generation_request({"prompt": "cat", "model": PRO}, settings).model.cost == 9
 
 
+def test_a_saved_edit_model_gives_its_text_pair_to_a_prompt_without_a_model() -> None:
+    request = parse_generation_request({"prompt": "cat"}, SETTINGS, saved_model=EDIT, saved_aspect_ratio="9:16")
+
+    assert (request.model.id, request.aspect_ratio, request.image_urls) == (DEFAULT_MODEL_ID, "9:16", ())
+
+
 def test_an_edit_model_cannot_be_the_saved_model() -> None:
     with pytest.raises(InvalidRequest, match=r"nano-banana-edit is an edit model.*text-to-image") as caught:
         parse_settings_change({"model": EDIT}, SETTINGS, saved_model=PRO, saved_aspect_ratio="1:1")
 
     assert caught.value.code == "invalid_request" and caught.value.status == 400
     assert f"{DEFAULT_MODEL_ID}, {PRO}" in caught.value.message
+
+
+def test_a_new_ratio_is_checked_against_the_text_model_a_saved_edit_model_gives() -> None:
+    change = parse_settings_change({"aspect_ratio": "21:9"}, SETTINGS, saved_model=EDIT, saved_aspect_ratio="1:1")
+
+    assert (change.model, change.aspect_ratio) == (None, "21:9")
 
 
 @pytest.mark.parametrize(
