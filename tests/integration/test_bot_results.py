@@ -150,7 +150,7 @@ def test_again_under_an_edit_whose_pictures_expired_says_to_send_the_photo_again
     run_queued(stack)
     edit = max(generations_of(ALICE_ID), key=lambda g: g.generation_id)
     for upload_id in edit.upload_ids:  # the bucket's expiry rule removed the copy
-        aws.client("s3").delete_object(Bucket=stack.settings.results_bucket, Key=upload_key(ALICE_ID, upload_id))
+        aws.client("s3").delete_object(Bucket=stack.settings.results_bucket, Key=upload_key(ALICE_ID, str(upload_id)))
     before = len(charges_of(ALICE_ID))
 
     handled(callback_update(f"again:{edit.generation_id}", message_id=42))
