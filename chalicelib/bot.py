@@ -41,7 +41,7 @@ from chalicelib.errors import (
     UserBanned,
 )
 from chalicelib.i18n import t
-from chalicelib.model import GenerationStatus, Profile, StartResult
+from chalicelib.model import NOT_PICTURE_MEDIA, GenerationStatus, Profile, StartResult
 from chalicelib.observability import count, logger
 from chalicelib.tables import User
 from chalicelib.telegram import BotApi, truncate
@@ -70,8 +70,8 @@ PAYSUPPORT_PURCHASES = 5
 # One forwarded /paysupport request per user per window reaches the operator.
 PAYSUPPORT_WINDOW_SECONDS = 900
 _RATIOS_PER_ROW = 5
-# Message fields that carry a file the bot may be asked to edit (chalicelib.photos).
-_PICTURE_FIELDS = ("photo", "document", "sticker")
+# Message fields that carry a file the bot may be asked to edit, or must say it cannot (chalicelib.photos).
+_PICTURE_FIELDS = ("photo", "document", "sticker", *NOT_PICTURE_MEDIA)
 
 
 @dataclass(frozen=True)

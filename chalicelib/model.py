@@ -86,6 +86,11 @@ class GenerationOrder:
     upload_ids: tuple[str, ...] = ()  # the user's own reference pictures (chalicelib.uploads)
 
 
+# Telegram media that are not pictures: the bot answers "I can only edit pictures" (CONTRACT §7),
+# never drops them in silence.
+NOT_PICTURE_MEDIA = ("video", "video_note", "voice", "audio", "animation")
+
+
 @dataclass(frozen=True)
 class StartResult:
     generation: Generation

@@ -47,7 +47,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
 from chalicelib.i18n import Language, t
 from chalicelib.jobs import Job
-from chalicelib.model import GenerationStatus, Profile
+from chalicelib.model import NOT_PICTURE_MEDIA, GenerationStatus, Profile
 from chalicelib.observability import count, logger
 from chalicelib.telegram import BotApi
 from chalicelib.usecases.generation import order_generation
@@ -109,6 +109,8 @@ def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPictur
         return _checked(largest, settings)
     if isinstance(message.get("sticker"), dict):
         return Refusal("edit-sticker-refused")
+    if any(isinstance(message.get(kind), dict) for kind in NOT_PICTURE_MEDIA):
+        return Refusal("edit-not-an-image")
     document = message.get("document")
     if isinstance(document, dict) and isinstance(document.get("file_id"), str):
         if str(document.get("mime_type", "")).lower() not in uploads.CONTENT_TYPES:

@@ -73,6 +73,21 @@ def _sticker(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
     handled(sticker)
 
 
+def _voice_note(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
+    voice = update_of(text_message("ignored", language_code=lang))
+    del voice["message"]["text"]
+    voice["message"]["voice"] = {"file_id": "v1", "file_unique_id": "v1", "duration": 3, "mime_type": "audio/ogg"}
+    handled(voice)
+
+
+def _video(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
+    video = update_of(text_message("ignored", language_code=lang))
+    del video["message"]["text"]
+    video["message"]["caption"] = "make it brighter"
+    video["message"]["video"] = {"file_id": "m1", "file_unique_id": "m1", "width": 640, "height": 360, "duration": 5}
+    handled(video)
+
+
 def _fake_png(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
     fake = telegram.add_file(b"<html>surprise</html>", folder="documents", extension="png")
     handled(update_of(document_message(fake, "image/png", caption="edit this", language_code=lang)))
@@ -144,6 +159,16 @@ class EditText:
 EDIT_TEXTS = {
     "not-an-image": EditText(
         _pdf,
+        "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
+        "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
+    ),
+    "voice-note": EditText(
+        _voice_note,
+        "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
+        "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
+    ),
+    "video-with-caption": EditText(
+        _video,
         "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
         "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
     ),
