@@ -311,12 +311,13 @@ def _balance(bot: BotApi, settings: Settings, *, message: ChatMessage, argument:
 
 
 def help_text(settings: Settings, lang: str) -> str:
-    """What the bot does, what it costs, and every command."""
+    """What the bot does (pictures from text, edits of photos), what it costs, and every command."""
     prices = [t(lang, "help-price-line", model=model.name, cost=model.cost) for model in catalogue.models(settings)]
     commands = [t(lang, "help-command-line", command=name, description=t(lang, f"command-{name}")) for name in MENU]
     return "\n".join(
         [
             t(lang, "help-intro", max_chars=MAX_PROMPT_CHARS),
+            t(lang, "help-edit-photo"),
             "",
             t(lang, "help-prices-title"),
             *prices,

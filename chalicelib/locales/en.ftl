@@ -20,7 +20,6 @@ button-open-app = Open NanoGen
 # A choice button that is the current setting.
 button-selected = ✓ { $label }
 button-back = « Back
-error-unexpected = Something went wrong on our side. Please try again in a minute.
 unknown-command = I don't know that command. Send /help to see what I can do, or just write what I should draw.
 
 
@@ -72,7 +71,6 @@ help-refund-note = A picture that cannot be made costs nothing: its credits come
 
 ## /buy: Telegram Stars invoices, one per credit pack
 
-buy-intro = Pick a pack: you pay with Telegram Stars, and the credits arrive as soon as the payment goes through.
 # Invoice title and price label: at most 32 characters.
 pack-title = { CREDITS($credits) }
 pack-description = { CREDITS($credits) } for AI pictures in NanoGen.
@@ -148,7 +146,6 @@ refusal-too-many-active = At most { $limit ->
         [one] { $limit } picture
        *[other] { $limit } pictures
     } can be drawn at once. Wait for one to finish.
-refusal-prompt-empty = Write what I should draw.
 refusal-prompt-too-long = The description is too long: at most { $max_chars } characters, yours has { $length }.
 # A model or aspect ratio that no longer fits (an old setting, a changed catalogue).
 refusal-invalid-settings = This picture cannot be drawn with your current settings. Check them in /settings.

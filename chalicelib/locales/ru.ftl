@@ -23,7 +23,6 @@ button-open-app = Открыть NanoGen
 # Кнопка выбора, который сейчас действует.
 button-selected = ✓ { $label }
 button-back = « Назад
-error-unexpected = У нас что-то сломалось. Попробуйте ещё раз через минуту.
 unknown-command = Такой команды я не знаю. Список команд — в /help, а можно просто написать, что нарисовать.
 
 
@@ -78,7 +77,6 @@ help-refund-note = Если картинка не получилась, она �
 
 ## /buy: счета в Telegram Stars, по одному на пакет кредитов
 
-buy-intro = Выберите пакет: оплата в Telegram Stars, кредиты придут сразу после оплаты.
 # Заголовок счёта и подпись цены: не больше 32 символов.
 pack-title = { CREDITS($credits) }
 pack-description = { CREDITS($credits) } на картинки с ИИ в NanoGen.
@@ -156,7 +154,6 @@ refusal-too-many-active = Одновременно рисуется не бол�
         [one] { $limit } картинки
        *[other] { $limit } картинок
     }. Дождитесь, пока одна будет готова.
-refusal-prompt-empty = Напишите, что нарисовать.
 refusal-prompt-too-long = Описание слишком длинное: можно до { $max_chars ->
         [one] { $max_chars } символа
        *[other] { $max_chars } символов

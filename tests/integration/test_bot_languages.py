@@ -82,6 +82,7 @@ def test_a_russian_users_start_balance_help_and_invoices_are_in_russian(fake_tel
     assert help_text.startswith("NanoGen рисует картинки с помощью ИИ.")
     assert "Команды:" in help_text and "/settings — Модель и формат картинки" in help_text
     assert "• Nano Banana Pro: 4 кредита за картинку" in help_text
+    assert "Чтобы изменить картинку, пришлите её с подписью, что поменять" in help_text  # editing is explained
 
     handled(text_update("/buy", language_code="ru"))
     invoices = fake_telegram.sent("sendInvoice")
@@ -346,6 +347,7 @@ def test_terms_show_the_operators_link_or_the_built_in_text(
 def test_help_lists_every_command_the_bot_answers(fake_telegram: FakeTelegram) -> None:
     handled(text_update("/help"))
     text = fake_telegram.texts()[-1]
+    assert "To change a picture, send it with a caption saying what to change" in text
     commands = {
         "start",
         "balance",
