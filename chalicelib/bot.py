@@ -955,7 +955,13 @@ def _promo(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: s
     else:
         count("PromoRedemptions")
         count("CreditsGranted", redeemed.granted)
-        text = t(lang, "promo-granted", credits=redeemed.granted, balance=redeemed.credits)
+        granted = t(lang, "promo-granted", credits=redeemed.granted, balance=redeemed.credits)
+        try:
+            _say(bot, message.chat_id, granted, reply_to=message.message_id)
+        except TelegramError as error:
+            # The credits are granted: a re-sent update would only answer "already used".
+            logger.warning("promo reply not delivered", extra={"error_code": error.error_code})
+        return
     _say(bot, message.chat_id, text, reply_to=message.message_id)
 
 

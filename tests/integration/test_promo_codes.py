@@ -178,6 +178,18 @@ def test_a_redelivered_promo_update_grants_once(fake_telegram: FakeTelegram) -> 
     assert len(fake_telegram.texts()) == 1
 
 
+def test_a_promo_reply_that_telegram_failed_is_not_redone_as_already_used(fake_telegram: FakeTelegram) -> None:
+    create_promo("SPRING-25", credits=25)
+    fake_telegram.refuse_next("sendMessage", 502, "Bad Gateway")
+    update = text_update("/promo SPRING-25")
+
+    assert deliver(update).status_code == 200  # granted: the update is done, not handed back to Telegram
+    assert deliver(update).status_code == 200  # Telegram's re-send (if any) changes nothing
+    assert balance(ALICE["id"]) == 35
+    # One reply, tried once and lost; no "you have already used this code" follows the grant.
+    assert fake_telegram.texts() == ["Code accepted: 25 credits added. Your balance: 35 credits."]
+
+
 # --- races, on the serialized emulator ------------------------------------------------
 
 
