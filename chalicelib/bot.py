@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import buttons, catalogue, money, queries, records, referrals
+from chalicelib import buttons, catalogue, guards, money, queries, records, referrals
 from chalicelib.auth import MAX_TELEGRAM_ID
 from chalicelib.choices import Choices, choices_of
 from chalicelib.config import Settings
@@ -381,8 +381,6 @@ def short_charge_id(charge_id: str) -> str:
 
 def _paysupport(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     """Who helps with payments, the user's latest purchases, and the request forwarded to the operator."""
-    from chalicelib import guards  # the throttle: only on this path
-
     _, choices = _known_user(message.sender, settings)
     lang = choices.language
     if not settings.support_contact and not settings.alert_chat_id:
@@ -604,9 +602,9 @@ def _tap_ratio(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choi
 AGAIN_DOUBLE_TAP_SECONDS = 10
 
 
-def again_key(tap: ButtonTap, now: float) -> str:
-    """The idempotency key of an "again" tap: its message and its double-tap window."""
-    return f"again:{tap.chat_id}:{tap.message_id}:{int(now // AGAIN_DOUBLE_TAP_SECONDS)}"
+def again_key(tap: ButtonTap, first_query_id: str) -> str:
+    """The idempotency key of an "again" tap: its message and the tap it repeats (``guards.again_tap``)."""
+    return f"again:{tap.chat_id}:{tap.message_id}:{first_query_id}"
 
 
 def _tap_again(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choices: Choices, value: str) -> bool:
@@ -628,24 +626,34 @@ def _tap_again(bot: BotApi, settings: Settings, tap: ButtonTap, user: User, choi
             # The pictures it edited are no longer kept (uploads expire): say how to edit again.
             _answer(bot, tap, t(lang, "callback-again-pictures-gone"), alert=True)
             return True
+        first_tap = _first_tap(tap)
         result = order_generation(
             tap.sender,
             wanted.order(),
             settings,
             chat_id=tap.chat_id,
             source="bot",
-            idempotency_key=again_key(tap, time.time()),
+            idempotency_key=again_key(tap, first_tap),
             replay_any_status=True,
             language=lang,
         )
     except ApiError as refused:
         _answer(bot, tap, refusal_text(refused, lang, settings, cost=cost, balance=int(user.credits)), alert=True)
         return True
-    if result.replayed:
+    if result.replayed and first_tap != tap.query_id:  # a double tap; its own re-send is answered as new
         _answer(bot, tap, t(lang, "callback-again-already"))
         return True
     _answer(bot, tap, t(lang, "callback-again-queued", cost=int(result.generation.cost)))
     return True
+
+
+def _first_tap(tap: ButtonTap) -> str:
+    """The query this tap repeats: a double tap's first, or (any other tap, or Telegram re-sending one) its own."""
+    if tap.chat_id is None or tap.message_id is None:
+        return tap.query_id
+    return guards.again_tap(
+        tap.chat_id, tap.message_id, tap.query_id, window_seconds=AGAIN_DOUBLE_TAP_SECONDS, now=time.time()
+    )
 
 
 def _pictures_kept(user_id: int, upload_ids: tuple[str, ...], settings: Settings) -> bool:

@@ -34,6 +34,7 @@ from chalicelib.errors import BroadcastStopped, OutcomeUnknown, TransactionCance
 from chalicelib.model import BroadcastOutcome, BroadcastStatus, UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.tables import (
+    AgainTap,
     AlbumRecord,
     AlertWindow,
     Broadcast,
@@ -311,6 +312,35 @@ def picture_shown(chat_id: int, message_id: int) -> str | None:
         return None
 
 
+# "Again" taps: one AgainTap per result message
+# --------------------------------------------------------------------------
+
+
+def again_tap(chat_id: int, message_id: int, query_id: str, *, window_seconds: int, now: float) -> str:
+    """The callback query whose request this tap repeats: its own, or (a double tap) the query that
+    tapped the same message less than ``window_seconds`` ago. The same query id, re-sent by Telegram
+    at any time, always gets its own back, so a redelivered tap never becomes a new request."""
+    key = AgainTap.key(chat_id, message_id)
+    for _ in range(3):  # the record can expire between our put and our read
+        record = AgainTap(pk=key, query_id=query_id, expires_at=int(now) + window_seconds)
+        try:
+            record.save(
+                condition=AgainTap.pk.does_not_exist()
+                | (AgainTap.expires_at < int(now))
+                | (AgainTap.query_id == query_id)
+            )
+            return query_id
+        except PutError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+        try:
+            return str(AgainTap.get(key, consistent_read=True).query_id)
+        except DoesNotExist:
+            continue
+    return query_id
+
+
+# --------------------------------------------------------------------------
 # Broadcasts: one BroadcastDelivery per broadcast and user, one send clock
 # --------------------------------------------------------------------------
 
@@ -371,12 +401,19 @@ def claim_broadcast_deliveries(broadcast_id: str, user_ids: list[int]) -> set[in
     return set(user_ids)
 
 
-def _claim_one(broadcast_id: str, user_id: int, token: str) -> bool:
+def _claim_one(broadcast_id: str, user_id: int, token: str, *, tries: int = 2) -> bool:
     tx = Transaction()
     tx.check("broadcast", *_still_sending(broadcast_id))
     tx.put("delivery", _delivery(broadcast_id, user_id, token), BroadcastDelivery.pk.does_not_exist())
     try:
         tx.commit()
+    except OutcomeUnknown:
+        # Applied or not: ours if it holds our token; else not written (or another's): claim once more.
+        if _claimed_by(broadcast_id, [user_id], token):
+            return True
+        if tries <= 1:
+            raise
+        return _claim_one(broadcast_id, user_id, token, tries=tries - 1)
     except TransactionCancelled as cancelled:
         if cancelled.failed("broadcast"):
             raise BroadcastStopped() from None

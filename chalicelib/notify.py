@@ -88,9 +88,10 @@ def deliver_pictures(
             count("DeliveryDeferred")
             raise DeliveryDeferred(str(error), retry_after=error.retry_after) from None
         sent_now += 1
+        # First, so a reply to it edits it even when recording the progress finds the lease gone.
+        _remember_picture(generation, index, image, sent)
         if accepted is not None:
             accepted(index)
-        _remember_picture(generation, index, image, sent)
     count("PicturesDelivered", sent_now)
     return True
 

@@ -242,6 +242,16 @@ class AlertWindow(_Guard):
         return f"alert#{kind}#{window_start}"
 
 
+class AgainTap(_Guard):
+    """The last "again" tap of one result message: taps soon after it are the same request (a double tap)."""
+
+    query_id = UnicodeAttribute()  # the callback query whose request later taps in the window repeat
+
+    @staticmethod
+    def key(chat_id: int, message_id: int) -> str:
+        return f"again#{chat_id}#{message_id}"
+
+
 class UploadRecord(_Guard):
     """A presigned upload handed to a Mini App user: who owns it and what it must be."""
 

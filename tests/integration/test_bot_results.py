@@ -17,9 +17,10 @@ from chalicelib.jobs import Job
 from chalicelib.tables import Generation
 from chalicelib.uploads import upload_key
 from tests.fakes.aiml import B64_PICTURE, aiml_error
+from tests.growth_helpers import race
 from tests.probes import balance, charges_of, generations_of
 from tests.telegram_helpers import ALICE_ID, callback_update, deliver, text_update
-from tests.worker_helpers import Stack, generation, stored_result
+from tests.worker_helpers import Stack, crashing_after, generation, stored_result
 
 
 def handled(update: dict[str, Any]) -> None:
@@ -119,6 +120,44 @@ def test_a_later_tap_of_the_same_again_button_is_a_new_request_charged_as_new(
 
     assert len(generations_of(ALICE_ID)) == 3 and len(charges_of(ALICE_ID)) == 3 and balance(ALICE_ID) == 7
     assert answers(stack) == ["Queued again. Cost: 1 credit."] * 2
+
+
+def test_four_racing_taps_of_one_again_button_charge_once(stack: Stack) -> None:
+    """A double (or quadruple) tap: its callback queries race through the webhook at once."""
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    taps = [callback_update(f"again:{first.generation_id}", message_id=40) for _ in range(4)]
+
+    statuses = race(4, lambda index: deliver(taps[index]).status_code)
+
+    assert statuses == [200] * 4
+    assert len(charges_of(ALICE_ID)) == 2 and len(generations_of(ALICE_ID)) == 2 and balance(ALICE_ID) == 8
+    assert sorted(str(answer) for answer in answers(stack)) == sorted(
+        ["Queued again. Cost: 1 credit."] + ["Already being drawn again: taps this close together count as one."] * 3
+    )
+
+
+def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambda died after the charge (the update's claim released): Telegram re-sends the same tap,
+    even after the double-tap window, and it is the same request, not a new one."""
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    tap = callback_update(f"again:{first.generation_id}", message_id=40)
+    now = time.time()
+    monkeypatch.setattr(bot.time, "time", lambda: now)
+    with crashing_after(monkeypatch, bot, "order_generation", RuntimeError):
+        assert deliver(tap).status_code == 500  # charged, then the crash: Telegram will re-send
+    assert len(charges_of(ALICE_ID)) == 2
+
+    monkeypatch.setattr(bot.time, "time", lambda: now + 5 * bot.AGAIN_DOUBLE_TAP_SECONDS)
+    handled(tap)  # the same callback query, re-sent later
+
+    assert len(charges_of(ALICE_ID)) == 2 and len(generations_of(ALICE_ID)) == 2 and balance(ALICE_ID) == 8
+    assert answers(stack)[-1] == "Queued again. Cost: 1 credit."  # its own request, answered as it was meant
 
 
 def test_again_under_an_edited_picture_edits_the_same_picture_once_more(stack: Stack) -> None:
