@@ -8,11 +8,8 @@ invariants from the tables after each test.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Sequence
 
 import pytest
 
@@ -21,25 +18,10 @@ from chalicelib.errors import InsufficientCredits, NotCancellable
 from chalicelib.model import Claim, ClaimOutcome, StartResult
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
+from tests.growth_helpers import race
 from tests.money_helpers import ALICE, balance, settings_with, start
 
 pytestmark = [pytest.mark.emulator, pytest.mark.usefixtures("emulator")]
-T = TypeVar("T")
-
-
-def race(count: int, action: Callable[[int], T]) -> list[T | BaseException]:
-    """Run ``action(i)`` ``count`` times at once, released together by a barrier."""
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> T | BaseException:
-        barrier.wait()
-        try:
-            return action(index)
-        except BaseException as error:  # the caller inspects what each attempt got
-            return error
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def kinds(results: Sequence[object]) -> Counter[str]:
