@@ -253,6 +253,11 @@ class MiniApp:
         state: dict[str, Any] = self.page.evaluate("window.__tg.mainButton()")
         return state
 
+    def main_button_active_history(self) -> list[bool]:
+        """Whether the main button was active, for every state the app gave it, oldest first."""
+        history: list[bool] = self.page.evaluate("window.__tg.mainActiveHistory()")
+        return history
+
     def tap_main_button(self, times: int = 1) -> None:
         """Taps in one go, as fast as a finger on a phone can double-tap."""
         self.page.evaluate(f"() => {{ for (let i = 0; i < {times}; i++) window.__tg.clickMain(); }}")

@@ -2,6 +2,7 @@
 // It looks like a host (TelegramWebviewProxy), so the app uses the main and back buttons instead of
 // drawing its own, and it records what the app asks of Telegram in window.__tg:
 //   __tg.mainButton()     the main button's current text / visible / active / progress
+//   __tg.mainActiveHistory()  is_active of every setParams the main button was given, in order
 //   __tg.clickMain()      a tap on the main button;  __tg.clickBack() a tap on the back button
 //   __tg.invoices         the links passed to openInvoice;  __tg.finishInvoice(status) closes it
 // window.__tgScheme ("light" or "dark") picks the theme Telegram would send.
@@ -87,6 +88,9 @@
     invoices: [],
     mainButton: function () {
       return { text: main.text, visible: main.isVisible, active: main.isActive, progress: main.isProgressVisible };
+    },
+    mainActiveHistory: function () {
+      return main.history.filter(function (p) { return "is_active" in p; }).map(function (p) { return p.is_active; });
     },
     backVisible: function () { return back.isVisible; },
     clickMain: function () { return main.tap(); },

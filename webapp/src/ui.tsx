@@ -45,27 +45,33 @@ export function BackAction({ onBack }: { onBack: () => void }) {
   );
 }
 
-/** Seconds left of a Retry-After, counting down to 0. */
-export function useCountdown(seconds: number | undefined): number {
-  const [left, setLeft] = useState(seconds ?? 0);
+/**
+ * Seconds left of a Retry-After, counting down to 0; `key` (the error) restarts it.
+ *
+ * Computed during render, not set by an effect: the render that first shows an error must
+ * already hold the seconds, or the main button is active for a frame and a tap goes through.
+ */
+export function useCountdown(seconds: number | undefined, key: unknown = seconds): number {
+  const since = useRef<{ key: unknown; at: number } | null>(null);
+  if (!since.current || since.current.key !== key) since.current = { key, at: Date.now() };
+  const started = since.current.at;
+  const left = () => Math.max(0, (seconds ?? 0) - Math.floor((Date.now() - started) / 1000));
+  const [, tick] = useState(0);
   useEffect(() => {
-    setLeft(seconds ?? 0);
     if (!seconds) return;
-    const started = Date.now();
     const timer = setInterval(() => {
-      const remaining = Math.max(0, seconds - Math.floor((Date.now() - started) / 1000));
-      setLeft(remaining);
-      if (remaining === 0) clearInterval(timer);
+      tick((n) => n + 1);
+      if (left() === 0) clearInterval(timer);
     }, 250);
     return () => clearInterval(timer);
-  }, [seconds]);
-  return left;
+  }, [seconds, started]);
+  return left();
 }
 
 /** An error of CONTRACT §4 in the user's language, with what to do about it; a Retry-After counts down. */
 export function ErrorNote({ error, context }: { error: unknown; context?: ErrorContext }) {
   const { tx, go } = useShell();
-  const left = useCountdown(describeError(error, tx, context).retryAfter);
+  const left = useCountdown(describeError(error, tx, context).retryAfter, error);
   const shown = describeError(error, tx, context, left);
   useEffect(() => haptic("error"), [error]);
   return (

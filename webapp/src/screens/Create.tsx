@@ -33,7 +33,7 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
   const [busy, setBusy] = useState(false);
   const [current, setCurrent] = useState<Generation | null>(null);
   const [paused, setPaused] = useState(false);
-  const waitFor = useCountdown(error instanceof ApiError ? error.retryAfter : undefined);
+  const waitFor = useCountdown(error instanceof ApiError ? error.retryAfter : undefined, error);
 
   const aspectRatios = model?.aspect_ratios ?? [];
   const ratio = aspectRatios.includes(aspect) ? aspect : (aspectRatios[0] ?? aspect);
