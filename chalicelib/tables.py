@@ -252,6 +252,17 @@ class AgainTap(_Guard):
         return f"again#{chat_id}#{message_id}"
 
 
+class AgainMerged(_Guard):
+    """A tap merged into an earlier tap of its button (a double tap): the query it repeats, kept while
+    Telegram may still re-send it, so a re-send after the double-tap window is not a new request."""
+
+    first_query_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(query_id: str) -> str:
+        return f"againq#{query_id}"
+
+
 class UploadRecord(_Guard):
     """A presigned upload handed to a Mini App user: who owns it and what it must be."""
 

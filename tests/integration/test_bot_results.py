@@ -176,6 +176,32 @@ def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
     assert answers(stack)[-1] == "Queued again. Cost: 1 credit."  # its own request, answered as it was meant
 
 
+def test_the_second_tap_of_a_double_tap_re_sent_after_the_window_is_still_the_first_request(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A double tap is merged into its first tap. The second one's handling died (after the replay that
+    charged nothing), and Telegram re-sends it once the window is over: still the first tap's request."""
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    first_tap = callback_update(f"again:{first.generation_id}", message_id=40)
+    second_tap = callback_update(f"again:{first.generation_id}", message_id=40)
+    now = time.time()
+    monkeypatch.setattr(bot.time, "time", lambda: now)
+    handled(first_tap)
+    with crashing_after(monkeypatch, bot, "order_generation", RuntimeError):
+        assert deliver(second_tap).status_code == 500  # merged into the first, then the crash
+    assert len(charges_of(ALICE_ID)) == 2
+
+    monkeypatch.setattr(bot.time, "time", lambda: now + 5 * bot.AGAIN_DOUBLE_TAP_SECONDS)
+    handled(second_tap)  # the same callback query, re-sent after the window
+
+    assert len(charges_of(ALICE_ID)) == 2 and len(generations_of(ALICE_ID)) == 2 and balance(ALICE_ID) == 8
+    assert answers(stack)[-1] == "Already being drawn again: taps this close together count as one."
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))  # a new tap, later: charged
+    assert len(charges_of(ALICE_ID)) == 3
+
+
 def test_again_under_an_edited_picture_edits_the_same_picture_once_more(stack: Stack) -> None:
     handled(text_update("a red fox in the snow"))
     run_queued(stack)
