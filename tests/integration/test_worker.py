@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib import generate, money, records, results
+from chalicelib import generate, guards, money, records, results
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import worker as worker_handler
 from chalicelib.model import ClaimOutcome
@@ -724,9 +724,11 @@ def test_a_sender_whose_lease_was_taken_over_stops_before_the_next_picture(
     now = time.time()
     stack.worker_with(wall_clock=lambda: now)
     real_send = stack.worker.bot.send_photo
+    shown: list[int] = []
 
     def slow_first_photo(*args: Any, **kwargs: Any) -> Any:
         sent = real_send(*args, **kwargs)
+        shown.append(sent["message_id"])
         # Sending took longer than the lease: another worker took the delivery over meanwhile.
         taker = generation(job)
         assert records.claim_delivery(taker, lease_seconds=90, now=now + generate.DELIVERY_LEASE_SECONDS + 1)
@@ -739,3 +741,7 @@ def test_a_sender_whose_lease_was_taken_over_stops_before_the_next_picture(
     assert len(_photos_sent(stack, job)) == 1  # the second picture is left to the lease's new holder
     stopped = generation(job)
     assert not stopped.delivered and stopped.delivered_pictures is None and ledger(job) == CHARGED
+    # The picture that did reach the chat is still one a reply edits: remembered before the lease check.
+    [message] = shown
+    first_key = results.result_key(job.user_id, job.generation_id, 0, "png")
+    assert guards.picture_shown(int(stopped.chat_id), message) == first_key
