@@ -24,7 +24,7 @@ from typing import Any
 import botocore.session
 
 from chalicelib import records
-from chalicelib.model import GenerationOrder, Profile, StartResult
+from chalicelib.model import FailureReason, GenerationOrder, Profile, StartResult
 
 _CAPACITY_OPS = {
     "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
@@ -177,7 +177,7 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     assert claimed is not None
     measure(
         "fail + refund (worker, permanent error)",
-        lambda: money.fail_generation(claimed, error="x", claim_token=claimed.claim_token),
+        lambda: money.fail_generation(claimed, error=FailureReason.PROVIDER_FAILED, claim_token=claimed.claim_token),
     )
 
     cancelled = start().generation

@@ -20,7 +20,7 @@ from chalicelib import money, queries, records, results, uploads
 from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError, ProviderError
 from chalicelib.jobs import Job
-from chalicelib.model import ACTIVE_STATUSES, ClaimOutcome, GenerationStatus
+from chalicelib.model import ACTIVE_STATUSES, ClaimOutcome, FailureReason, GenerationStatus
 from chalicelib.notify import DeliveryDeferred, alert_operator, deliver_pictures, tell_user_it_failed
 from chalicelib.observability import MetricUnit, count, logger
 from chalicelib.providers.base import GeneratedImage, ImageProvider
@@ -97,7 +97,7 @@ class Worker:
         if claim.outcome == ClaimOutcome.CLAIMED and generation is not None:
             return self._generate(generation, deadline)
         if claim.outcome == ClaimOutcome.EXPIRED and generation is not None:
-            self._failed(generation, "failure-reason-timeout")
+            self._failed(generation, FailureReason.TIMED_OUT_BEFORE_RUN.message_id)
             return Outcome.FAILED
         if claim.outcome == ClaimOutcome.FINISHED and generation is not None:
             return self._finish_delivery(generation)
@@ -160,9 +160,9 @@ class Worker:
         if error.transient:
             money.release_claim(generation)
             raise RetryLater(str(error)) from None
-        reason, reason_id = _public_reason(error)
+        reason = _public_reason(error)
         if money.fail_generation(generation, error=reason, claim_token=generation.claim_token):
-            self._failed(generation, reason_id)
+            self._failed(generation, reason.message_id)
         return Outcome.FAILED
 
     def _finish_delivery(self, generation: Generation) -> Outcome:
@@ -234,10 +234,10 @@ class Worker:
             raise RetryLater("a worker still holds this generation", retry_after=lease_left)
         # Conditional on no live claim: a worker may have claimed it since the read above.
         if not money.fail_generation(
-            generation, error="Failed after repeated attempts.", only_if_unclaimed=True, now=now
+            generation, error=FailureReason.RETRIES_EXHAUSTED, only_if_unclaimed=True, now=now
         ):
             return False
-        self._failed(generation, "failure-reason-retries")
+        self._failed(generation, FailureReason.RETRIES_EXHAUSTED.message_id)
         alert_operator(
             self.bot,
             self.settings,
@@ -284,14 +284,14 @@ def _release_delivery(generation: Generation) -> None:
         logger.exception("could not release the delivery lease; the retry waits for it to run out")
 
 
-def _public_reason(error: ProviderError) -> tuple[str, str]:
-    """What is stored (English, the API's ``error``) and the message id the user is told in their language:
-    the kind of failure, never the provider's raw text or our keys."""
+def _public_reason(error: ProviderError) -> FailureReason:
+    """The kind of failure the user is told (stored as the API's ``error``, said by the bot in their
+    language): never the provider's raw text or our keys."""
     if error.status == 400:
-        return "the image service rejected this prompt or its images.", "failure-reason-rejected"
+        return FailureReason.PROVIDER_REJECTED
     if error.status in (401, 403):
-        return "the image service is unavailable right now.", "failure-reason-unavailable"
-    return "the image service could not make it.", "failure-reason-failed"
+        return FailureReason.PROVIDER_UNAVAILABLE
+    return FailureReason.PROVIDER_FAILED
 
 
 def _seconds_since(iso_timestamp: str) -> float:

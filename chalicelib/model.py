@@ -51,6 +51,41 @@ class BroadcastOutcome(StrEnum):
     BLOCKED = "blocked"
 
 
+class FailureReason(StrEnum):
+    """Why a generation failed: every text a failed generation's ``error`` can hold, spelled once.
+
+    The value is stored and returned as the API's ``error`` (CONTRACT §5: a
+    short English text), so it must never change. The bot tells the user in
+    their language with ``message_id`` (a ``failure-reason-*`` message of
+    ``chalicelib/locales``); the Mini App keeps its own text for each value in
+    ``webapp/src/failures.ts`` (``tests/unit/test_failure_reasons.py`` checks
+    that each one is there, so a reason added here without a translation
+    fails the tests).
+    """
+
+    TIMED_OUT = "Timed out."  # the sweeper: pending or processing past its timeout
+    TIMED_OUT_BEFORE_RUN = "Timed out before it could run."  # a worker's claim found it past its timeout
+    RETRIES_EXHAUSTED = "Failed after repeated attempts."  # the dead-letter handler
+    PROVIDER_REJECTED = "the image service rejected this prompt or its images."  # AIML 400
+    PROVIDER_UNAVAILABLE = "the image service is unavailable right now."  # AIML refused our key (401/403)
+    PROVIDER_FAILED = "the image service could not make it."  # any other lasting provider error
+
+    @property
+    def message_id(self) -> str:
+        """The bot's ``failure-reason-*`` message for this reason."""
+        return _FAILURE_MESSAGE_IDS[self]
+
+
+_FAILURE_MESSAGE_IDS = {
+    FailureReason.TIMED_OUT: "failure-reason-timeout",
+    FailureReason.TIMED_OUT_BEFORE_RUN: "failure-reason-timeout",
+    FailureReason.RETRIES_EXHAUSTED: "failure-reason-retries",
+    FailureReason.PROVIDER_REJECTED: "failure-reason-rejected",
+    FailureReason.PROVIDER_UNAVAILABLE: "failure-reason-unavailable",
+    FailureReason.PROVIDER_FAILED: "failure-reason-failed",
+}
+
+
 class LedgerReason(StrEnum):
     WELCOME = "welcome"
     GENERATION = "generation"

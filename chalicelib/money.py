@@ -49,6 +49,7 @@ from chalicelib.model import (
     REPLAYABLE_STATUSES,
     Claim,
     ClaimOutcome,
+    FailureReason,
     GenerationOrder,
     GenerationStatus,
     LedgerReason,
@@ -455,7 +456,7 @@ def claim_generation(
         return Claim(ClaimOutcome.FINISHED, current)
     if current.timeout_at <= int(now):
         # Only the call that refunded reports EXPIRED, so the user is told once.
-        if fail_generation(current, error="Timed out before it could run.", only_if_expired=True, now=now):
+        if fail_generation(current, error=FailureReason.TIMED_OUT_BEFORE_RUN, only_if_expired=True, now=now):
             return Claim(ClaimOutcome.EXPIRED, current)
         return Claim(ClaimOutcome.FINISHED, get_generation(user_id, generation_id))
     if current.status == GenerationStatus.PROCESSING and int(current.lease_until or 0) >= int(now):
@@ -532,7 +533,7 @@ def complete_generation(
 def fail_generation(
     generation: Generation,
     *,
-    error: str,
+    error: FailureReason,
     claim_token: str | None = None,
     only_if_expired: bool = False,
     only_if_unclaimed: bool = False,
@@ -544,6 +545,7 @@ def fail_generation(
     ``only_if_expired`` to a generation past its ``timeout_at`` (the sweeper);
     ``only_if_unclaimed`` to one no worker holds a live lease on (the
     dead-letter handler must not refund a picture a worker is finishing).
+    ``error`` is stored as the generation's ``error`` (CONTRACT §5).
     """
     now = _now(now)
     condition = Generation.status.is_in(*ACTIVE_STATUSES)
@@ -553,7 +555,7 @@ def fail_generation(
         condition &= Generation.timeout_at <= int(now)
     if only_if_unclaimed:
         condition &= (Generation.status == GenerationStatus.PENDING) | (Generation.lease_until < int(now))
-    return _refund(generation, GenerationStatus.FAILED, error[:500], condition, now)
+    return _refund(generation, GenerationStatus.FAILED, error.value, condition, now)
 
 
 def _refund(generation: Generation, status: GenerationStatus, error: str | None, condition: Any, now: float) -> bool:
@@ -607,7 +609,7 @@ def sweep_expired(*, now: float | None = None) -> list[Generation]:
     return [
         generation
         for generation in unfinished_generations(timeout_before=now + 1)
-        if fail_generation(generation, error="Timed out.", only_if_expired=True, now=now)
+        if fail_generation(generation, error=FailureReason.TIMED_OUT, only_if_expired=True, now=now)
     ]
 
 

@@ -18,7 +18,7 @@ from chalice.test import Client
 
 from chalicelib import aws, money
 from chalicelib.auth import sign_init_data
-from chalicelib.model import Claim, ClaimOutcome
+from chalicelib.model import Claim, ClaimOutcome, FailureReason
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_BOT_TOKEN
@@ -154,7 +154,7 @@ def complete_with_picture(user_id: int, generation_id: str, key: str, *, claim: 
     return stored_generation(user_id, generation_id)
 
 
-def fail(user_id: int, generation_id: str, error: str = "The provider refused the prompt.") -> Generation:
+def fail(user_id: int, generation_id: str, error: FailureReason = FailureReason.PROVIDER_REJECTED) -> Generation:
     """End a generation as ``failed`` (refunded) as the worker would."""
     claim = money.claim_generation(user_id, generation_id, lease_seconds=60)
     assert claim.outcome == ClaimOutcome.CLAIMED and claim.generation is not None

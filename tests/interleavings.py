@@ -54,7 +54,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from chalicelib.errors import ApiError, TelegramError
-from chalicelib.model import GenerationStatus, PaymentStatus, Profile
+from chalicelib.model import FailureReason, GenerationStatus, PaymentStatus, Profile
 from chalicelib.providers.base import GeneratedImage
 from tests.conftest import TEST_ADMIN_TOKEN, TEST_BOT_TOKEN, TEST_WEBHOOK_SECRET
 from tests.faults import Faults, injected
@@ -586,7 +586,9 @@ class Interleavings(RuleBasedStateMachine):
         held = self.held[index % len(self.held)]
         with self._step("fail", fault):
             try:
-                money.fail_generation(held.generation, error="refused", claim_token=held.generation.claim_token)
+                money.fail_generation(
+                    held.generation, error=FailureReason.PROVIDER_REJECTED, claim_token=held.generation.claim_token
+                )
             except Exception as error:
                 STATS[f"raised fail: {type(error).__name__}"] += 1
                 return

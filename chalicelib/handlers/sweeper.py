@@ -32,6 +32,7 @@ from chalicelib import bootstrap, jobs, money, queries, records
 from chalicelib.config import Settings
 from chalicelib.errors import SweepFailed
 from chalicelib.http import flush_metrics
+from chalicelib.model import FailureReason
 from chalicelib.notify import tell_user_it_failed
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
@@ -88,7 +89,7 @@ def _fail_expired(settings: Settings, done: Sweep) -> None:
     bot = bootstrap.bot_api()
     for generation in queries.unfinished_generations(timeout_before=now + 1):  # cost and chat_id are projected
         try:
-            if not money.fail_generation(generation, error="Timed out.", only_if_expired=True, now=now):
+            if not money.fail_generation(generation, error=FailureReason.TIMED_OUT, only_if_expired=True, now=now):
                 continue  # a racing sweeper or worker ended it first
         except Exception:
             done.failures += 1
@@ -99,7 +100,7 @@ def _fail_expired(settings: Settings, done: Sweep) -> None:
         count("GenerationsRefunded")
         count("CreditsRefunded", int(generation.cost))
         try:
-            tell_user_it_failed(bot, generation, "failure-reason-timeout", settings)
+            tell_user_it_failed(bot, generation, FailureReason.TIMED_OUT.message_id, settings)
         except Exception:
             logger.exception("could not tell a user their generation timed out", extra={"user_id": generation.user_id})
 

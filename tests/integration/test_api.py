@@ -19,6 +19,7 @@ import pytest
 
 from chalicelib import jobs, money
 from chalicelib.handlers import api as api_handlers
+from chalicelib.model import FailureReason
 from chalicelib.queries import encode_cursor
 from chalicelib.runtime import ready
 from chalicelib.tables import IdempotencyRecord, RateLimitWindow
@@ -452,9 +453,11 @@ def test_finished_generations_show_their_pictures_or_why_they_failed() -> None:
     assert get("/api/user/me", ALICE).body["active_generations"] == 0
 
     failed = accepted(start(ALICE, "a prompt the provider refuses"))
-    fail(ALICE["id"], failed["id"], "The provider refused the prompt.")
+    fail(ALICE["id"], failed["id"], FailureReason.PROVIDER_REJECTED)
     shown = get(f"/api/generation/{failed['id']}", ALICE).body
-    assert (shown["status"], shown["error"], shown["result_urls"]) == ("failed", "The provider refused the prompt.", [])
+    # The stored English text, as the API has always given it (CONTRACT §5).
+    assert (shown["status"], shown["result_urls"]) == ("failed", [])
+    assert shown["error"] == "the image service rejected this prompt or its images."
     assert balance(ALICE["id"]) == 9  # charged 1, refunded 1
 
 

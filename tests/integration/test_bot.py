@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import catalogue, config, money, queries, records
-from chalicelib.model import Profile
+from chalicelib.model import FailureReason, Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
 from tests.conftest import TEST_BOT_TOKEN
@@ -156,7 +156,7 @@ def test_a_prompt_re_sent_after_its_generation_failed_is_not_charged_again(fake_
     first = text_update("a red fox in the snow")
     handled(first)
     [generation] = generations_of(ALICE_ID)
-    assert money.fail_generation(generation, error="the provider refused it")  # refunded: 10 again
+    assert money.fail_generation(generation, error=FailureReason.PROVIDER_REJECTED)  # refunded: 10 again
 
     handled({**first, "update_id": next_update_id()})  # Telegram re-sends the same message
 

@@ -23,7 +23,7 @@ from chalicelib.errors import (
     TransactionCancelled,
     UserBanned,
 )
-from chalicelib.model import Claim, ClaimOutcome
+from chalicelib.model import Claim, ClaimOutcome, FailureReason
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, RateLimitWindow, User
 from chalicelib.transactions import Transaction
@@ -169,7 +169,7 @@ def test_same_key_after_failure_or_cancel_is_charged_as_new(ending: str) -> None
     if ending == "cancelled":
         money.cancel_generation(ALICE.user_id, first.generation.generation_id)
     else:
-        money.fail_generation(first.generation, error="provider said no")
+        money.fail_generation(first.generation, error=FailureReason.PROVIDER_FAILED)
     second = start(ALICE, settings, key="k-1")
     assert not second.replayed
     assert second.generation.generation_id != first.generation.generation_id
@@ -191,7 +191,8 @@ def test_expired_key_is_free_again() -> None:
     now = time.time()
     first = start(ALICE, settings, key="k-1", now=now)
     later = now + money.IDEMPOTENCY_TTL_SECONDS + 120
-    money.fail_generation(first.generation, error="x", now=now + 1)  # end it so the limits allow another
+    # End it so the limits allow another.
+    money.fail_generation(first.generation, error=FailureReason.PROVIDER_FAILED, now=now + 1)
     second = start(ALICE, settings, key="k-1", prompt="different, but the key expired", now=later)
     assert not second.replayed
 
@@ -281,18 +282,18 @@ def test_complete_frees_the_active_slot_and_keeps_the_charge() -> None:
     assert claimed is not None
     assert money.complete_generation(claimed, result_keys=["results/1001/x/0.png"], provider="test")
     assert not money.complete_generation(claimed, result_keys=["again"], provider="test")
-    assert not money.fail_generation(claimed, error="late failure")  # a completed one is never refunded
+    assert not money.fail_generation(claimed, error=FailureReason.PROVIDER_FAILED)  # a completed one is never refunded
     user = User.get(ALICE.user_id)
     assert int(user.credits) == 8 and int(user.active_generations) == 0
 
 
 def test_double_fail_refunds_once() -> None:
     generation = start(ALICE, ready(), cost=4).generation
-    assert money.fail_generation(generation, error="boom")
-    assert not money.fail_generation(generation, error="boom again")
+    assert money.fail_generation(generation, error=FailureReason.PROVIDER_FAILED)
+    assert not money.fail_generation(generation, error=FailureReason.TIMED_OUT)
     assert balance(ALICE.user_id) == 10
     stored = queries.get_generation(ALICE.user_id, generation.generation_id)
-    assert stored is not None and stored.error == "boom" and stored.sweep_shard is None
+    assert stored is not None and stored.error == "the image service could not make it." and stored.sweep_shard is None
 
 
 def test_release_claim_returns_to_pending_for_the_owner_only() -> None:
@@ -363,7 +364,7 @@ def test_ordering_queues_the_job_before_reading_the_balance_which_may_fail(fault
 def test_fail_with_a_stale_claim_token_changes_nothing() -> None:
     generation = start(ALICE, ready()).generation
     money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=LEASE)
-    assert not money.fail_generation(generation, error="x", claim_token="not-the-owner")
+    assert not money.fail_generation(generation, error=FailureReason.PROVIDER_FAILED, claim_token="not-the-owner")
     assert balance(ALICE.user_id) == 9
 
 
@@ -554,7 +555,7 @@ def test_a_bot_key_replays_even_after_the_generation_failed() -> None:
     first = money.start_generation(
         ALICE, order(), settings, chat_id=1, source="bot", idempotency_key="tg:1:5", replay_any_status=True
     )
-    money.fail_generation(first.generation, error="provider said no")
+    money.fail_generation(first.generation, error=FailureReason.PROVIDER_FAILED)
     again = money.start_generation(
         ALICE, order(), settings, chat_id=1, source="bot", idempotency_key="tg:1:5", replay_any_status=True
     )
@@ -567,7 +568,8 @@ def test_fail_only_if_unclaimed_spares_a_generation_under_a_live_lease() -> None
     generation = start(ALICE, ready(), now=now).generation
     claimed = money.claim_generation(ALICE.user_id, generation.generation_id, lease_seconds=60, now=now)
     assert claimed.generation is not None
-    assert not money.fail_generation(generation, error="dead letter", only_if_unclaimed=True, now=now + 30)
+    dead_letter = FailureReason.RETRIES_EXHAUSTED
+    assert not money.fail_generation(generation, error=dead_letter, only_if_unclaimed=True, now=now + 30)
     assert balance(ALICE.user_id) == 9
-    assert money.fail_generation(generation, error="dead letter", only_if_unclaimed=True, now=now + 61)
+    assert money.fail_generation(generation, error=dead_letter, only_if_unclaimed=True, now=now + 61)
     assert balance(ALICE.user_id) == 10

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib import money, queries
 from chalicelib.errors import InsufficientCredits, NotCancellable
-from chalicelib.model import Claim, ClaimOutcome, StartResult
+from chalicelib.model import Claim, ClaimOutcome, FailureReason, StartResult
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
 from tests.growth_helpers import race
@@ -77,13 +77,13 @@ def test_concurrent_cancel_and_claim_exactly_one_wins() -> None:
             assert isinstance(cancel_result, NotCancellable)
             stored = queries.get_generation(ALICE.user_id, generation.generation_id)
             assert stored is not None
-            money.fail_generation(stored, error="end of round")
+            money.fail_generation(stored, error=FailureReason.PROVIDER_FAILED)
     assert int(User.get(ALICE.user_id).active_generations) == 0
 
 
 def test_concurrent_double_fail_refunds_once() -> None:
     generation = start(ALICE, ready(), cost=3).generation
-    results = race(8, lambda _: money.fail_generation(generation, error="provider down"))
+    results = race(8, lambda _: money.fail_generation(generation, error=FailureReason.PROVIDER_FAILED))
     assert results.count(True) == 1 and results.count(False) == 7
     assert balance(ALICE.user_id) == 10
     refunds = [e for e in LedgerEntry.query(ALICE.user_id) if e.reason == "refund"]
@@ -106,7 +106,7 @@ def test_concurrent_sweeps_and_worker_fail_refund_once() -> None:
     def act(index: int) -> object:
         if index % 2:
             return money.sweep_expired(now=now)
-        return money.fail_generation(generation, error="worker gave up", now=now)
+        return money.fail_generation(generation, error=FailureReason.RETRIES_EXHAUSTED, now=now)
 
     race(6, act)
     assert balance(ALICE.user_id) == 10
