@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, Submission } from "../api";
 import { useApp } from "../context";
 import { InputError } from "../errors";
+import { failureText } from "../failures";
 import { watchGeneration } from "../poll";
 import { haptic } from "../telegram";
 import type { Generation } from "../types";
@@ -214,7 +215,7 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
           ) : (
             <p class="status">
               {current.status === "failed"
-                ? tx.t("status_failed", { error: current.error ?? "" })
+                ? failureText(current.error, tx)
                 : tx.t(`status_${current.status}`)}
             </p>
           )}

@@ -1,6 +1,7 @@
 /** The user's generations, newest first, loaded page by page as the list scrolls (next_cursor). */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useApp } from "../context";
+import { failureText } from "../failures";
 import type { Generation, Page } from "../types";
 import { hostDrawsButtons } from "../telegram";
 import { ErrorNote } from "../ui";
@@ -83,7 +84,7 @@ export function Viewer({ generation, onClose }: { generation: Generation; onClos
           ✕ {tx.t("close")}
         </button>
       )}
-      {url ? <img src={url} alt={generation.prompt} /> : <p class="status">{generation.status === "failed" ? tx.t("status_failed", { error: generation.error ?? "" }) : tx.t(`status_${generation.status}`)}</p>}
+      {url ? <img src={url} alt={generation.prompt} /> : <p class="status">{generation.status === "failed" ? failureText(generation.error, tx) : tx.t(`status_${generation.status}`)}</p>}
       <p class="prompt">{generation.prompt}</p>
       <p class="hint">
         {generation.model} · {generation.aspect_ratio} · {tx.plural("credits", generation.cost)}
