@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from chalicelib.errors import TooManyActive
+from chalicelib.model import FailureReason
 from tests.e2e.conftest import MiniApp, Stack, new_user
 
 pytestmark = pytest.mark.e2e
@@ -129,3 +131,35 @@ def test_before_me_answers_the_telegram_language_is_used(stack: Stack, open_app:
 
     assert _error_text(app) == "Сессия истекла. Закройте приложение и откройте его снова из бота."
     assert app.page.evaluate("document.documentElement.lang") == "ru"
+
+
+def test_a_failed_generation_gives_its_reason_in_russian_not_the_stored_english(stack: Stack, open_app: Any) -> None:
+    user = new_user(language_code="ru")
+    app = open_app(user)
+    app.page.wait_for_function("window.__tg.mainButton().visible")
+    # The offline provider never refuses: the API's answers about this user's generations are
+    # turned into the failure a refusing AIML leaves behind (status, the stored English error).
+    reason = FailureReason.PROVIDER_REJECTED
+
+    def as_failed(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        for generation in body.get("items", [body]):  # one generation, or a page of them
+            generation.update(status="failed", error=reason.value, result_urls=[])
+        route.fulfill(response=answer, json=body)
+
+    app.page.route(re.compile(r"/api/generation/[0-9A-Z]{26}$"), as_failed)  # the Create screen's polling
+    app.page.route(re.compile(r"/api/generation\?"), as_failed)  # the history's pages
+    app.page.fill("textarea[name=prompt]", "кот читает газету")
+
+    app.tap_main_button()
+
+    status = app.page.wait_for_selector(".current[data-status=failed] .status")
+    assert status is not None
+    expected = "Не получилось: сервис изображений отклонил это описание или картинки. Кредиты возвращены."
+    assert status.inner_text() == expected
+    assert reason.value.rstrip(".") not in app.page.inner_text("main")
+    # The history's viewer says it the same way.
+    app.page.click("[data-tab=history]")
+    app.page.click(".history li[data-status=failed] button")
+    assert app.page.locator(".viewer .status").inner_text() == expected
