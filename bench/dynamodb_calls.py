@@ -143,6 +143,10 @@ def run_use_cases() -> list[tuple[str, Tally]]:
 
     measure("GET /api/user/me (first call: registers)", lambda: money.get_or_register(profile, settings))
     measure("GET /api/user/me", lambda: money.get_or_register(profile, settings))
+    # handlers.admin.user_detail, which the Mini App also calls on opening to learn whether to show
+    # the operator's tab (a non-admin is refused before any read).
+    measure("GET /api/admin/users/{id}", lambda: (queries.get_user(42), queries.latest_ledger(42)))
+    measure("GET /api/admin/stats", queries.stats)
 
     def start(key: str | None = None) -> StartResult:
         # What POST /api/generation runs: the charge, the queue message, then the balance read.

@@ -247,6 +247,7 @@ class MiniApp:
     """A page of the Mini App and what the stand-in Telegram recorded."""
 
     page: Any
+    requests: list[Any] = field(default_factory=list)
     responses: list[Any] = field(default_factory=list)
 
     def main_button(self) -> dict[str, Any]:
@@ -266,6 +267,10 @@ class MiniApp:
         links: list[str] = self.page.evaluate("window.__tg.invoices")
         return links
 
+    def requested(self, path: str) -> list[Any]:
+        """The page's requests to ``path`` so far (delivered while Playwright is waiting on something)."""
+        return [request for request in self.requests if urllib.parse.urlsplit(request.url).path == path]
+
     def balance(self) -> str:
         text: str = self.page.locator(".balance").inner_text()
         return text
@@ -282,6 +287,7 @@ def open_app(stack: Stack, browser: Any) -> Iterator[Callable[..., MiniApp]]:
         page = context.new_page()
         page.set_default_timeout(20000)
         app = MiniApp(page)
+        page.on("request", lambda request: app.requests.append(request))
         page.on("response", lambda response: app.responses.append(response))
         page.goto(stack.app_link(user, age=age))
         if wait:

@@ -181,13 +181,36 @@ def test_an_admin_sees_the_operator_pages_and_grants_credits(stack: Stack, open_
     shot(app, "admin-en-light")
 
 
-def test_an_ordinary_user_sees_no_operator_pages(stack: Stack, open_app: Any) -> None:
-    app = open_app(new_user())
+def test_opening_the_app_as_an_admin_scans_no_table_until_the_stats_are_opened(stack: Stack, open_app: Any) -> None:
+    app = open_app(new_user(id=ADMIN_ID, first_name="Olga"))
 
-    stats = _wait_until(lambda: [r for r in app.responses if r.url.endswith("/api/admin/stats")], 20, "the admin probe")
-    assert [r.status for r in stats] == [403]
+    app.page.wait_for_selector("[data-tab=admin]")
+    app.page.wait_for_load_state("networkidle")
+    [probe] = app.requested(f"/api/admin/users/{ADMIN_ID}")  # a GetItem and a Query
+    assert probe.response().status == 200
+    assert app.requested("/api/admin/stats") == []  # three Scans of whole tables
+    # Only the operator's statistics page asks for them.
+    app.page.click("[data-tab=admin]")
+    app.page.wait_for_selector(".admin .stats")
+    assert len(app.requested("/api/admin/stats")) == 1
+
+
+def test_an_ordinary_user_sees_no_operator_pages(stack: Stack, open_app: Any) -> None:
+    user = new_user()
+    app = open_app(user)
+
+    probe = _wait_until(lambda: _answered(app, f"/api/admin/users/{user['id']}"), 20, "the admin probe")
+    assert [r.status for r in probe] == [403]
     app.page.wait_for_selector(".tabs [data-tab=account]")
     assert app.page.locator("[data-tab=admin]").count() == 0
+    assert app.requested("/api/admin/stats") == []
+
+
+def _answered(app: MiniApp, path: str) -> list[Any]:
+    """The answers to ``path`` so far; a short wait on the page lets Playwright deliver new ones."""
+    app.page.wait_for_timeout(100)
+    answers = [request.response() for request in app.requested(path)]
+    return [answer for answer in answers if answer is not None]
 
 
 @pytest.mark.parametrize("language", ["en", "ru"])

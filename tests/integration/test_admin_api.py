@@ -161,6 +161,26 @@ def test_user_detail_shows_the_user_and_the_latest_ledger_entries_newest_first()
     assert [entry["note"] for entry in latest] == [f"bulk {n}" for n in range(24, 4, -1)]
 
 
+def test_the_mini_apps_admin_probe_reads_nothing_for_a_user_and_two_items_for_an_admin(
+    monkeypatch: pytest.MonkeyPatch, faults: Faults
+) -> None:
+    # The Mini App learns whether to show the operator's tab by asking for the caller's own user.
+    configure(monkeypatch, ADMIN_USER_IDS=str(BOB["id"]))
+    register(ALICE)
+    register(BOB)
+    faults.calls.clear()
+
+    assert_error(get(f"/api/admin/users/{ALICE['id']}", ALICE), 403, "forbidden")
+    assert faults.calls == []  # refused by the admin check, before any DynamoDB read
+
+    reply = get(f"/api/admin/users/{BOB['id']}", BOB)
+    assert reply.status == 200 and reply.body["user"]["id"] == BOB["id"]
+    assert sorted(call.operation for call in faults.calls) == ["GetItem", "Query"]
+    faults.calls.clear()
+    assert get("/api/admin/stats", BOB).status == 200
+    assert {call.operation for call in faults.calls} == {"Scan"}  # what the probe used to cost: whole tables
+
+
 BAD_CREDIT_CHANGES: list[Any] = [
     {"amount": 0, "reason": "nothing"},
     {"amount": "5", "reason": "a string"},

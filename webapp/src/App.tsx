@@ -31,19 +31,24 @@ export function App() {
 
   const load = () => {
     setFatal(null);
-    Promise.all([api.get<User>("/api/user/me"), api.get<{ models: Model[] }>("/api/generation/models")]).then(
-      ([user, answer]) => {
-        setMe(user);
+    const user = api.get<User>("/api/user/me");
+    Promise.all([user, api.get<{ models: Model[] }>("/api/generation/models")]).then(
+      ([found, answer]) => {
+        setMe(found);
         setModels(answer.models);
       },
       setFatal,
     );
-    // The operator's pages exist for whoever the admin API answers (403 for everyone else).
-    api.get("/api/admin/stats").then(
-      () => setIsAdmin(true),
-      (error: unknown) => error instanceof ApiError && setIsAdmin(false),
-    );
+    user.then(probeAdmin, () => undefined);
   };
+  // The operator's pages exist for whoever the admin API lets in: asking for one's own user
+  // costs an admin two item reads (stats would scan whole tables), and everyone else is
+  // refused (403) before any read. A 404 too comes only after the admin check passed.
+  const probeAdmin = (user: User) =>
+    api.get(`/api/admin/users/${user.id}`).then(
+      () => setIsAdmin(true),
+      (error: unknown) => setIsAdmin(error instanceof ApiError && error.kind === "not_found"),
+    );
   useEffect(load, []);
 
   useEffect(() => {
