@@ -153,11 +153,13 @@ def run_use_cases() -> list[tuple[str, Tally]]:
         return order_generation(profile, order, settings, chat_id=42, source="api", idempotency_key=key, language="en")
 
     def post_generation(key: str | None = None) -> StartResult:
-        # handlers.api.create_generation: the saved settings and language, then the charge.
+        # handlers.api.create_generation: the saved settings and language, a key's replay, then the charge.
         queries.get_user(42)
-        return start(key)
+        replay = money.replay_of(42, key, order, source="api") if key is not None else None
+        return replay or start(key)
 
-    ok = measure("POST /api/generation (settings read + start)", lambda: post_generation("k1"))
+    ok = measure("POST /api/generation (settings read + start)", lambda: post_generation())
+    measure("POST /api/generation with a new Idempotency-Key", lambda: post_generation("k1"))
     measure("POST /api/generation replay (same key)", lambda: post_generation("k1"))
     measure(
         "PUT /api/user/settings",

@@ -339,7 +339,7 @@ def replay_of(
     record = idempotency_record(user_id, idempotency_key, source=source)
     if record is None or record.expires_at < int(now) or record.fingerprint != order.fingerprint:
         return None
-    replay, _ = _resolve_key_reuse(user_id, idempotency_key, source, order, now)
+    replay, _ = _resolve_key_reuse(user_id, idempotency_key, source, order, now, record=record)
     return replay
 
 
@@ -351,14 +351,17 @@ def _resolve_key_reuse(
     now: float,
     *,
     replay_any_status: bool = False,
+    record: IdempotencyRecord | None = None,
 ) -> tuple[StartResult | None, str | None]:
     """An Idempotency-Key is already taken: replay, refuse, or allow a new charge.
 
     Returns ``(replay, None)`` for a replay, or ``(None, old_generation_id)``
     when the earlier generation failed or was cancelled and a new one may
-    replace it (CONTRACT §5).
+    replace it (CONTRACT §5). ``record``: the key's record, when the caller
+    has just read it (``replay_of``), so it is not read twice.
     """
-    record = idempotency_record(user_id, idempotency_key, source=source)
+    if record is None:
+        record = idempotency_record(user_id, idempotency_key, source=source)
     if record is None:
         return None, None  # expired and deleted meanwhile: the key is free again
     if record.expires_at < int(now):

@@ -14,8 +14,10 @@ import pytest
 from chalicelib.handlers import sweeper
 from chalicelib.jobs import Job
 from chalicelib.model import GenerationStatus
+from chalicelib.tables import IdempotencyRecord
 from tests.api_helpers import ALICE, start
 from tests.fakes.telegram import FakeTelegram
+from tests.faults import Faults
 from tests.probes import balance, generations_of, queued_jobs
 from tests.telegram_helpers import deliver, message, next_update_id
 
@@ -70,3 +72,18 @@ def test_a_lost_job_of_a_replayed_generation_is_re_queued_by_the_sweeper(
 
     assert sweeper.sweep()["requeued"] == 1
     assert [job.generation_id for job in queued_jobs()] == [generation_id]
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_api_replay_reads_four_items_and_writes_nothing(faults: Faults) -> None:
+    """The saved settings, the key's record (once), the generation and the balance: no transaction."""
+    first = start(ALICE, key="counted-order")
+    assert first.status == 202, first.body
+    faults.calls.clear()
+
+    replay = start(ALICE, key="counted-order")
+
+    assert replay.status == 200 and replay.body["generation"]["id"] == first.body["generation"]["id"]
+    assert [call.operation for call in faults.calls] == ["GetItem"] * 4
+    key_reads = [call for call in faults.calls if call.tables == (IdempotencyRecord.Meta.table_name,)]
+    assert len(key_reads) == 1
