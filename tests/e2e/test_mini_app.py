@@ -164,8 +164,9 @@ def test_an_admin_sees_the_operator_pages_and_grants_credits(stack: Stack, open_
 
     app.page.click("[data-tab=admin]")
     app.page.wait_for_selector(".admin .stats")
-    users = int(app.page.locator(".stats td[data-key=Users]").inner_text())
+    users = int(app.page.locator(".stats td[data-key=users]").inner_text())
     assert users >= 2
+    assert "Done" in app.page.locator(".stats").inner_text()  # generations by status, not the raw `completed`
 
     app.page.fill("input[name=user_id]", str(customer["id"]))
     app.page.click(".admin form.inline button[type=submit] >> nth=0")
@@ -177,7 +178,16 @@ def test_an_admin_sees_the_operator_pages_and_grants_credits(stack: Stack, open_
     app.page.wait_for_function("document.querySelector('.admin-credits').textContent === '15 credits'")
 
     assert stack.api("GET", "/api/user/me", user=customer).json()["credits"] == 15
-    assert "support: sorry for the wait" in app.page.locator(".ledger").inner_text()
+    assert app.page.locator(".user-card th").all_inner_texts() == [
+        "Telegram id",
+        "Name",
+        "Balance",
+        "Pictures in progress",
+        "Banned",
+    ]
+    granted = app.page.locator(".ledger li[data-reason=admin]").inner_text()
+    assert granted.startswith("+5 By an operator · ") and "support: sorry for the wait" in granted
+    assert app.page.locator(".ledger li[data-reason=welcome]").inner_text().startswith("+10 Welcome credits")
     shot(app, "admin-en-light")
 
 

@@ -8,6 +8,7 @@ import type { ApiClient } from "../api";
 import { useApp } from "../context";
 import type { LedgerEntry, User } from "../types";
 import { ErrorNote, Section } from "../ui";
+import { useAdminTexts } from "./texts";
 
 type Json = Record<string, unknown>;
 
@@ -30,13 +31,14 @@ function useCall() {
   return { busy, error, run };
 }
 
-function Table({ rows }: { rows: [string, ComponentChildren][] }) {
+/** Rows of [stable key (the API's, for tests and styles), label in the operator's language, value]. */
+function Table({ rows }: { rows: [string, string, ComponentChildren][] }) {
   return (
     <table class="kv">
       <tbody>
-        {rows.map(([key, value]) => (
+        {rows.map(([key, label, value]) => (
           <tr key={key}>
-            <th>{key}</th>
+            <th>{label}</th>
             <td data-key={key}>{value}</td>
           </tr>
         ))}
@@ -46,23 +48,23 @@ function Table({ rows }: { rows: [string, ComponentChildren][] }) {
 }
 
 function Stats({ api }: { api: ApiClient }) {
-  const { tx } = useApp();
+  const ax = useAdminTexts();
   const [stats, setStats] = useState<{ users: number; generations: Record<string, number>; credits: Record<string, number> } | null>(null);
   const call = useCall();
   const load = () => void call.run(() => api.get<NonNullable<typeof stats>>("/api/admin/stats")).then((s) => s && setStats(s));
   useEffect(load, []);
   return (
-    <Section title={tx.t("admin_stats")}>
+    <Section title={ax.t("stats")}>
       {stats && (
         <div class="stats">
-          <Table rows={[[tx.t("admin_users"), stats.users]]} />
-          <h3>{tx.t("admin_generations")}</h3>
-          <Table rows={Object.entries(stats.generations)} />
-          <h3>{tx.t("admin_credits")}</h3>
-          <Table rows={Object.entries(stats.credits)} />
+          <Table rows={[["users", ax.t("users"), stats.users]]} />
+          <h3>{ax.t("generations")}</h3>
+          <Table rows={Object.entries(stats.generations).map(([key, n]) => [key, ax.label("status", key), n])} />
+          <h3>{ax.t("credits")}</h3>
+          <Table rows={Object.entries(stats.credits).map(([key, n]) => [key, ax.label("moved", key), n])} />
         </div>
       )}
-      <button type="button" class="link" disabled={call.busy} onClick={load}>
+      <button type="button" class="link" disabled={call.busy} onClick={load} aria-label={ax.t("refresh")} title={ax.t("refresh")}>
         ↻
       </button>
       {call.error ? <ErrorNote error={call.error} /> : null}
@@ -72,6 +74,7 @@ function Stats({ api }: { api: ApiClient }) {
 
 function UserLookup({ api }: { api: ApiClient }) {
   const { tx } = useApp();
+  const ax = useAdminTexts();
   const [id, setId] = useState("");
   const [found, setFound] = useState<{ user: User; ledger: LedgerEntry[] } | null>(null);
   const [amount, setAmount] = useState("");
@@ -98,40 +101,40 @@ function UserLookup({ api }: { api: ApiClient }) {
   };
 
   return (
-    <Section title={tx.t("admin_user")}>
+    <Section title={ax.t("user")}>
       <form class="inline" onSubmit={find}>
-        <input name="user_id" inputMode="numeric" placeholder={tx.t("admin_user_id")} value={id} onInput={(e) => setId(e.currentTarget.value)} />
+        <input name="user_id" inputMode="numeric" placeholder={ax.t("user_id")} value={id} onInput={(e) => setId(e.currentTarget.value)} />
         <button type="submit" disabled={call.busy}>
-          {tx.t("admin_find")}
+          {ax.t("find")}
         </button>
       </form>
       {found && (
         <div class="user-card" data-user={found.user.id}>
           <Table
             rows={[
-              ["id", found.user.id],
-              ["name", `${found.user.first_name}${found.user.username ? ` @${found.user.username}` : ""}`],
-              [tx.t("balance"), <b class="admin-credits">{tx.plural("credits", found.user.credits)}</b>],
-              ["active", found.user.active_generations],
-              ["banned", found.user.banned ? tx.t("admin_banned") : "—"],
+              ["id", ax.t("field_id"), found.user.id],
+              ["name", ax.t("field_name"), `${found.user.first_name}${found.user.username ? ` @${found.user.username}` : ""}`],
+              ["credits", ax.t("field_balance"), <b class="admin-credits">{tx.plural("credits", found.user.credits)}</b>],
+              ["active_generations", ax.t("field_active"), found.user.active_generations],
+              ["banned", ax.t("field_banned"), found.user.banned ? ax.t("yes") : ax.t("no")],
             ]}
           />
           <form class="stack" onSubmit={change}>
-            <input name="amount" type="number" step="1" placeholder={tx.t("admin_amount")} value={amount} onInput={(e) => setAmount(e.currentTarget.value)} />
-            <input name="reason" placeholder={tx.t("admin_reason")} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+            <input name="amount" type="number" step="1" placeholder={ax.t("amount")} value={amount} onInput={(e) => setAmount(e.currentTarget.value)} />
+            <input name="reason" placeholder={ax.t("reason")} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
             <button type="submit" disabled={call.busy || !Number(amount) || !reason.trim()}>
-              {tx.t("admin_apply")}
+              {ax.t("apply")}
             </button>
           </form>
           <button type="button" class={found.user.banned ? "" : "danger"} disabled={call.busy} onClick={() => void ban(!found.user.banned)}>
-            {found.user.banned ? tx.t("admin_unban") : tx.t("admin_ban")}
+            {found.user.banned ? ax.t("unban") : ax.t("ban")}
           </button>
-          <h3>{tx.t("admin_ledger")}</h3>
+          <h3>{ax.t("ledger")}</h3>
           <ul class="ledger">
             {found.ledger.map((entry) => (
-              <li key={entry.id}>
-                <span class={entry.delta < 0 ? "minus" : "plus"}>{entry.delta > 0 ? `+${entry.delta}` : entry.delta}</span> {entry.reason}
-                {entry.note ? ` · ${entry.note}` : ""} <time>{entry.created_at}</time>
+              <li key={entry.id} data-reason={entry.reason}>
+                <span class={entry.delta < 0 ? "minus" : "plus"}>{entry.delta > 0 ? `+${entry.delta}` : entry.delta}</span> {ax.label("reason", entry.reason)}
+                {entry.note ? ` · ${entry.note}` : ""} <time dateTime={entry.created_at}>{ax.date(entry.created_at)}</time>
               </li>
             ))}
           </ul>
@@ -143,7 +146,7 @@ function UserLookup({ api }: { api: ApiClient }) {
 }
 
 function Refund({ api }: { api: ApiClient }) {
-  const { tx } = useApp();
+  const ax = useAdminTexts();
   const [charge, setCharge] = useState("");
   const [done, setDone] = useState<Json | null>(null);
   const call = useCall();
@@ -154,14 +157,14 @@ function Refund({ api }: { api: ApiClient }) {
     if (answer) setDone(answer);
   };
   return (
-    <Section title={tx.t("admin_refund")}>
+    <Section title={ax.t("refund")}>
       <form class="inline" onSubmit={refund}>
-        <input name="charge_id" placeholder={tx.t("admin_charge_id")} value={charge} onInput={(e) => setCharge(e.currentTarget.value)} />
+        <input name="charge_id" placeholder={ax.t("charge_id")} value={charge} onInput={(e) => setCharge(e.currentTarget.value)} />
         <button type="submit" class="danger" disabled={call.busy || !charge.trim()}>
-          {tx.t("admin_refund_button")}
+          {ax.t("refund_button")}
         </button>
       </form>
-      {done && <p class="note ok">{tx.t("admin_refunded")}</p>}
+      {done && <p class="note ok">{ax.t("refunded")}</p>}
       {call.error ? <ErrorNote error={call.error} /> : null}
     </Section>
   );
@@ -177,6 +180,7 @@ interface PromoCode {
 
 function PromoCodes({ api }: { api: ApiClient }) {
   const { tx } = useApp();
+  const ax = useAdminTexts();
   const [form, setForm] = useState({ code: "", credits: "10", max_uses: "100", expires_at: "" });
   const [shown, setShown] = useState<PromoCode | null>(null);
   const call = useCall();
@@ -197,25 +201,25 @@ function PromoCodes({ api }: { api: ApiClient }) {
     if (code) setShown(code);
   };
   return (
-    <Section title={tx.t("admin_promo")}>
+    <Section title={ax.t("promo")}>
       <form class="stack" data-form="promo" onSubmit={create}>
-        <input placeholder={tx.t("admin_code")} {...field("code")} />
-        <input type="number" min="1" placeholder="credits" {...field("credits")} />
-        <input type="number" min="1" placeholder={tx.t("admin_max_uses")} {...field("max_uses")} />
-        <input type="datetime-local" title={tx.t("admin_expires_at")} {...field("expires_at")} />
+        <input placeholder={ax.t("code")} aria-label={ax.t("code")} {...field("code")} />
+        <input type="number" min="1" placeholder={ax.t("code_credits")} aria-label={ax.t("code_credits")} {...field("credits")} />
+        <input type="number" min="1" placeholder={ax.t("max_uses")} aria-label={ax.t("max_uses")} {...field("max_uses")} />
+        <input type="datetime-local" title={ax.t("expires_at")} aria-label={ax.t("expires_at")} {...field("expires_at")} />
         <div class="inline">
           <button type="submit" disabled={call.busy || !form.code.trim()}>
-            {tx.t("admin_create")}
+            {ax.t("create")}
           </button>
           <button type="button" disabled={call.busy || !form.code.trim()} onClick={() => void show()}>
-            {tx.t("admin_show")}
+            {ax.t("show")}
           </button>
         </div>
       </form>
       {shown && (
         <p class="note" data-promo={shown.code}>
-          <b>{shown.code}</b> · {tx.plural("credits", shown.credits)} · {tx.t("admin_uses", { uses: shown.uses, max_uses: shown.max_uses })}
-          {shown.expires_at ? ` · ${shown.expires_at}` : ""}
+          <b>{shown.code}</b> · {tx.plural("credits", shown.credits)} · {ax.t("uses", { uses: shown.uses, max_uses: shown.max_uses })}
+          {shown.expires_at ? ` · ${ax.t("expires", { date: ax.date(shown.expires_at) })}` : ""}
         </p>
       )}
       {call.error ? <ErrorNote error={call.error} /> : null}
@@ -235,7 +239,7 @@ interface Broadcast {
 }
 
 function Broadcasts({ api }: { api: ApiClient }) {
-  const { tx } = useApp();
+  const ax = useAdminTexts();
   const [textEn, setTextEn] = useState("");
   const [textRu, setTextRu] = useState("");
   const [audience, setAudience] = useState("all");
@@ -269,34 +273,34 @@ function Broadcasts({ api }: { api: ApiClient }) {
   };
 
   return (
-    <Section title={tx.t("admin_broadcasts")}>
+    <Section title={ax.t("broadcasts")}>
       <form class="stack" data-form="broadcast" onSubmit={send}>
-        <textarea name="text_en" rows={3} maxLength={4096} placeholder={tx.t("admin_text_en")} value={textEn} onInput={(e) => setTextEn(e.currentTarget.value)} />
-        <textarea name="text_ru" rows={3} maxLength={4096} placeholder={tx.t("admin_text_ru")} value={textRu} onInput={(e) => setTextRu(e.currentTarget.value)} />
-        <select name="audience" value={audience} onChange={(e) => setAudience(e.currentTarget.value)} aria-label={tx.t("admin_audience")}>
-          <option value="all">{tx.t("audience_all")}</option>
-          <option value="paying">{tx.t("audience_paying")}</option>
-          <option value="active_30d">{tx.t("audience_active_30d")}</option>
+        <textarea name="text_en" rows={3} maxLength={4096} placeholder={ax.t("text_en")} value={textEn} onInput={(e) => setTextEn(e.currentTarget.value)} />
+        <textarea name="text_ru" rows={3} maxLength={4096} placeholder={ax.t("text_ru")} value={textRu} onInput={(e) => setTextRu(e.currentTarget.value)} />
+        <select name="audience" value={audience} onChange={(e) => setAudience(e.currentTarget.value)} aria-label={ax.t("audience")}>
+          <option value="all">{ax.t("audience_all")}</option>
+          <option value="paying">{ax.t("audience_paying")}</option>
+          <option value="active_30d">{ax.t("audience_active_30d")}</option>
         </select>
         <button type="submit" disabled={call.busy || !textEn.trim()}>
-          {tx.t("admin_send")}
+          {ax.t("send")}
         </button>
       </form>
       <form class="inline" onSubmit={lookup}>
-        <input name="broadcast_id" placeholder={tx.t("admin_broadcast_id")} value={lookupId} onInput={(e) => setLookupId(e.currentTarget.value)} />
+        <input name="broadcast_id" placeholder={ax.t("broadcast_id")} value={lookupId} onInput={(e) => setLookupId(e.currentTarget.value)} />
         <button type="submit" disabled={call.busy || !lookupId.trim()}>
-          {tx.t("admin_show")}
+          {ax.t("show")}
         </button>
       </form>
       {broadcast && (
         <div class="note" data-broadcast={broadcast.id} data-status={broadcast.status}>
           <p>
-            {broadcast.id}: {tx.t("admin_progress", { status: broadcast.status, sent: broadcast.sent, total: broadcast.total, failed: broadcast.failed, blocked: broadcast.blocked })}
+            {broadcast.id}: {ax.t("progress", { status: ax.label("broadcast", broadcast.status), sent: broadcast.sent, total: broadcast.total, failed: broadcast.failed, blocked: broadcast.blocked })}
           </p>
           <progress max={broadcast.total || 1} value={broadcast.sent + broadcast.failed + broadcast.blocked} />
           {(broadcast.status === "queued" || broadcast.status === "sending") && (
             <button type="button" class="danger" disabled={call.busy} onClick={() => void cancel()}>
-              {tx.t("admin_cancel")}
+              {ax.t("cancel")}
             </button>
           )}
         </div>

@@ -2,6 +2,7 @@
 import { type Catalogue, en, type PluralForms } from "./en";
 import { ru } from "./ru";
 
+export type { PluralForms };
 export type Language = "en" | "ru";
 export const LANGUAGES: { id: Language; name: string }[] = [
   { id: "ru", name: "Русский" },
@@ -9,8 +10,9 @@ export const LANGUAGES: { id: Language; name: string }[] = [
 ];
 const CATALOGUES: Record<Language, Catalogue> = { en, ru };
 
-export type TextKey = { [K in keyof Catalogue]: Catalogue[K] extends string ? K : never }[keyof Catalogue];
-type PluralKey = Exclude<keyof Catalogue, TextKey>;
+/** The keys of a catalogue whose values are plain texts; the others hold plural forms. */
+type StringKey<C> = { [K in keyof C]: C[K] extends string ? K : never }[keyof C];
+export type TextKey = StringKey<Catalogue>;
 export type Params = Record<string, string | number>;
 
 /** `ru`, `ru-RU`, ... give `ru`; anything unsupported gives undefined. */
@@ -36,21 +38,31 @@ function fill(template: string, params: Params): string {
   return template.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
 }
 
-export interface Texts {
+/** What a screen reads texts through: `t` for a plain text, `plural` for one that agrees with `{n}`. */
+export interface TextsOf<C> {
   language: Language;
-  t(key: TextKey, params?: Params): string;
-  plural(key: PluralKey, n: number): string;
+  t(key: StringKey<C>, params?: Params): string;
+  /** The form of `key` that agrees with `n`, which fills `{n}` (written the language's way) beside `params`. */
+  plural(key: Exclude<keyof C, StringKey<C>>, n: number, params?: Params): string;
 }
+export type Texts = TextsOf<Catalogue>;
 
-export function texts(language: Language): Texts {
-  const catalogue = CATALOGUES[language];
+/**
+ * Texts of any catalogue of this shape: the main one here, and the operator's pages'
+ * own (src/admin/texts.ts), which lives in their lazily loaded chunk.
+ */
+export function textsOf<C extends Record<string, string | PluralForms>>(catalogue: C, language: Language): TextsOf<C> {
   const rules = new Intl.PluralRules(language);
   return {
     language,
     t: (key, params = {}) => fill(catalogue[key] as string, params),
-    plural: (key, n) => {
+    plural: (key, n, params = {}) => {
       const forms = catalogue[key] as PluralForms;
-      return fill(forms[rules.select(n)] ?? forms.other, { n: n.toLocaleString(language) });
+      return fill(forms[rules.select(n)] ?? forms.other, { ...params, n: n.toLocaleString(language) });
     },
   };
+}
+
+export function texts(language: Language): Texts {
+  return textsOf(CATALOGUES[language], language);
 }
