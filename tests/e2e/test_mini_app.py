@@ -73,6 +73,7 @@ def test_a_generation_is_watched_until_its_picture_is_displayed(stack: Stack, op
     # Tapping the picture opens it full screen; Telegram's back button closes it.
     app.page.click(".current .picture")
     app.page.wait_for_selector(".viewer img")
+    assert app.page.locator(".viewer .hint").inner_text() == "Nano Banana · 16:9 · 1 credit"  # its name, not its id
     assert app.page.evaluate("window.__tg.backVisible()") is True
     app.page.evaluate("window.__tg.clickBack()")
     app.page.wait_for_selector(".viewer", state="detached")

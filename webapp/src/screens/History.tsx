@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useApp } from "../context";
 import { failureText } from "../failures";
+import { modelName } from "../models";
 import type { Generation, Page } from "../types";
 import { hostDrawsButtons } from "../telegram";
 import { ErrorNote } from "../ui";
@@ -75,7 +76,7 @@ export function History({ onOpen }: { onOpen: (generation: Generation) => void }
 
 /** One generation full screen: the picture, its prompt and status; the back button closes it. */
 export function Viewer({ generation, onClose }: { generation: Generation; onClose: () => void }) {
-  const { tx } = useApp();
+  const { tx, models } = useApp();
   const url = generation.result_urls[0];
   return (
     <div class="viewer" role="dialog" aria-label={generation.prompt}>
@@ -87,7 +88,7 @@ export function Viewer({ generation, onClose }: { generation: Generation; onClos
       {url ? <img src={url} alt={generation.prompt} /> : <p class="status">{generation.status === "failed" ? failureText(generation.error, tx) : tx.t(`status_${generation.status}`)}</p>}
       <p class="prompt">{generation.prompt}</p>
       <p class="hint">
-        {generation.model} · {generation.aspect_ratio} · {tx.plural("credits", generation.cost)}
+        {modelName(models, generation.model)} · {generation.aspect_ratio} · {tx.plural("credits", generation.cost)}
       </p>
     </div>
   );
