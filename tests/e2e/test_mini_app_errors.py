@@ -93,7 +93,7 @@ def test_a_refused_prompt_is_explained_in_russian_with_the_field_as_a_detail(sta
 
     app.page.wait_for_selector(".error")
     assert app.page.locator(".error p").all_inner_texts() == [
-        "Запрос на картинку не принят. Проверьте запрос, модель, соотношение сторон и фото и попробуйте снова.",
+        "Эту картинку не удалось заказать. Проверьте описание, модель, формат и фото и попробуйте снова.",
         "Ответ сервера: prompt contains control characters.",
     ]
     assert app.balance() == "10 кредитов"

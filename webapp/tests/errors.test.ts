@@ -25,9 +25,9 @@ type Case = [status: number, code: string | null, headers: Record<string, string
 // Every code of CONTRACT §4 and chalicelib/errors.py, and API Gateway's 413 and 504 (infra/template.py).
 const CASES: Case[] = [
   [400, "invalid_request", {}, "default", "Some of what you entered was not accepted. Check it and try again.", "Часть введённого не принята. Проверьте данные и попробуйте снова."],
-  [400, "invalid_request", {}, "create", "This picture request was not accepted. Check the prompt, the model, the aspect ratio and the photos, then try again.", "Запрос на картинку не принят. Проверьте запрос, модель, соотношение сторон и фото и попробуйте снова."],
+  [400, "invalid_request", {}, "create", "This picture could not be started. Check the description, the model, the aspect ratio and the photos, then try again.", "Эту картинку не удалось заказать. Проверьте описание, модель, формат и фото и попробуйте снова."],
   [400, "invalid_request", {}, "promo", "This is not a valid promo code. Check how it is written and try again.", "Это не промокод. Проверьте, как он написан, и попробуйте снова."],
-  [413, "invalid_request", {}, "create", "That was too large to send. Shorten the text or use a smaller photo, then try again.", "Слишком много данных для отправки. Сократите текст или возьмите фото поменьше и попробуйте снова."],
+  [413, "invalid_request", {}, "create", "That was too large to send. Shorten the description or use a smaller photo, then try again.", "Слишком много данных для отправки. Сократите описание или возьмите фото поменьше и попробуйте снова."],
   [401, "unauthorized", {}, "default", "Your session has expired. Close the app and open it again from the bot.", "Сессия истекла. Закройте приложение и откройте его снова из бота."],
   [402, "insufficient_credits", {}, "create", "Not enough credits for this picture. Buy credits or choose a cheaper model.", "Не хватает кредитов на эту картинку. Купите кредиты или выберите модель дешевле."],
   [403, "forbidden", {}, "default", "Only the operator can do this. If you should have access, ask for your Telegram id to be added to the operators.", "Это может только оператор. Если вам нужен доступ, попросите добавить ваш Telegram id в операторы."],
@@ -38,7 +38,7 @@ const CASES: Case[] = [
   [409, "conflict", {}, "default", "This cannot be done in the current state, and nothing was changed. Refresh and try again.", "В текущем состоянии это сделать нельзя, ничего не изменено. Обновите данные и попробуйте снова."],
   [409, "already_redeemed", {}, "promo", "You have already used this promo code. Each code works once per account.", "Вы уже использовали этот промокод. Каждый код действует один раз на аккаунт."],
   [409, "promo_exhausted", {}, "promo", "This promo code has been used up. Watch for a new one.", "Этот промокод закончился. Следите за новыми."],
-  [422, "idempotency_key_reused", {}, "create", "This request was already sent with other settings. Tap Generate again to send it as a new one.", "Этот запрос уже отправлялся с другими параметрами. Нажмите «Создать» ещё раз, чтобы отправить его заново."],
+  [422, "idempotency_key_reused", {}, "create", "This request was already sent with other settings. Tap Generate again to send it as a new one.", "Эта картинка уже заказывалась с другими настройками. Нажмите «Создать» ещё раз, чтобы заказать её заново."],
   [429, "rate_limited", { "Retry-After": "21" }, "create", "Too many requests. Try again in 21 seconds.", "Слишком много запросов. Повторите через 21 секунду."],
   [429, "rate_limited", {}, "create", "Too many requests. Wait a moment and try again.", "Слишком много запросов. Подождите немного и попробуйте снова."],
   [429, "too_many_active", { "Retry-After": "10" }, "create", "You have as many pictures in progress as you can at once. Wait for one to finish, then try again in 10 seconds.", "Сейчас рисуется столько картинок, сколько можно одновременно. Дождитесь, пока одна будет готова, и повторите через 10 секунд."],
@@ -119,7 +119,7 @@ describe("what to do, besides the text", () => {
   });
 
   it("shows the page's own checks in the user's language", () => {
-    expect(describeError(new InputError("prompt_required"), texts("ru")).text).toBe("Сначала напишите запрос.");
+    expect(describeError(new InputError("prompt_required"), texts("ru")).text).toBe("Сначала напишите описание.");
     expect(describeError(new InputError("photos_required"), texts("en")).text).toBe("Add at least one photo for this model.");
     expect(describeError(new InputError("upload_failed"), texts("ru")).text).toBe("Не удалось загрузить фото. Попробуйте другое.");
   });

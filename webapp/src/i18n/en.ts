@@ -19,7 +19,7 @@ export const en = {
   aspect_label: "Aspect ratio",
   cost: "Cost: {cost}",
   generate: "Generate · {cost}",
-  prompt_required: "Write a prompt first.",
+  prompt_required: "Write a description first.",
   photos_label: "Reference photos",
   photos_hint: "Up to {n} JPEG, PNG or WebP pictures.",
   add_photo: "Add photo",
@@ -30,7 +30,7 @@ export const en = {
 
   status_pending: "Queued…",
   status_processing: "Drawing…",
-  status_completed: "Ready",
+  status_completed: "Done",
   // {reason}: one of the failure_* phrases (src/failures.ts), without a final full stop.
   status_failed: "Failed: {reason}. The credits were returned.",
   status_failed_unknown: "The picture could not be made. The credits were returned.",
@@ -67,10 +67,10 @@ export const en = {
 
   // Errors of CONTRACT §4: what happened, then what to do.
   err_invalid_request: "Some of what you entered was not accepted. Check it and try again.",
-  err_invalid_generation: "This picture request was not accepted. Check the prompt, the model, the aspect ratio and the photos, then try again.",
+  err_invalid_generation: "This picture could not be started. Check the description, the model, the aspect ratio and the photos, then try again.",
   err_invalid_promo: "This is not a valid promo code. Check how it is written and try again.",
   server_said: "Server's answer: {message}",
-  err_too_large: "That was too large to send. Shorten the text or use a smaller photo, then try again.",
+  err_too_large: "That was too large to send. Shorten the description or use a smaller photo, then try again.",
   err_unauthorized: "Your session has expired. Close the app and open it again from the bot.",
   err_insufficient_credits: "Not enough credits for this picture. Buy credits or choose a cheaper model.",
   buy_credits: "Buy credits",
