@@ -24,6 +24,17 @@ describe("plural forms (CONTRACT §8)", () => {
     expect(texts("en").plural("credits", n)).toBe(expected);
   });
 
+  it.each([
+    ["ru", 1, "До 1 картинки JPEG, PNG или WebP."],
+    ["ru", 3, "До 3 картинок JPEG, PNG или WebP."],
+    ["ru", 5, "До 5 картинок JPEG, PNG или WebP."],
+    ["ru", 21, "До 21 картинки JPEG, PNG или WebP."],
+    ["en", 1, "One JPEG, PNG or WebP picture."],
+    ["en", 3, "Up to 3 JPEG, PNG or WebP pictures."],
+  ] as const)("%s: the photos hint for a model that takes %i", (language, n, expected) => {
+    expect(texts(language).plural("photos_hint", n)).toBe(expected);
+  });
+
   it("fills parameters", () => {
     const seconds = texts("ru").plural("seconds", 21);
     expect(texts("ru").t("err_rate_limited", { seconds })).toBe("Слишком много запросов. Повторите через 21 секунду.");

@@ -21,7 +21,7 @@ export const en = {
   generate: "Generate · {cost}",
   prompt_required: "Write a description first.",
   photos_label: "Reference photos",
-  photos_hint: "Up to {n} JPEG, PNG or WebP pictures.",
+  photos_hint: { one: "One JPEG, PNG or WebP picture.", other: "Up to {n} JPEG, PNG or WebP pictures." },
   add_photo: "Add photo",
   remove: "Remove",
   uploading: "Uploading…",

@@ -23,7 +23,12 @@ export const ru: Catalogue = {
   generate: "Создать · {cost}",
   prompt_required: "Сначала напишите описание.",
   photos_label: "Исходные фото",
-  photos_hint: "До {n} картинок JPEG, PNG или WebP.",
+  photos_hint: {
+    one: "До {n} картинки JPEG, PNG или WebP.",
+    few: "До {n} картинок JPEG, PNG или WebP.",
+    many: "До {n} картинок JPEG, PNG или WebP.",
+    other: "До {n} картинки JPEG, PNG или WebP.",
+  },
   add_photo: "Добавить фото",
   remove: "Убрать",
   uploading: "Загружаем…",

@@ -175,7 +175,7 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
       {model?.edit && (
         <div class="photos">
           <span>{tx.t("photos_label")}</span>
-          <p class="hint">{tx.t("photos_hint", { n: model.max_images })}</p>
+          <p class="hint">{tx.plural("photos_hint", model.max_images)}</p>
           <div class="thumbs">
             {photos.map((p) => (
               <figure key={p.key} class={p.failed ? "thumb failed" : "thumb"} data-uploaded={p.uploadId ? "yes" : "no"}>
