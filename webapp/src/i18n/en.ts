@@ -27,6 +27,14 @@ export const en = {
   uploading: "Uploading…",
   upload_failed: "The photo could not be uploaded. Try another one.",
   photos_required: "Add at least one photo for this model.",
+  // Photos the page does not take (src/uploads.ts): what is wrong, then what to do.
+  photo_too_large: "The photo “{name}” is too large: the limit is {mb} MB. Choose a smaller one.",
+  photo_too_large_unknown: "The photo “{name}” is too large. Choose a smaller one.",
+  photo_not_an_image: "“{name}” is not a JPEG, PNG or WebP picture. Choose another photo, or save this one as a JPEG.",
+  photos_too_many: {
+    one: "{model} takes at most {n} picture; the others were not added.",
+    other: "{model} takes at most {n} pictures; the others were not added.",
+  },
 
   status_pending: "Queued…",
   status_processing: "Drawing…",

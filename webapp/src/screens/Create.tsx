@@ -8,7 +8,7 @@ import { watchGeneration } from "../poll";
 import { haptic } from "../telegram";
 import type { Generation } from "../types";
 import { ErrorNote, MainAction, useCountdown } from "../ui";
-import { ACCEPTED_TYPES, uploadPhoto } from "../uploads";
+import { ACCEPTED_TYPES, choosePhotos, DEFAULT_UPLOAD_MAX_BYTES, type PhotoRefusal, PhotoRefused, refusalText, uploadPhoto } from "../uploads";
 
 interface Photo {
   key: string;
@@ -30,6 +30,8 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
   const model = models.find((m) => m.id === modelId) ?? models[0];
   const [aspect, setAspect] = useState(me.settings?.aspect_ratio ?? "1:1");
   const [photos, setPhotos] = useState<Photo[]>([]);
+  const [refusals, setRefusals] = useState<PhotoRefusal[]>([]); // photos not taken, and why
+  const [maxBytes, setMaxBytes] = useState(DEFAULT_UPLOAD_MAX_BYTES); // lowered when the API names a lower limit
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [current, setCurrent] = useState<Generation | null>(null);
@@ -110,16 +112,29 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
 
   const addPhotos = (files: FileList | null) => {
     if (!files || !model) return;
-    const room = model.max_images - photos.length;
-    const added = Array.from(files)
-      .filter((file) => ACCEPTED_TYPES.includes(file.type))
-      .slice(0, Math.max(0, room))
-      .map((file) => ({ key: `${file.name}-${Math.random()}`, file, preview: URL.createObjectURL(file) }));
+    const { accepted, refused } = choosePhotos(Array.from(files), {
+      room: model.max_images - photos.length,
+      maxImages: model.max_images,
+      maxBytes,
+      model: model.name,
+    });
+    setRefusals(refused);
+    if (refused.length) haptic("error");
+    const added = accepted.map((file) => ({ key: `${file.name}-${Math.random()}`, file, preview: URL.createObjectURL(file) }));
     setPhotos((old) => [...old, ...added]);
     for (const photo of added) {
       uploadPhoto(api, photo.file).then(
         (uploadId) => setPhotos((old) => old.map((p) => (p.key === photo.key ? { ...p, uploadId } : p))),
         (caught) => {
+          if (caught instanceof PhotoRefused) {
+            // Refused for what it is (the deployed size limit is below ours): it never will upload.
+            const { refusal } = caught;
+            if (refusal.kind === "too_large" && refusal.limit) setMaxBytes(refusal.limit);
+            setRefusals((old) => [...old, refusal]);
+            removePhoto(photo.key);
+            haptic("error");
+            return;
+          }
           setError(caught);
           setPhotos((old) => old.map((p) => (p.key === photo.key ? { ...p, failed: true } : p)));
         },
@@ -202,6 +217,13 @@ export function Create({ onOpen }: { onOpen: (generation: Generation) => void })
               </label>
             )}
           </div>
+          {refusals.length > 0 && (
+            <div class="error refusals" role="alert">
+              {refusals.map((refusal, i) => (
+                <p key={i}>{refusalText(refusal, tx)}</p>
+              ))}
+            </div>
+          )}
         </div>
       )}
       <p class="cost">{tx.t("cost", { cost })}</p>
