@@ -64,6 +64,56 @@ def test_buying_a_pack_opens_the_invoice_and_shows_the_new_balance(stack: Stack,
     assert app.page.locator(".pack:disabled").count() == 0
 
 
+def _successful_payment(user: dict[str, Any], pack: dict[str, Any], payload: str) -> dict[str, Any]:
+    return {
+        "update_id": int(time.time() * 1000) % 2_000_000_000,
+        "message": {
+            "message_id": 1,
+            "date": int(time.time()),
+            "chat": {"id": user["id"], "type": "private"},
+            "from": {"id": user["id"], "is_bot": False, "first_name": user["first_name"], "language_code": "ru"},
+            "successful_payment": {
+                "currency": "XTR",
+                "total_amount": pack["stars"],
+                "invoice_payload": payload,
+                "telegram_payment_charge_id": f"e2e-late-charge-{user['id']}",
+                "provider_payment_charge_id": "",
+            },
+        },
+    }
+
+
+def test_credits_later_than_paid_are_said_to_be_on_their_way_and_shown_when_the_app_is_back(
+    stack: Stack, open_app: Any
+) -> None:
+    user = new_user(language_code="ru")
+    app = open_app(user)
+    app.page.click("[data-tab=account]")
+    app.page.wait_for_selector(".pack")
+    pack = stack.api("GET", "/api/packs").json()["packs"][0]
+    app.page.clock.install()  # the page's half a minute of asking for the balance, in a moment
+    app.page.click(f".pack[data-pack='{pack['id']}']")
+    app.page.wait_for_function("window.__tg.invoices.length === 1")
+    [created] = [p for p in stack.bot_api.sent("createInvoiceLink") if p.get("currency") == "XTR"][-1:]
+
+    app.page.evaluate("window.__tg.finishInvoice('paid')")  # Telegram's successful_payment is late
+
+    crediting = app.page.locator(".note[data-note=payment_crediting]")
+    for _ in range(40):
+        if crediting.count():
+            break
+        app.page.clock.run_for(3000)
+        time.sleep(0.1)  # the balance request the timer sent (real time: the page's clock is stopped)
+    assert crediting.inner_text().startswith("Оплата получена, кредиты зачисляются. Баланс скоро обновится")
+    assert app.balance() == "10 кредитов"
+    assert app.page.locator(".pack:disabled").count() == 0
+    # The credits arrive; the user comes back to the app, which asks for the balance again.
+    assert stack.webhook(_successful_payment(user, pack, created["payload"])).status_code == 200
+    app.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    app.page.wait_for_selector(".note[data-note=paid]")
+    assert app.balance() == f"{10 + pack['credits']} кредитов"
+
+
 def test_a_cancelled_invoice_changes_nothing(stack: Stack, open_app: Any) -> None:
     user = new_user()
     app = open_app(user)

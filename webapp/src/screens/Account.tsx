@@ -2,20 +2,12 @@
 import { useEffect, useState } from "preact/hooks";
 import { useApp } from "../context";
 import { LANGUAGES, type Language } from "../i18n";
+import { awaitCredit } from "../payments";
 import { haptic, openInvoice } from "../telegram";
 import type { Pack, User } from "../types";
 import { ErrorNote, Section } from "../ui";
 
-type InvoiceNote = "invoice_open" | "paid" | "invoice_cancelled" | "invoice_failed" | "invoice_pending";
-
-/** After `paid` the credits come with Telegram's successful_payment update: ask until the balance moves. */
-async function awaitCredit(refresh: () => Promise<User>, before: number, tries = 10): Promise<void> {
-  for (let i = 0; i < tries; i += 1) {
-    const user = await refresh().catch(() => null);
-    if (user && user.credits !== before) return;
-    await new Promise((resolve) => setTimeout(resolve, 1000 + i * 500));
-  }
-}
+type InvoiceNote = "invoice_open" | "paid" | "payment_crediting" | "invoice_cancelled" | "invoice_failed" | "invoice_pending";
 
 function Packs() {
   const { api, tx, me, refreshMe } = useApp();
@@ -23,6 +15,23 @@ function Packs() {
   const [error, setError] = useState<unknown>(null);
   const [open, setOpen] = useState(false);
   const [note, setNote] = useState<InvoiceNote | null>(null);
+  // The balance before a payment whose credits have not shown yet: any later refresh that
+  // moves it (the app shown again, the next open) turns the note into "paid".
+  const [uncredited, setUncredited] = useState<number | null>(null);
+
+  useEffect(() => {
+    if (uncredited === null) return;
+    if (me.credits !== uncredited) {
+      setUncredited(null);
+      setNote("paid");
+      return;
+    }
+    const onShown = () => {
+      if (!document.hidden) refreshMe().catch(() => undefined);
+    };
+    document.addEventListener("visibilitychange", onShown);
+    return () => document.removeEventListener("visibilitychange", onShown);
+  }, [uncredited, me.credits]);
 
   useEffect(() => {
     api.get<{ packs: Pack[] }>("/api/packs").then((answer) => setPacks(answer.packs), setError);
@@ -34,14 +43,20 @@ function Packs() {
     setOpen(true);
     setError(null);
     setNote(null);
+    setUncredited(null);
+    const before = me.credits;
     try {
       const { invoice_link } = await api.post<{ invoice_link: string }>("/api/payments/invoice", { pack_id: pack.id });
       setNote("invoice_open");
       const status = await openInvoice(invoice_link);
       setNote(status === "paid" ? "paid" : `invoice_${status}`);
-      if (status === "paid") {
-        haptic("success");
-        await awaitCredit(refreshMe, me.credits);
+      if (status === "paid") haptic("success");
+      if (status === "paid" || status === "pending") {
+        if (await awaitCredit(refreshMe, before)) setNote("paid");
+        else {
+          if (status === "paid") setNote("payment_crediting");
+          setUncredited(before);
+        }
       }
     } catch (caught) {
       setError(caught);
