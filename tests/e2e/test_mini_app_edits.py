@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.e2e.conftest import Stack, new_user
+from tests.e2e.conftest import Stack, new_user, shot
 
 pytestmark = pytest.mark.e2e
 EDIT_MODEL = "google/nano-banana-edit"
@@ -114,3 +114,4 @@ def test_photos_the_page_cannot_take_are_refused_in_russian_with_what_to_do(stac
     ]
     assert app.page.locator(".thumb").count() == 2  # the refused photo is not left behind
     assert app.page.locator(".error:not(.refusals)").count() == 0  # nor the generic «картинку не удалось заказать»
+    shot(app, "photos-refused-ru-light")
