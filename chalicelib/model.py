@@ -121,8 +121,8 @@ class GenerationOrder:
     upload_ids: tuple[str, ...] = ()  # the user's own reference pictures (chalicelib.uploads)
 
 
-# Telegram media that are not pictures: the bot answers "I can only edit pictures" (CONTRACT §7),
-# never drops them in silence.
+# Telegram media that are not pictures: the bot answers that it takes a text to draw or a photo to
+# edit (CONTRACT §7), never drops them in silence.
 NOT_PICTURE_MEDIA = ("video", "video_note", "voice", "audio", "animation")
 
 

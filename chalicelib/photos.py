@@ -62,6 +62,8 @@ ALBUM_RECORD_SECONDS = 3600
 PENDING_SECONDS = 3600  # a photo without an instruction waits this long for one
 PICTURE_SECONDS = 30 * 24 * 3600  # how long a reply to a delivered result can edit it
 _PERMANENT_TELEGRAM_CODES = frozenset({400, 403})
+# Media with nothing to look at: a text replying to one cannot mean "change this", so it is a prompt.
+_SOUND_MEDIA = frozenset({"voice", "audio"})
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -95,6 +97,8 @@ def _too_large(limit_bytes: int) -> Refusal:
 
 
 DOWNLOAD_FAILED = Refusal("edit-download-failed")
+# A voice message, audio, video, video note or GIF sent on its own (``model.NOT_PICTURE_MEDIA``).
+NOT_UNDERSTOOD = Refusal("media-not-understood")
 
 
 def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPicture | Refusal | None:
@@ -110,7 +114,8 @@ def picture_in(message: Mapping[str, Any], settings: Settings) -> TelegramPictur
     if isinstance(message.get("sticker"), dict):
         return Refusal("edit-sticker-refused")
     if any(isinstance(message.get(kind), dict) for kind in NOT_PICTURE_MEDIA):
-        return Refusal("edit-not-an-image")
+        # Sent on its own it may be a request by voice or a video: say that a text draws.
+        return NOT_UNDERSTOOD
     document = message.get("document")
     if isinstance(document, dict) and isinstance(document.get("file_id"), str):
         if str(document.get("mime_type", "")).lower() not in uploads.CONTENT_TYPES:
@@ -419,6 +424,12 @@ def handle_text(
 def _pictures_replied_to(
     bot: BotApi, settings: Settings, replied: Mapping[str, Any], sender: Profile, chat_id: int
 ) -> tuple[str, ...] | Refusal | None:
+    """The pictures a reply asks to edit; a ``Refusal`` for something visual we cannot edit; None: nothing to edit.
+
+    A reply to a voice message or audio is an ordinary prompt: nothing there could be changed, so the
+    text can only be a description. A reply to a sticker, a video or a GIF most likely asks to change
+    it: that is refused (free) rather than drawn from scratch and charged.
+    """
     replied_id = replied.get("message_id")
     if type(replied_id) is not int:
         return None
@@ -429,9 +440,13 @@ def _pictures_replied_to(
             return (uploads.copy_result(sender.user_id, stored, settings, upload_id=derived_upload_id(when, stored)),)
         except ApiError:
             return Refusal("edit-not-yours")
+    if any(isinstance(replied.get(kind), dict) for kind in _SOUND_MEDIA):
+        return None
     found = picture_in(replied, settings)
     if found is None:
         return None
+    if found == NOT_UNDERSTOOD:
+        return Refusal("edit-not-an-image")  # the user did write a text: "I can only edit pictures"
     if isinstance(found, Refusal):
         return found
     try:

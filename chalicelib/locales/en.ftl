@@ -190,6 +190,8 @@ edit-album-remembered = Got { $pictures ->
        *[other] { $pictures } pictures! What should I do with them?
     } Send the instruction as your next message.
 edit-not-an-image = I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.
+# A voice message, audio, video, video note or GIF.
+media-not-understood = I can't take voice messages, audio, video or GIFs. Write what I should draw as text, or send a photo with a caption saying what to change.
 edit-sticker-refused = Stickers can't be edited. Send a photo, or a JPEG, PNG or WebP file, with what to change.
 # A file sent as an image whose bytes are not one.
 edit-not-a-picture-file = That file is not a JPEG, PNG or WebP picture, so I can't edit it.

@@ -80,6 +80,18 @@ def _voice_note(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
     handled(voice)
 
 
+def _media(kind: str, **fields: Any) -> Callable[[Stack, FakeTelegram, str], None]:
+    """A message that carries only ``kind`` (audio, a video note, a GIF...), as Telegram sends it."""
+
+    def scenario(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
+        update = update_of(text_message("ignored", language_code=lang))
+        del update["message"]["text"]
+        update["message"][kind] = {"file_id": f"{kind}-1", "file_unique_id": f"{kind}-1", **fields}
+        handled(update)
+
+    return scenario
+
+
 def _video(stack: Stack, telegram: FakeTelegram, lang: str) -> None:
     video = update_of(text_message("ignored", language_code=lang))
     del video["message"]["text"]
@@ -149,6 +161,16 @@ def _instruction_too_long(stack: Stack, telegram: FakeTelegram, lang: str) -> No
     handled(update_of(text_message("x" * 2001, reply_to=photo, language_code=lang)))
 
 
+NOT_UNDERSTOOD_EN = (
+    "I can't take voice messages, audio, video or GIFs. "
+    "Write what I should draw as text, or send a photo with a caption saying what to change."
+)
+NOT_UNDERSTOOD_RU = (
+    "Голосовые, аудио, видео и GIF я не понимаю. "
+    "Напишите текстом, что нарисовать, — или пришлите фото с подписью, что изменить."
+)
+
+
 @dataclass(frozen=True)
 class EditText:
     scenario: Callable[[Stack, FakeTelegram, str], None]
@@ -162,15 +184,15 @@ EDIT_TEXTS = {
         "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
         "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
     ),
-    "voice-note": EditText(
-        _voice_note,
-        "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
-        "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
-    ),
-    "video-with-caption": EditText(
-        _video,
-        "I can only edit pictures: send a photo, or a JPEG, PNG or WebP file, with what to change.",
-        "Я редактирую только картинки: пришлите фото или файл JPEG, PNG или WebP с подписью, что изменить.",
+    # Sent on their own, voice, audio, video and GIFs are told that a text draws (CONTRACT §7: what to do next).
+    "voice-note": EditText(_voice_note, NOT_UNDERSTOOD_EN, NOT_UNDERSTOOD_RU),
+    "audio": EditText(_media("audio", duration=180, mime_type="audio/mpeg"), NOT_UNDERSTOOD_EN, NOT_UNDERSTOOD_RU),
+    "video-with-caption": EditText(_video, NOT_UNDERSTOOD_EN, NOT_UNDERSTOOD_RU),
+    "video-note": EditText(_media("video_note", length=240, duration=4), NOT_UNDERSTOOD_EN, NOT_UNDERSTOOD_RU),
+    "gif": EditText(
+        _media("animation", width=320, height=240, duration=2, mime_type="video/mp4"),
+        NOT_UNDERSTOOD_EN,
+        NOT_UNDERSTOOD_RU,
     ),
     "sticker": EditText(
         _sticker,

@@ -148,6 +148,8 @@ def test_the_largest_photo_size_is_chosen_and_refusals_are_clear() -> None:
     assert photos.picture_in(pdf, settings) == photos.Refusal("edit-not-an-image")
     huge = {"document": {"file_id": "d", "mime_type": "image/png", "file_size": 21 * 1024 * 1024}}
     assert photos.picture_in(huge, settings) == photos.Refusal("edit-too-large", max_mb=10)
+    for kind in ("voice", "audio", "video", "video_note", "animation"):  # a text draws: it is said so
+        assert photos.picture_in({kind: {"file_id": "m"}}, settings) == photos.NOT_UNDERSTOOD
     assert photos.picture_in({"text": "hello"}, settings) is None
 
 

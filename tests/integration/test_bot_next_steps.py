@@ -1,0 +1,110 @@
+"""Every reply says what to do next, in the user's language (CONTRACT §7, §8), through the webhook.
+
+The cases a walk-through of the bot as a Russian and an English user found:
+media the bot cannot use, /paysupport without purchases, a banned user's
+/start, a new user without welcome credits, edited messages and a photo
+whose caption is a command. Expected texts come from the catalogues
+(``chalicelib/locales``); i18n is strict in the tests, so a text that
+fails to format fails the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib import catalogue, config, money
+from chalicelib.i18n import t
+from chalicelib.model import NOT_PICTURE_MEDIA
+from chalicelib.runtime import ready
+from tests.fakes.telegram import FakeTelegram
+from tests.probes import charges_of, generations_of, queued_jobs
+from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, text_update
+
+LANGUAGES = ["ru", "en"]
+CONTACT = "@nanogen_help"
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config.reset_settings()
+    ready()
+
+
+def handled(update: dict[str, Any]) -> None:
+    response = deliver(update)
+    assert response.status_code == 200, response.body
+
+
+def media_message(kind: str, lang: str) -> dict[str, Any]:
+    """A private message that carries only ``kind`` (a voice message, a GIF...), as Telegram sends it."""
+    sent = message(None, language_code=lang)
+    sent[kind] = {"file_id": f"{kind}-1", "file_unique_id": f"{kind}-1", "duration": 3, "width": 320, "height": 240}
+    return sent
+
+
+def nothing_charged() -> None:
+    assert generations_of(ALICE_ID) == [] and charges_of(ALICE_ID) == [] and queued_jobs() == []
+
+
+# --- voice, audio, video, video notes, GIFs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("kind", NOT_PICTURE_MEDIA)
+def test_voice_audio_video_and_gifs_are_told_that_a_text_draws_and_nothing_is_charged(
+    fake_telegram: FakeTelegram, kind: str, lang: str
+) -> None:
+    sent = media_message(kind, lang)
+
+    handled({"update_id": next_update_id(), "message": sent})
+
+    [reply] = fake_telegram.sent("sendMessage")
+    assert reply["text"] == t(lang, "media-not-understood")
+    assert reply["reply_parameters"]["message_id"] == sent["message_id"]
+    assert fake_telegram.sent("getFile") == []
+    nothing_charged()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("kind", ["voice", "audio"])
+def test_a_text_reply_to_a_voice_message_or_audio_is_a_new_prompt(
+    fake_telegram: FakeTelegram, kind: str, lang: str
+) -> None:
+    # Nothing in a sound could be edited: the text can only be a description of what to draw.
+    heard = media_message(kind, lang)
+
+    handled(text_update("a lighthouse at dusk", language_code=lang, reply_to_message=heard))
+
+    [ordered] = generations_of(ALICE_ID)
+    assert (ordered.prompt, list(ordered.upload_ids or [])) == ("a lighthouse at dusk", [])
+    model = catalogue.get_model(str(ordered.model), ready())
+    [queued] = fake_telegram.texts()
+    assert queued.startswith(t(lang, "generation-queued", model=model.name, cost=model.cost))
+    assert fake_telegram.sent("getFile") == []
+    money.cancel_generation(ALICE_ID, ordered.generation_id)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize(
+    ("kind", "refusal"),
+    [
+        ("video", "edit-not-an-image"),
+        ("video_note", "edit-not-an-image"),
+        ("animation", "edit-not-an-image"),
+        ("sticker", "edit-sticker-refused"),
+    ],
+)
+def test_a_text_reply_to_a_video_gif_or_sticker_is_refused_and_not_drawn_from_scratch(
+    fake_telegram: FakeTelegram, kind: str, refusal: str, lang: str
+) -> None:
+    # "Make it blue" under a video asks to change the video: drawing "make it blue" would charge for
+    # a picture nobody asked for. The answer says what can be edited, and nothing is charged.
+    seen = media_message(kind, lang)
+
+    handled(text_update("make it blue", language_code=lang, reply_to_message=seen))
+
+    assert fake_telegram.texts() == [t(lang, refusal)]
+    nothing_charged()
