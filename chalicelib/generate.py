@@ -21,7 +21,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import NanoGenError, ProviderError
 from chalicelib.jobs import Job
 from chalicelib.model import ACTIVE_STATUSES, ClaimOutcome, FailureReason, GenerationStatus
-from chalicelib.notify import DeliveryDeferred, alert_operator, deliver_pictures, tell_user_it_failed
+from chalicelib.notify import DeliveryDeferred, alert_operator, deliver_pictures, tell_user_it_failed, timeout_reason
 from chalicelib.observability import MetricUnit, count, logger
 from chalicelib.providers.base import GeneratedImage, ImageProvider
 from chalicelib.tables import Generation
@@ -97,7 +97,8 @@ class Worker:
         if claim.outcome == ClaimOutcome.CLAIMED and generation is not None:
             return self._generate(generation, deadline)
         if claim.outcome == ClaimOutcome.EXPIRED and generation is not None:
-            self._failed(generation, FailureReason.TIMED_OUT_BEFORE_RUN.message_id)
+            # A worker claimed it before (``attempts``): its drawing had started, not only its wait.
+            self._failed(generation, timeout_reason(started=int(generation.attempts or 0) > 0))
             return Outcome.FAILED
         if claim.outcome == ClaimOutcome.FINISHED and generation is not None:
             return self._finish_delivery(generation)

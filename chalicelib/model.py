@@ -72,7 +72,8 @@ class FailureReason(StrEnum):
 
     @property
     def message_id(self) -> str:
-        """The bot's ``failure-reason-*`` message for this reason."""
+        """The bot's ``failure-reason-*`` message for this reason (a timeout's notice picks, with
+        ``notify.timeout_reason``, whether it was still queued or already being drawn)."""
         return _FAILURE_MESSAGE_IDS[self]
 
 

@@ -21,6 +21,16 @@ from chalicelib.providers.base import GeneratedImage
 from chalicelib.tables import Generation
 from chalicelib.telegram import CAPTION_LIMIT, BotApi, photo_refused, truncate
 
+# What the user can do after each failure (``failure-reason-*`` -> ``failure-next-*``): every
+# reply says what to do next (CONTRACT §7).
+FAILURE_NEXT_STEPS = {
+    "failure-reason-timeout": "failure-next-later",
+    "failure-reason-timeout-drawing": "failure-next-later",
+    "failure-reason-rejected": "failure-next-rephrase",
+    "failure-reason-unavailable": "failure-next-later",
+    "failure-reason-failed": "failure-next-retry",
+    "failure-reason-retries": "failure-next-later",
+}
 ALERT_WINDOW_SECONDS = 900
 ALERTS_PER_WINDOW = 3  # per kind: an outage sends a few messages, not thousands
 _PERMANENT_DELIVERY_CODES = {400, 403}  # bad chat, bot blocked by the user: retrying will not help
@@ -108,13 +118,19 @@ def _remember_picture(generation: Generation, index: int, image: GeneratedImage,
     photos.remember_picture(int(generation.chat_id), message_id, user_id, key)
 
 
+def timeout_reason(*, started: bool) -> str:
+    """The ``failure-reason-*`` of a generation that ran out of time: still queued, or already being drawn."""
+    return "failure-reason-timeout-drawing" if started else "failure-reason-timeout"
+
+
 def tell_user_it_failed(bot: BotApi, generation: Generation, reason_id: str, settings: Settings) -> None:
-    """Say why (``reason_id``: a ``failure-reason-*`` message) and that the credits are back.
+    """Say why (``reason_id``: a ``failure-reason-*`` message), that the credits are back, and what to do now.
 
     A failure to say so is only logged.
     """
     lang = language_of(generation, settings)
-    text = t(lang, "generation-failed", reason=t(lang, reason_id), cost=int(generation.cost))
+    next_step = t(lang, FAILURE_NEXT_STEPS.get(reason_id, "failure-next-retry"))
+    text = t(lang, "generation-failed", reason=t(lang, reason_id), cost=int(generation.cost), next=next_step)
     try:
         bot.send_message(int(generation.chat_id), text)
     except TelegramError as error:

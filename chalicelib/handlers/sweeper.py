@@ -32,8 +32,8 @@ from chalicelib import bootstrap, jobs, money, queries, records
 from chalicelib.config import Settings
 from chalicelib.errors import SweepFailed
 from chalicelib.http import flush_metrics
-from chalicelib.model import FailureReason
-from chalicelib.notify import tell_user_it_failed
+from chalicelib.model import FailureReason, GenerationStatus
+from chalicelib.notify import tell_user_it_failed, timeout_reason
 from chalicelib.observability import count, logger
 from chalicelib.runtime import ready
 
@@ -88,6 +88,8 @@ def _fail_expired(settings: Settings, done: Sweep) -> None:
     now = time.time()
     bot = bootstrap.bot_api()
     for generation in queries.unfinished_generations(timeout_before=now + 1):  # cost and chat_id are projected
+        # Read before failing it (which sets the status): a claim cannot start after the timeout.
+        started = generation.status == GenerationStatus.PROCESSING
         try:
             if not money.fail_generation(generation, error=FailureReason.TIMED_OUT, only_if_expired=True, now=now):
                 continue  # a racing sweeper or worker ended it first
@@ -100,7 +102,7 @@ def _fail_expired(settings: Settings, done: Sweep) -> None:
         count("GenerationsRefunded")
         count("CreditsRefunded", int(generation.cost))
         try:
-            tell_user_it_failed(bot, generation, FailureReason.TIMED_OUT.message_id, settings)
+            tell_user_it_failed(bot, generation, timeout_reason(started=started), settings)
         except Exception:
             logger.exception("could not tell a user their generation timed out", extra={"user_id": generation.user_id})
 

@@ -154,15 +154,21 @@ refusal-unknown = The picture could not be started. Please try again in a minute
 
 ## A generation that failed (its credits are returned)
 
-# $reason: one of the failure-reason-* texts.
+# $reason: one of the failure-reason-* texts; $next: one of the failure-next-* texts, what to do now.
 generation-failed =
     Sorry, your picture could not be made: { $reason }
-    The { CREDITS($cost) } it cost went back to your balance.
+    The { CREDITS($cost) } it cost went back to your balance. { $next }
+# Timed out while waiting in the queue (drawing had not started).
 failure-reason-timeout = it waited too long in the queue.
+# Timed out after drawing had started.
+failure-reason-timeout-drawing = drawing it took too long.
 failure-reason-rejected = the image service rejected this prompt or its images.
 failure-reason-unavailable = the image service is unavailable right now.
 failure-reason-failed = the image service could not make it.
-failure-reason-retries = the image service kept failing; please try again later.
+failure-reason-retries = the image service kept failing.
+failure-next-retry = Please try again: send the same request once more.
+failure-next-rephrase = Try wording it differently and send it again.
+failure-next-later = Please try again later.
 
 
 ## Buttons under a delivered picture, and their callback answers (up to 200 characters)

@@ -19,8 +19,9 @@ from chalicelib.i18n import t
 from chalicelib.model import NOT_PICTURE_MEDIA
 from chalicelib.runtime import ready
 from tests.fakes.telegram import FakeTelegram
-from tests.probes import charges_of, generations_of, queued_jobs
+from tests.probes import balance, charges_of, generations_of, queued_jobs
 from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, text_update
+from tests.worker_helpers import Stack
 
 LANGUAGES = ["ru", "en"]
 CONTACT = "@nanogen_help"
@@ -108,3 +109,32 @@ def test_a_text_reply_to_a_video_gif_or_sticker_is_refused_and_not_drawn_from_sc
 
     assert fake_telegram.texts() == [t(lang, refusal)]
     nothing_charged()
+
+
+# --- failure notices: why, the credits back, and what to do now -----------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_rejected_generation_is_told_to_reword_it_after_the_refund(stack: Stack, lang: str) -> None:
+    from tests.fakes.aiml import aiml_error
+
+    stack.aiml.script("forbidden thing", aiml_error(400, "prompt: must not contain forbidden content"))
+    handled(text_update("forbidden thing", language_code=lang))
+    run_queue_once(stack)
+
+    told = stack.telegram.texts_to(ALICE_ID)[-1]
+    assert told == t(
+        lang,
+        "generation-failed",
+        reason=t(lang, "failure-reason-rejected"),
+        cost=1,
+        next=t(lang, "failure-next-rephrase"),
+    )
+    assert told.endswith(t(lang, "failure-next-rephrase"))
+    assert balance(ALICE_ID) == 10
+
+
+def run_queue_once(stack: Stack) -> None:
+    event = stack.receive()
+    assert event["Records"]
+    assert stack.run(event) == []

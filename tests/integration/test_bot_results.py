@@ -288,7 +288,7 @@ def test_a_russian_users_failure_notice_and_buttons_are_in_russian(stack: Stack)
     told = stack.telegram.texts_to(ALICE_ID)[-1]
     assert told == (
         "К сожалению, картинка не получилась: сервис изображений отклонил это описание или картинки.\n"
-        "Мы вернули на баланс 1 кредит."
+        "Мы вернули на баланс 1 кредит. Попробуйте описать иначе и отправьте снова."
     )
     [photo] = stack.telegram.pictures_to(ALICE_ID)
     assert set(buttons_of(photo)) == {"🔁 Ещё раз", "✏️ Изменить", "📎 Оригинал"}
@@ -304,6 +304,7 @@ def test_a_timed_out_generation_is_told_in_the_users_language_by_the_sweeper(sta
     assert sweeper.sweep()["expired"] == 1
 
     assert stack.telegram.texts_to(ALICE_ID)[-1] == (
-        "К сожалению, картинка не получилась: она слишком долго ждала в очереди.\nМы вернули на баланс 1 кредит."
+        "К сожалению, картинка не получилась: она слишком долго ждала в очереди.\n"
+        "Мы вернули на баланс 1 кредит. Попробуйте ещё раз позже."
     )
     assert balance(ALICE_ID) == 10

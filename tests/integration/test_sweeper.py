@@ -38,12 +38,16 @@ def test_expired_generations_are_refunded_once_and_their_users_told(stack: Stack
     # The next minute: nothing twice.
     assert sweep() == {"expired": 0, "requeued": 0, "failures": 0, "failed_phases": []}
 
-    for job in (waiting, stuck):
+    # Each is told the truth about where its time went, that its credit is back, and what to do now.
+    for job, why in ((waiting, "it waited too long in the queue."), (stuck, "drawing it took too long.")):
         failed = generation(job)
-        assert (failed.status, failed.error) == ("failed", "Timed out.")
+        assert (failed.status, failed.error) == ("failed", "Timed out.")  # the API's error is the same
         assert ledger(job) == REFUNDED
         [told] = stack.telegram.texts_to(job.user_id)
-        assert "waited too long" in told and "The 1 credit it cost went back to your balance." in told
+        assert told == (
+            f"Sorry, your picture could not be made: {why}\n"
+            "The 1 credit it cost went back to your balance. Please try again later."
+        )
     assert generation(finished).status == "completed" and ledger(finished) == CHARGED
     assert generation(young).status == "pending" and ledger(young) == CHARGED
     assert stack.telegram.texts_to(young.user_id) == []

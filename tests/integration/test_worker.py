@@ -322,6 +322,19 @@ def test_a_timed_out_generation_is_refunded_without_calling_the_provider(stack: 
     assert "waited too long" in told and "went back to your balance" in told
 
 
+def test_a_generation_whose_worker_died_mid_drawing_is_told_its_drawing_took_too_long(stack: Stack) -> None:
+    created = time.time() - stack.settings.generation_timeout_seconds - 100
+    job = stack.start_job("slow", now=created)
+    claim = money.claim_generation(job.user_id, job.generation_id, lease_seconds=150, now=created + 5)
+    assert claim.outcome == ClaimOutcome.CLAIMED  # ... and its worker died: the lease ran out long ago
+
+    assert stack.run(stack.deliver(job)) == []
+
+    assert stack.aiml.requests == [] and ledger(job) == REFUNDED
+    [told] = stack.telegram.texts_to(job.user_id)
+    assert "drawing it took too long" in told and "waited" not in told
+
+
 def test_too_little_lambda_time_left_returns_the_job_untouched(stack: Stack) -> None:
     job = stack.start_job()
     event = stack.deliver(job)
@@ -451,7 +464,7 @@ def test_a_crash_after_each_write_is_recovered_without_double_money(
     else:
         assert generation(swept).status == "failed" and ledger(swept) == REFUNDED
         [told] = stack.telegram.texts_to(swept.user_id)
-        assert "waited too long" in told
+        assert "drawing it took too long" in told  # claimed, then its worker died: it was being drawn
     # A late copy of its message changes no money; it only delivers a completed, undelivered picture.
     stack.worker_with(wall_clock=time.time)
     swept_calls = stack.aiml.calls_for("swept")

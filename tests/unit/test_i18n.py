@@ -51,6 +51,7 @@ TEXT_SAMPLES = {
     "link": "tg://user?id=123456789",
     "model": "Nano Banana",
     "name": "Анна",
+    "next": "Please try again later.",
     "prompt": "a red fox in the snow",
     "purchases": "2026-12-01: 50 credits for 200 ⭐ (payment stxAbC…XyZ)",
     "reason": "the image service could not make it.",
@@ -116,6 +117,19 @@ def test_every_message_exists_in_both_languages_with_the_same_variables() -> Non
     differing = {key: (russian[key], english[key]) for key in russian if russian[key] != english[key]}
     assert differing == {}
     assert len(russian) > 100  # every text of CONTRACT §7, not a stub
+
+
+def test_every_failure_reason_has_a_next_step_the_notice_ends_with() -> None:
+    from chalicelib.notify import FAILURE_NEXT_STEPS
+
+    messages, _ = _entries("en")
+    reasons = {name for name in messages if name.startswith("failure-reason-")}
+    assert set(FAILURE_NEXT_STEPS) == reasons
+    for lang in i18n.LANGUAGES:
+        for reason, next_step in FAILURE_NEXT_STEPS.items():
+            said = i18n.t(lang, next_step)
+            notice = i18n.t(lang, "generation-failed", reason=i18n.t(lang, reason), cost=2, next=said)
+            assert said and notice.endswith(said), (lang, reason)
 
 
 def test_every_variable_has_a_sample_in_this_test() -> None:
