@@ -403,7 +403,9 @@ def _paysupport(bot: BotApi, settings: Settings, *, message: ChatMessage, argume
 
     lines = []
     if settings.support_contact:
-        lines.append(t(lang, "paysupport-contact", contact=settings.support_contact))
+        # "Include the payment's code" only when there are codes to include.
+        contact = "paysupport-contact-with-purchases" if purchases else "paysupport-contact"
+        lines.append(t(lang, contact, contact=settings.support_contact))
     if purchases:
         lines += [t(lang, "paysupport-purchases-title"), *listed(lang)]
     else:

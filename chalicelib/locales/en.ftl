@@ -233,7 +233,9 @@ history-empty = You have no pictures yet. Send me a description to draw the firs
 
 ## /paysupport
 
-paysupport-contact = For help with a payment, write to { $contact }. Please include the payment's code shown below.
+paysupport-contact = For help with a payment, write to { $contact }.
+# The same, when the list of purchases follows.
+paysupport-contact-with-purchases = For help with a payment, write to { $contact }. Please include the payment's code shown below.
 paysupport-purchases-title = Your latest purchases:
 # $charge_id: shortened Telegram charge id; $date: YYYY-MM-DD.
 paysupport-purchase-item = { $date }: { CREDITS($credits) } for { $stars } ⭐ (payment { $charge_id })

@@ -250,7 +250,9 @@ history-empty = Картинок пока нет. Пришлите описан�
 
 ## /paysupport
 
-paysupport-contact = С вопросами об оплате пишите { $contact }. Укажите код платежа из списка ниже.
+paysupport-contact = С вопросами об оплате пишите { $contact }.
+# То же, когда ниже идёт список покупок.
+paysupport-contact-with-purchases = С вопросами об оплате пишите { $contact }. Укажите код платежа из списка ниже.
 paysupport-purchases-title = Ваши последние покупки:
 # $charge_id: сокращённый id платежа в Telegram; $date: ГГГГ-ММ-ДД.
 paysupport-purchase-item = { $date }: { CREDITS($credits) } за { $stars } ⭐ (платёж { $charge_id })

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib import catalogue, config, money
+from chalicelib import bot, catalogue, config, money
 from chalicelib.i18n import t
 from chalicelib.model import NOT_PICTURE_MEDIA
 from chalicelib.runtime import ready
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, queued_jobs
-from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, text_update
+from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, payment_update, text_update
 from tests.worker_helpers import Stack
 
 LANGUAGES = ["ru", "en"]
@@ -138,3 +138,30 @@ def run_queue_once(stack: Stack) -> None:
     event = stack.receive()
     assert event["Records"]
     assert stack.run(event) == []
+
+
+# --- /paysupport -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_paysupport_asks_for_a_payment_code_only_when_it_lists_payments(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
+) -> None:
+    use_settings(monkeypatch, SUPPORT_CONTACT=CONTACT)
+
+    handled(text_update("/paysupport", language_code=lang))
+
+    assert fake_telegram.texts() == [
+        f"{t(lang, 'paysupport-contact', contact=CONTACT)}\n{t(lang, 'paysupport-no-purchases')}"
+    ]
+
+    pack = catalogue.PACKS[0]
+    handled(payment_update("stx-paysupport-1", pack.payload, pack.stars))
+    handled(text_update("/paysupport", language_code=lang))
+
+    with_purchases = fake_telegram.texts()[-1].split("\n")
+    assert with_purchases[:2] == [
+        t(lang, "paysupport-contact-with-purchases", contact=CONTACT),
+        t(lang, "paysupport-purchases-title"),
+    ]
+    assert f"{bot.short_charge_id('stx-paysupport-1')})" in with_purchases[2]
