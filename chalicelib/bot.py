@@ -287,15 +287,17 @@ def _start(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: s
     if not created:
         records.remember_language_code(user, message.sender.language_code)
     lang = _language(message.sender, settings, user)
+    if user.banned:  # no invitation to draw: only what a banned account may still do
+        _say(bot, message.chat_id, t(lang, "account-banned"))
+        return
     name = message.sender.first_name or t(lang, "start-default-name")
-    balance = t(lang, "balance-line", balance=int(user.credits))
-    if created and settings.welcome_credits:
-        lines = [t(lang, "start-greeting-new", name=name, welcome=settings.welcome_credits), balance]
+    if not created:
+        greeting = t(lang, "start-greeting-back", name=name)
+    elif settings.welcome_credits:
+        greeting = t(lang, "start-greeting-new", name=name, welcome=settings.welcome_credits)
     else:
-        lines = [t(lang, "start-greeting-back", name=name), balance]
-    if user.banned:
-        lines.append(t(lang, "account-banned"))
-    lines.append(t(lang, "start-intro"))
+        greeting = t(lang, "start-greeting-new-no-gift", name=name)
+    lines = [greeting, t(lang, "balance-line", balance=int(user.credits)), t(lang, "start-intro")]
     _say(bot, message.chat_id, "\n".join(lines), markup=_open_app_markup(settings, lang))
 
 

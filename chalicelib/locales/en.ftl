@@ -15,7 +15,8 @@ credits = { $count ->
    *[other] { $count } credits
 }
 balance-line = Your balance: { CREDITS($balance) }.
-account-banned = This account is banned.
+# What a banned user may still do: /balance, /history, /paysupport (as the Mini App says).
+account-banned = This account is banned: it cannot draw pictures or buy credits. If you think this is a mistake, send /paysupport.
 button-open-app = Open NanoGen
 # A choice button that is the current setting.
 button-selected = ✓ { $label }
@@ -27,6 +28,8 @@ unknown-command = I don't know that command. Send /help to see what I can do, or
 
 # $name: the user's Telegram first name.
 start-greeting-new = Welcome to NanoGen, { $name }! You got { CREDITS($welcome) } to start.
+# A new user when there are no welcome credits (WELCOME_CREDITS=0).
+start-greeting-new-no-gift = Welcome to NanoGen, { $name }!
 start-greeting-back = Welcome back, { $name }!
 # Used for $name when Telegram gives no first name.
 start-default-name = there

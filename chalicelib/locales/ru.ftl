@@ -18,7 +18,8 @@ credits = { $count ->
    *[other] { $count } кредита
 }
 balance-line = Ваш баланс: { CREDITS($balance) }.
-account-banned = Этот аккаунт заблокирован.
+# Что заблокированному можно: /balance, /history, /paysupport (как в Mini App).
+account-banned = Этот аккаунт заблокирован: рисовать картинки и покупать кредиты нельзя. Если это ошибка, отправьте /paysupport.
 button-open-app = Открыть NanoGen
 # Кнопка выбора, который сейчас действует.
 button-selected = ✓ { $label }
@@ -30,6 +31,8 @@ unknown-command = Такой команды я не знаю. Список ко�
 
 # $name: имя пользователя в Telegram.
 start-greeting-new = Добро пожаловать в NanoGen, { $name }! Для начала дарим вам { CREDITS($welcome) }.
+# Новый пользователь, когда приветственных кредитов нет (WELCOME_CREDITS=0).
+start-greeting-new-no-gift = Добро пожаловать в NanoGen, { $name }!
 start-greeting-back = С возвращением, { $name }!
 # Подставляется в $name, если Telegram не сообщил имя.
 start-default-name = друг

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import catalogue, config, money, queries, records
+from chalicelib import catalogue, config, i18n, money, queries, records
 from chalicelib.model import FailureReason, Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
@@ -106,7 +106,7 @@ def test_buy_sends_one_stars_invoice_per_pack_but_none_to_a_banned_user(fake_tel
     handled(text_update("/buy", user_id=BOB_ID))
 
     assert len(fake_telegram.sent("sendInvoice")) == len(catalogue.PACKS)
-    assert fake_telegram.texts() == ["This account is banned."]
+    assert fake_telegram.texts() == [i18n.t("en", "account-banned")]
 
 
 # --- prompts -------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
     assert "costs 4 credits" in poor and "Your balance: 3 credits." in poor and "/buy" in poor
     assert "Queued" in queued
     assert "At most 1 picture can be drawn at once" in too_many
-    assert banned == "This account is banned."
+    assert banned == i18n.t("en", "account-banned")
     assert (balance(ALICE_ID), balance(BOB_ID)) == (6, 3)
     assert len(generations_of(ALICE_ID)) == 1 and generations_of(BOB_ID) == []
     assert len(queued_jobs()) == 1

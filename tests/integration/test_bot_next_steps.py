@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import bot, catalogue, config, money
+from chalicelib import bot, catalogue, config, money, records
 from chalicelib.i18n import t
-from chalicelib.model import NOT_PICTURE_MEDIA
+from chalicelib.model import NOT_PICTURE_MEDIA, Profile
 from chalicelib.runtime import ready
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, queued_jobs
@@ -165,3 +165,46 @@ def test_paysupport_asks_for_a_payment_code_only_when_it_lists_payments(
         t(lang, "paysupport-purchases-title"),
     ]
     assert f"{bot.short_charge_id('stx-paysupport-1')})" in with_purchases[2]
+
+
+# --- /start --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_banned_users_start_says_only_that_it_is_banned_and_where_to_turn(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
+) -> None:
+    use_settings(monkeypatch, MINI_APP_URL="https://app.example.com/nanogen", SUPPORT_CONTACT=CONTACT)
+    money.register(Profile(user_id=ALICE_ID, first_name="Alice"), ready())
+    records.set_banned(ALICE_ID, True)
+
+    handled(text_update("/start", language_code=lang))
+
+    [banned] = fake_telegram.sent("sendMessage")
+    assert banned["text"] == t(lang, "account-banned")  # no greeting, no invitation to draw
+    assert "/paysupport" in banned["text"]
+    assert "reply_markup" not in banned
+    # ... and what it names does answer a banned user.
+    handled(text_update("/paysupport", language_code=lang))
+    assert fake_telegram.texts()[-1].startswith(t(lang, "paysupport-contact", contact=CONTACT))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_new_user_is_welcomed_as_new_even_without_welcome_credits(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
+) -> None:
+    use_settings(monkeypatch, WELCOME_CREDITS="0")
+
+    handled(text_update("/start", language_code=lang))
+    handled(text_update("/start", language_code=lang))
+
+    first, second = fake_telegram.texts()
+    assert first == "\n".join(
+        [
+            t(lang, "start-greeting-new-no-gift", name="Alice"),
+            t(lang, "balance-line", balance=0),
+            t(lang, "start-intro"),
+        ]
+    )
+    assert second.startswith(t(lang, "start-greeting-back", name="Alice"))
+    assert balance(ALICE_ID) == 0

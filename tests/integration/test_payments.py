@@ -83,7 +83,7 @@ def test_pre_checkout_accepts_only_a_known_pack_at_its_price_for_a_user_not_bann
     assert answers["banned"] == {
         "pre_checkout_query_id": "banned",
         "ok": False,
-        "error_message": "This account is banned.",
+        "error_message": i18n.t("en", "account-banned"),
     }
     assert fake_telegram.methods() == ["answerPreCheckoutQuery"] * 5
     assert list(Payment.scan()) == []
