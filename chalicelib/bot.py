@@ -127,6 +127,9 @@ def plan(update: Mapping[str, Any]) -> Action | None:
         if not message.private:
             return None
         raw = update["message"]
+        command = _command_caption(raw)
+        if command is not None:  # "/help" under a photo asks for help: it is not a paid edit instruction
+            return _command(message, command)
         if any(isinstance(raw.get(kind), (dict, list)) for kind in _PICTURE_FIELDS):
             return Action("picture", functools.partial(_picture, message=message, raw=raw))
         if message.text is None:
@@ -146,6 +149,18 @@ def plan(update: Mapping[str, Any]) -> Action | None:
         kind = tap.tap.kind if tap.tap is not None else "stale"
         return Action(f"callback:{kind}", functools.partial(_on_tap, tap=tap))
     return None
+
+
+def _command_caption(raw: Mapping[str, Any]) -> str | None:
+    """A media caption that is a command of ours ("/help", "/balance@NanoGenBot"), else None.
+
+    Only a known command: any other caption, "/" or not, stays the edit's instruction.
+    """
+    caption = raw.get("caption")
+    if not isinstance(caption, str):
+        return None
+    match = _COMMAND_RE.fullmatch(caption.strip())
+    return caption.strip() if match is not None and match.group(1).lower() in _COMMANDS else None
 
 
 def _command(message: ChatMessage, text: str) -> Action:

@@ -10,14 +10,17 @@ fails to format fails the test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
-from chalicelib import bot, catalogue, config, money, records
+from chalicelib import bot, catalogue, config, money, photos, records
 from chalicelib.i18n import t
 from chalicelib.model import NOT_PICTURE_MEDIA, Profile
 from chalicelib.runtime import ready
+from tests.edit_helpers import edit_stack, photo_message, update_of
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, queued_jobs
 from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, payment_update, text_update
@@ -208,3 +211,42 @@ def test_a_new_user_is_welcomed_as_new_even_without_welcome_credits(
     )
     assert second.startswith(t(lang, "start-greeting-back", name="Alice"))
     assert balance(ALICE_ID) == 0
+
+
+# --- a photo whose caption is a command -----------------------------------------------------------------
+
+
+@pytest.fixture
+def edits(
+    stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Stack, FakeTelegram]]:
+    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
+    yield edit_stack(httpserver, monkeypatch)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_photo_captioned_with_a_command_runs_the_command_free(edits: tuple[Stack, FakeTelegram], lang: str) -> None:
+    _, telegram = edits
+    from tests.integration.test_edits import RED
+
+    handled(update_of(photo_message(telegram.add_file(RED), caption="/help", language_code=lang)))
+    handled(update_of(photo_message(telegram.add_file(RED), caption=" /balance@NanoGenBot ", language_code=lang)))
+
+    help_text, balance_text = telegram.texts_to(ALICE_ID)
+    assert help_text == bot.help_text(ready(), lang)
+    assert balance_text.startswith(t(lang, "balance-line", balance=10))
+    assert telegram.sent("getFile") == [] and telegram.downloads == []
+    nothing_charged()
+
+
+def test_a_caption_that_is_not_one_of_our_commands_is_still_the_instruction(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    _, telegram = edits
+    from tests.integration.test_edits import RED
+
+    handled(update_of(photo_message(telegram.add_file(RED), caption="/r/aww style, softer light")))
+
+    [edit] = generations_of(ALICE_ID)
+    assert edit.prompt == "/r/aww style, softer light" and len(edit.upload_ids) == 1
+    money.cancel_generation(ALICE_ID, edit.generation_id)
