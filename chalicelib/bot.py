@@ -113,10 +113,11 @@ class ButtonTap:
 def plan(update: Mapping[str, Any]) -> Action | None:
     """The action an update calls for, or None when it must have no effect at all.
 
-    None for messages from bots, channel posts, edited messages, messages
-    without text (other than payments), group chatter and update types the
-    bot does not handle: the webhook then answers 200 without writing anything.
-    A button tap (``callback_query``) is claimed like any update, so it acts once.
+    None for messages from bots, channel posts, messages without text (other
+    than payments and media), group chatter and update types the bot does not
+    handle: the webhook then answers 200 without writing anything. A button
+    tap (``callback_query``) and an edited message are claimed like any
+    update, so each acts once.
     """
     if "message" in update:
         message = _chat_message(update["message"])
@@ -137,6 +138,12 @@ def plan(update: Mapping[str, Any]) -> Action | None:
         if message.text.startswith("/"):
             return _command(message, message.text)
         return Action("prompt", functools.partial(_prompt, message=message, raw=raw))
+    if "edited_message" in update:
+        edited = _chat_message(update["edited_message"])
+        # Only a changed text or caption: a live location is "edited" every few seconds.
+        if edited is None or not edited.private or not _has_words(update["edited_message"]):
+            return None
+        return Action("edited_message", functools.partial(_edited_message, message=edited))
     if "pre_checkout_query" in update:
         query = update["pre_checkout_query"]
         if not isinstance(query, dict) or not isinstance(query.get("id"), str) or _profile(query.get("from")) is None:
@@ -161,6 +168,10 @@ def _command_caption(raw: Mapping[str, Any]) -> str | None:
         return None
     match = _COMMAND_RE.fullmatch(caption.strip())
     return caption.strip() if match is not None and match.group(1).lower() in _COMMANDS else None
+
+
+def _has_words(raw: Mapping[str, Any]) -> bool:
+    return any(isinstance(raw.get(key), str) and raw[key].strip() for key in ("text", "caption"))
 
 
 def _command(message: ChatMessage, text: str) -> Action:
@@ -463,6 +474,12 @@ def _terms(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: s
 def _unknown_command(bot: BotApi, settings: Settings, *, message: ChatMessage, argument: str) -> None:
     lang = _language(message.sender, settings, queries.get_user(message.sender.user_id))
     _say(bot, message.chat_id, t(lang, "unknown-command"), reply_to=message.message_id)
+
+
+def _edited_message(bot: BotApi, settings: Settings, *, message: ChatMessage) -> None:
+    """An edit changes nothing (the message was acted on as first sent): say to send the fix anew. Free."""
+    lang = _language(message.sender, settings, queries.get_user(message.sender.user_id))
+    _say(bot, message.chat_id, t(lang, "edited-message-ignored"), reply_to=message.message_id)
 
 
 # --------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from chalicelib.errors import ConfigurationError, TelegramError
 from chalicelib.i18n import LANGUAGES, t
 from chalicelib.telegram import BotApi, bot_api_from_settings
 
-# Exactly the update types chalicelib.bot acts on (a successful payment is a message).
-ALLOWED_UPDATES = ["message", "pre_checkout_query", "callback_query"]
+# Exactly the update types chalicelib.bot acts on (a successful payment is a message; an edited
+# message is answered to send the correction anew).
+ALLOWED_UPDATES = ["message", "edited_message", "pre_checkout_query", "callback_query"]
 WEBHOOK_PATH = "/api/telegram/webhook"
 _TELEGRAM_PORTS = (None, 443, 80, 88, 8443)
 _DESCRIPTION = "Point Telegram at NanoGen's webhook, remove it, or show its state."

@@ -16,7 +16,7 @@ claimed with one conditional put on ``ProcessedUpdate`` (``chalicelib.guards``):
   that DynamoDB has not deleted yet (Telegram reuses update ids after a
   week without updates).
 
-Updates the bot ignores (bots, channel posts, edits, ...) are answered 200
+Updates the bot ignores (bots, channel posts, group chatter, ...) are answered 200
 without any write. The bot never calls the image provider: a prompt only
 charges and queues a job, so a delivery takes well under a second.
 """

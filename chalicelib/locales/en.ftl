@@ -226,6 +226,12 @@ edit-album-trimmed = { $model } { $max_images ->
 edit-album-photo-late = This picture came too late to be part of its album's edit: the album was already put together without it. Nothing was charged for it. To edit it, send it again with a caption saying what to change, or in a new album.
 
 
+## Edited messages
+
+# The user edited a message they had sent: each edit is answered, nothing is charged.
+edited-message-ignored = I don't see edits to messages already sent. Send the corrected description as a new message.
+
+
 ## /history: the latest 10 generations
 
 history-title = Your latest pictures:

@@ -10,6 +10,7 @@ fails to format fails the test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from chalicelib.model import NOT_PICTURE_MEDIA, Profile
 from chalicelib.runtime import ready
 from tests.edit_helpers import edit_stack, photo_message, update_of
 from tests.fakes.telegram import FakeTelegram
-from tests.probes import balance, charges_of, generations_of, queued_jobs
+from tests.probes import balance, charges_of, generations_of, processed, queued_jobs
 from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, payment_update, text_update
 from tests.worker_helpers import Stack
 
@@ -211,6 +212,41 @@ def test_a_new_user_is_welcomed_as_new_even_without_welcome_credits(
     )
     assert second.startswith(t(lang, "start-greeting-back", name="Alice"))
     assert balance(ALICE_ID) == 0
+
+
+# --- edited messages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_each_edit_of_a_prompt_is_answered_once_and_changes_nothing(fake_telegram: FakeTelegram, lang: str) -> None:
+    original = message("a cat wering a hat", language_code=lang)
+    handled({"update_id": next_update_id(), "message": original})
+    fixed = {**original, "text": "a cat wearing a hat", "edit_date": int(time.time())}
+    update_id = next_update_id()
+    edit = {"update_id": update_id, "edited_message": fixed}
+
+    handled(edit)
+    handled(edit)  # Telegram re-sends the same update: acted on once
+    handled({"update_id": next_update_id(), "edited_message": {**fixed, "text": "a cat wearing a red hat"}})
+
+    edits = fake_telegram.sent("sendMessage")[1:]
+    assert [sent["text"] for sent in edits] == [t(lang, "edited-message-ignored")] * 2
+    assert {sent["reply_parameters"]["message_id"] for sent in edits} == {original["message_id"]}
+    [drawn] = generations_of(ALICE_ID)  # the prompt as first sent, charged once; the edits cost nothing
+    assert drawn.prompt == "a cat wering a hat" and len(charges_of(ALICE_ID)) == 1
+    record = processed(update_id)  # claimed like any update
+    assert record is not None and record.state == "done"
+    money.cancel_generation(ALICE_ID, drawn.generation_id)
+
+
+def test_an_edited_caption_is_answered_too(fake_telegram: FakeTelegram) -> None:
+    photo = message(None, photo=[{"file_id": "p", "file_unique_id": "p", "width": 90, "height": 60}])
+
+    handled({"update_id": next_update_id(), "edited_message": {**photo, "caption": "make it blue"}})
+
+    assert fake_telegram.texts() == [t("en", "edited-message-ignored")]
+    assert fake_telegram.sent("getFile") == []
+    nothing_charged()
 
 
 # --- a photo whose caption is a command -----------------------------------------------------------------

@@ -18,6 +18,8 @@ from tests.iam_calls import needs, not_allowed
 from tests.telegram_helpers import (
     FakeTelegram,
     deliver,
+    message,
+    next_update_id,
     payment_update,
     pre_checkout_update,
     start_fake_telegram,
@@ -69,11 +71,13 @@ def _every_route_once(telegram: FakeTelegram, faults: Faults) -> None:
         "promo read": call("GET", "/api/admin/promo-codes/IAM10", headers=admin).status,
         "redeem": post("/api/promo/redeem", ALICE, json_body={"code": "iam10"}).status,
     }
-    # The bot: a new user from Alice's link, a payment (Alice's bonus), a prompt, /promo, /history.
+    # The bot: a new user from Alice's link, a payment (Alice's bonus), a prompt and an edit of it,
+    # /promo, /history.
     for update in (
         text_update(f"/start ref_{referrals.code_of(ALICE['id'])}", user_id=BOB),
         payment_update("iam-charge-1", PACK.payload, PACK.stars, user_id=BOB),
         text_update("a cat on the moon", user_id=BOB),
+        {"update_id": next_update_id(), "edited_message": message("a cat on the Moon", user_id=BOB)},
         text_update("/promo IAM10", user_id=BOB),
         text_update("/history", user_id=BOB),
         text_update("/balance", user_id=BOB),

@@ -231,7 +231,12 @@ def test_telegram_failing_a_reply_makes_the_update_retryable_unless_the_chat_is_
 IGNORED: dict[str, dict[str, Any]] = {
     "from a bot": {"message": {**message("draw a cat"), "from": {"id": 7, "is_bot": True, "first_name": "Bot"}}},
     "channel post": {"channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}, "text": "a cat"}},
-    "edited message": {"edited_message": message("draw a dog")},
+    # An edited text is answered (tests/integration/test_bot_next_steps.py); these edits are not.
+    "edited live location": {"edited_message": message(None, location={"latitude": 48.85, "longitude": 2.36})},
+    "edited message in a group": {"edited_message": message("draw a dog", chat_type="group")},
+    "edited message from a bot": {
+        "edited_message": {**message("draw a dog"), "from": {"id": 7, "is_bot": True, "first_name": "Bot"}}
+    },
     "no text": {"message": message(None, location={"latitude": 48.85, "longitude": 2.35})},  # a sticker is answered
     "group text": {"message": message("draw a cat in a group", chat_type="group")},
     "group command": {"message": message("/start", chat_type="supergroup")},

@@ -51,7 +51,7 @@ def test_set_webhook_sends_the_secret_and_only_the_updates_the_bot_handles(
     assert call.payload == {
         "url": URL,
         "secret_token": TEST_WEBHOOK_SECRET,
-        "allowed_updates": ["message", "pre_checkout_query", "callback_query"],
+        "allowed_updates": ["message", "edited_message", "pre_checkout_query", "callback_query"],
         "drop_pending_updates": True,
         "max_connections": 40,
     }
