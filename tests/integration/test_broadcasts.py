@@ -8,6 +8,7 @@ recorded deliveries) afterwards.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -367,22 +368,35 @@ def test_audiences_paying_and_active(telegram: FakeTelegram) -> None:
 
 def test_the_shared_clock_never_exceeds_the_rate_across_workers(emulator: str) -> None:
     rate, per_thread = 20, 8
+    width = broadcasts.SPACING / rate
     clocks = [broadcasts.SendClock(rate), broadcasts.SendClock(rate)]  # two "workers"
-    times: list[float] = []
+    sends: list[tuple[float, float]] = []  # (the start of the slot a message used, when it went)
+    lost: list[float] = []  # slots given up: woken too late to use them
     lock = threading.Lock()
 
     def sender(index: int) -> None:
-        for _ in range(per_thread):
-            clocks[index % 2].wait_for_slot()
+        # As a worker sends a chunk (deliver_chunk, _send): one booking for its slots, each used at its
+        # start, one woken too late given up for a new one.
+        clock = clocks[index % 2]
+        for start in clock.book(per_thread):
+            slot = start
+            while not clock.wait_until_usable(slot):
+                with lock:
+                    lost.append(slot)
+                [slot] = clock.book(1)
+            went = time.time()
             with lock:
-                times.append(time.time())
+                sends.append((slot, went))
 
     race(6, sender)
-    times.sort()
-    most_in_a_second = max(sum(1 for t in times if start <= t < start + 1) for start in times)
-    assert most_in_a_second <= rate
-    elapsed = times[-1] - times[0]
-    assert len(times) / elapsed >= 0.8 * rate  # bench.broadcast measures the rate itself, on a quiet machine
+    slots = sorted(slot for slot, _ in sends)
+    assert len(slots) == 6 * per_thread and not set(slots) & set(lost)
+    # No slot given twice or crowded, across both workers: no second of slots holds more than the rate.
+    assert all(later - earlier >= 0.999 * width for earlier, later in itertools.pairwise(slots))
+    assert max(sum(1 for s in slots if start <= s < start + 1) for start in slots) <= rate
+    assert all(went >= slot for slot, went in sends)  # never before its slot
+    # The rate itself (slots used on time) depends on the machine: bench.broadcast measures it on a
+    # quiet one. Measured here, in wall-clock time, it failed on a busy machine (7 a second seen).
 
 
 # --- the admin API ------------------------------------------------------------------
