@@ -152,15 +152,22 @@ def test_an_unknown_promo_code_is_said_so(stack: Stack, open_app: Any) -> None:
     assert "No such promo code" in app.page.wait_for_selector(".error").inner_text()
 
 
+def _settings_saved(response: Any) -> bool:
+    return bool(response.request.method == "PUT" and response.url.endswith("/api/user/settings"))
+
+
 def test_the_language_switch_is_saved(stack: Stack, open_app: Any) -> None:
     user = new_user(language_code="en")
     app = open_app(user)
     app.page.click("[data-tab=account]")
 
-    app.page.click("[data-lang=ru]")
+    # The texts switch at once; the choice is saved by a PUT the page answers later. Wait for that answer:
+    # wait_for_load_state("networkidle") returns at once on a page that went idle before the tap.
+    with app.page.expect_response(_settings_saved) as saved:
+        app.page.click("[data-lang=ru]")
 
     _wait_for_balance(app, "10 кредитов")
-    app.page.wait_for_load_state("networkidle")
+    assert saved.value.status == 200
     assert stack.api("GET", "/api/user/me", user=user).json()["language"] == "ru"
     app.page.reload()
     app.page.wait_for_selector(".balance")

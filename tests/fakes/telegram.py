@@ -65,7 +65,8 @@ class Call:
 
 
 class FakeTelegram:
-    """Plays the Bot API on ``server``; ``refuse_next`` scripts errors, ``delay`` slows every answer.
+    """Plays the Bot API on ``server``; ``refuse_next`` scripts errors, ``delay`` slows every answer,
+    ``hold`` keeps every answer back until the test sets it.
 
     ``record=False`` keeps only the count of calls (``total``), for long fuzz runs.
     """
@@ -75,6 +76,7 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.total = 0
         self.delay = 0.0  # seconds each answer takes (to widen race windows)
+        self.hold: threading.Event | None = None  # answers wait until it is set (10 s at most): orders a race
         self.result_of: dict[str, Any] = {}  # method -> the result it answers instead of the default
         self.refused_chats: dict[str, tuple[int, str]] = {}  # chat id -> (error_code, description), every call
         self._record = record
@@ -161,6 +163,8 @@ class FakeTelegram:
                 status, body = 200, {"ok": True, "result": self._result(method, fields, files)}
         if self.delay:
             time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait(timeout=10)
         return Response(json.dumps(body), status=status, content_type="application/json")
 
     def add_file(self, data: bytes, *, folder: str = "photos", extension: str = "jpg") -> StoredFile:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from moto.sqs import models as sqs_models
 
 import app
 from chalicelib import aws
@@ -50,6 +51,10 @@ def test_run_batch_deletes_what_succeeded_and_redelivers_failures_after_their_ba
 ) -> None:
     # The queue keeps its deployed 12-minute visibility timeout; the worker's own backoff brings retries back.
     monkeypatch.setattr(worker_handler, "RETRY_BASE_SECONDS", 1)
+    # SQS's clock stands still unless moved: "not before its backoff" no longer depends on the next
+    # receive coming within the second (a busy machine), nor "after it" on a sleep.
+    sqs_now = [sqs_models.unix_time_millis()]
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: sqs_now[0])
     fine, flaky = stack.start_job("fine"), stack.start_job("flaky")
     outage = aiml_error(503, "Service unavailable")
     stack.aiml.script("flaky", outage, outage, outage, b64_answer())
@@ -61,7 +66,9 @@ def test_run_batch_deletes_what_succeeded_and_redelivers_failures_after_their_ba
     assert stack.queue_depth() == (0, 1)  # fine deleted; flaky in flight until its backoff ends
     assert run_batch(app.generation_worker, url, arn, "generation_worker") == 0
 
-    time.sleep(1.2)
+    sqs_now[0] += 999
+    assert run_batch(app.generation_worker, url, arn, "generation_worker") == 0  # not a moment before
+    sqs_now[0] += 2
     assert run_batch(app.generation_worker, url, arn, "generation_worker") == 1
     assert generation(flaky).status == "completed" and int(generation(flaky).attempts) == 2
     assert stack.queue_depth() == (0, 0)

@@ -281,10 +281,13 @@ def test_the_same_update_delivered_at_once_is_acted_on_once(
     emulator: str, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = start_fake_telegram(httpserver, monkeypatch)
-    fake.delay = 0.3  # the first delivery is still replying while the others arrive
+    # The first delivery is still replying while the others arrive: Telegram answers it only once
+    # every other delivery has been answered (a fixed delay let a late thread arrive after it was done).
+    fake.hold = hold = threading.Event()
     update = text_update("a fox in the snow")
     deliveries = 6
     barrier = threading.Barrier(deliveries)
+    lock, busy_answers = threading.Lock(), [0]
 
     def deliver_concurrently(_: int) -> int:
         barrier.wait()
@@ -292,6 +295,10 @@ def test_the_same_update_delivered_at_once_is_acted_on_once(
             webhook.handle(chalice_request(update))
         except UpdateInProgress as busy:
             assert busy.headers["Retry-After"] == str(webhook.RETRY_AFTER_SECONDS)
+            with lock:
+                busy_answers[0] += 1
+                if busy_answers[0] == deliveries - 1:
+                    hold.set()
             return busy.status
         return 200
 
@@ -300,6 +307,7 @@ def test_the_same_update_delivered_at_once_is_acted_on_once(
             statuses = Counter(pool.map(deliver_concurrently, range(deliveries)))
         after = webhook.handle(chalice_request(update))
     finally:
+        hold.set()
         stop_fake_telegram()
 
     assert statuses == Counter({200: 1, 503: deliveries - 1})

@@ -577,9 +577,12 @@ def test_two_workers_racing_to_deliver_one_completed_generation_send_it_once(
     job = _completed_undelivered(stack, monkeypatch, "two senders")
     real_send = generate.deliver_pictures
     sending = threading.Barrier(2, timeout=5)
+    one_ended = threading.Event()
 
     def slow_send(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.5)  # both workers are between completion and mark_delivered
+        # The lease holder sends only once the other worker has ended: that one has met the lease
+        # (a fixed sleep here let a worker slowed down by a busy machine find the pictures delivered).
+        one_ended.wait(timeout=10)
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(generate, "deliver_pictures", slow_send)
@@ -591,6 +594,8 @@ def test_two_workers_racing_to_deliver_one_completed_generation_send_it_once(
             outcomes.append(stack.worker.run(job, deadline=time.monotonic() + 100))
         except RetryLater as retry:
             outcomes.append(retry)
+        finally:
+            one_ended.set()
 
     threads = [threading.Thread(target=redelivered) for _ in range(2)]
     for thread in threads:
