@@ -10,8 +10,8 @@ slots atomically with the charge, in ``chalicelib.money``):
 * picture edits: ``UploadRecord`` (an upload's owner), ``AlbumRecord`` (an
   album being collected), ``PendingPhotos`` (photos waiting for their
   instruction), ``ChatPicture`` (which result a chat message shows).
-* ``AgainTap``, ``AgainMerged``: a double tap of an "again" button is one
-  request, and stays one when Telegram re-sends either tap;
+* ``AgainTap``, ``AgainResolved``: a double tap of an "again" button is one
+  request, and a tap Telegram re-sends gets the answer it first got;
 * ``BroadcastDelivery``: a broadcast reaches a user at most once (claimed
   before the send, its outcome recorded with the broadcast's counters);
 * ``BroadcastClock``: every broadcast worker's sends booked on one clock.
@@ -36,7 +36,7 @@ from chalicelib.errors import BroadcastStopped, OutcomeUnknown, TransactionCance
 from chalicelib.model import BroadcastOutcome, BroadcastStatus, UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.tables import (
-    AgainMerged,
+    AgainResolved,
     AgainTap,
     AlbumRecord,
     AlertWindow,
@@ -315,21 +315,21 @@ def picture_shown(chat_id: int, message_id: int) -> str | None:
         return None
 
 
-# "Again" taps: one AgainTap per result message, one AgainMerged per merged tap
+# "Again" taps: one AgainTap per result message, one AgainResolved per tap
 # --------------------------------------------------------------------------
 
 
 # Telegram keeps re-sending an update it could not deliver for up to 24 hours.
-AGAIN_MERGED_TTL_SECONDS = 48 * 3600
+AGAIN_RESOLVED_TTL_SECONDS = 48 * 3600
 
 
 def again_tap(chat_id: int, message_id: int, query_id: str, *, window_seconds: int, now: float) -> str:
     """The callback query whose request this tap repeats: its own, or (a double tap) the query that
     tapped the same message less than ``window_seconds`` ago. The same query id, re-sent by Telegram
-    at any time, always gets the same answer, so a redelivered tap never becomes a new request."""
+    at any time, always gets the same answer, so a redelivered tap never becomes a new request, and
+    it never reopens the window (a real tap soon after a re-send is a new request)."""
     try:
-        # A tap merged into an earlier one, re-sent: after the window its own record would win.
-        return str(AgainMerged.get(AgainMerged.key(query_id), consistent_read=True).first_query_id)
+        return str(AgainResolved.get(AgainResolved.key(query_id), consistent_read=True).first_query_id)
     except DoesNotExist:
         pass
     key = AgainTap.key(chat_id, message_id)
@@ -341,7 +341,7 @@ def again_tap(chat_id: int, message_id: int, query_id: str, *, window_seconds: i
                 | (AgainTap.expires_at < int(now))
                 | (AgainTap.query_id == query_id)
             )
-            return query_id
+            return _resolved(query_id, query_id, now=now)
         except PutError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
@@ -349,23 +349,24 @@ def again_tap(chat_id: int, message_id: int, query_id: str, *, window_seconds: i
             first = str(AgainTap.get(key, consistent_read=True).query_id)
         except DoesNotExist:
             continue
-        return _merged(query_id, first, now=now)
+        return _resolved(query_id, first, now=now)
     return query_id
 
 
-def _merged(query_id: str, first_query_id: str, *, now: float) -> str:
-    """Remember that ``query_id`` repeats ``first_query_id`` (before anything is charged for it)."""
-    merged = AgainMerged(
-        pk=AgainMerged.key(query_id),
+def _resolved(query_id: str, first_query_id: str, *, now: float) -> str:
+    """Record that ``query_id`` is ``first_query_id``'s request (before anything is charged for it);
+    the answer recorded first wins."""
+    resolved = AgainResolved(
+        pk=AgainResolved.key(query_id),
         first_query_id=first_query_id,
-        expires_at=int(now) + AGAIN_MERGED_TTL_SECONDS,
+        expires_at=int(now) + AGAIN_RESOLVED_TTL_SECONDS,
     )
     try:
-        merged.save(condition=AgainMerged.pk.does_not_exist())
+        resolved.save(condition=AgainResolved.pk.does_not_exist())
     except PutError as error:
         if error_code(error) != "ConditionalCheckFailedException":
             raise
-        return str(AgainMerged.get(merged.pk, consistent_read=True).first_query_id)
+        return str(AgainResolved.get(resolved.pk, consistent_read=True).first_query_id)
     return first_query_id
 
 

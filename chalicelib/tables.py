@@ -252,9 +252,9 @@ class AgainTap(_Guard):
         return f"again#{chat_id}#{message_id}"
 
 
-class AgainMerged(_Guard):
-    """A tap merged into an earlier tap of its button (a double tap): the query it repeats, kept while
-    Telegram may still re-send it, so a re-send after the double-tap window is not a new request."""
+class AgainResolved(_Guard):
+    """Which tap's request an "again" tap is: its own, or (a double tap) the earlier tap's. Kept while
+    Telegram may re-send the tap, so a re-send gets the same answer and never touches the window."""
 
     first_query_id = UnicodeAttribute()
 

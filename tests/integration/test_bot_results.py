@@ -176,6 +176,30 @@ def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
     assert answers(stack)[-1] == "Queued again. Cost: 1 credit."  # its own request, answered as it was meant
 
 
+def test_a_re_sent_tap_does_not_reopen_the_window_for_a_real_tap_soon_after(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram re-sends a tap whose handling died, a minute later; the user taps again 5 s after
+    that re-send: a new request, charged and drawn, not merged into the re-sent tap."""
+    handled(text_update("a red fox in the snow"))
+    run_queued(stack)
+    [first] = generations_of(ALICE_ID)
+    tap = callback_update(f"again:{first.generation_id}", message_id=40)
+    now = time.time()
+    monkeypatch.setattr(bot.time, "time", lambda: now)
+    with crashing_after(monkeypatch, bot, "order_generation", RuntimeError):
+        assert deliver(tap).status_code == 500
+    monkeypatch.setattr(bot.time, "time", lambda: now + 60)
+    handled(tap)  # re-sent: the same request, nothing charged
+    assert len(charges_of(ALICE_ID)) == 2
+
+    monkeypatch.setattr(bot.time, "time", lambda: now + 65)
+    handled(callback_update(f"again:{first.generation_id}", message_id=40))  # the user, for real
+
+    assert len(charges_of(ALICE_ID)) == 3 and len(generations_of(ALICE_ID)) == 3 and balance(ALICE_ID) == 7
+    assert answers(stack)[-1] == "Queued again. Cost: 1 credit."
+
+
 def test_the_second_tap_of_a_double_tap_re_sent_after_the_window_is_still_the_first_request(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
