@@ -130,7 +130,11 @@ def plan(update: Mapping[str, Any]) -> Action | None:
         raw = update["message"]
         command = _command_caption(raw)
         if command is not None:  # "/help" under a photo asks for help: it is not a paid edit instruction
-            return _command(message, command)
+            if "media_group_id" not in raw:
+                return _command(message, command)
+            # An album's caption sits on one of its photos: dropping that one would leave the others
+            # waiting alone. The album stays whole and, without an instruction, asks for one.
+            raw = {key: value for key, value in raw.items() if key not in ("caption", "caption_entities")}
         if any(isinstance(raw.get(kind), (dict, list)) for kind in _PICTURE_FIELDS):
             return Action("picture", functools.partial(_picture, message=message, raw=raw))
         if message.text is None:
@@ -478,8 +482,11 @@ def _unknown_command(bot: BotApi, settings: Settings, *, message: ChatMessage, a
 
 def _edited_message(bot: BotApi, settings: Settings, *, message: ChatMessage) -> None:
     """An edit changes nothing (the message was acted on as first sent): say to send the fix anew. Free."""
-    lang = _language(message.sender, settings, queries.get_user(message.sender.user_id))
-    _say(bot, message.chat_id, t(lang, "edited-message-ignored"), reply_to=message.message_id)
+    user = queries.get_user(message.sender.user_id)
+    lang = _language(message.sender, settings, user)
+    # A banned user is not invited to send anything new: the one text they get says what they can do.
+    text_id = "account-banned" if user is not None and user.banned else "edited-message-ignored"
+    _say(bot, message.chat_id, t(lang, text_id), reply_to=message.message_id)
 
 
 # --------------------------------------------------------------------------

@@ -239,6 +239,17 @@ def test_each_edit_of_a_prompt_is_answered_once_and_changes_nothing(fake_telegra
     money.cancel_generation(ALICE_ID, drawn.generation_id)
 
 
+def test_a_banned_users_edit_gets_only_the_banned_text(fake_telegram: FakeTelegram) -> None:
+    money.register(Profile(user_id=ALICE_ID, first_name="Alice"), ready())
+    records.set_banned(ALICE_ID, True)
+    edited = {**message("a cat wearing a hat"), "edit_date": int(time.time())}
+
+    handled({"update_id": next_update_id(), "edited_message": edited})
+
+    assert fake_telegram.texts() == [t("en", "account-banned")]  # not invited to send the fix anew
+    nothing_charged()
+
+
 def test_an_edited_caption_is_answered_too(fake_telegram: FakeTelegram) -> None:
     photo = message(None, photo=[{"file_id": "p", "file_unique_id": "p", "width": 90, "height": 60}])
 
@@ -273,6 +284,29 @@ def test_a_photo_captioned_with_a_command_runs_the_command_free(edits: tuple[Sta
     assert balance_text.startswith(t(lang, "balance-line", balance=10))
     assert telegram.sent("getFile") == [] and telegram.downloads == []
     nothing_charged()
+
+
+def test_an_album_captioned_with_a_command_stays_whole_and_asks_what_to_change(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    """Telegram puts an album's caption on one photo: that photo must not leave the others waiting alone."""
+    stack, telegram = edits
+    from tests.edit_helpers import run_queue, text_message
+    from tests.integration.test_edits import GREEN, RED
+
+    for index, data in enumerate((RED, GREEN)):
+        caption = "/help" if index == 0 else None
+        handled(update_of(photo_message(telegram.add_file(data), caption=caption, media_group_id="album-help")))
+    time.sleep(1.1)  # ALBUM_QUIET_SECONDS, shortened for the test
+    run_queue(stack)
+
+    nothing_charged()
+    assert telegram.texts_to(ALICE_ID) == [t("en", "edit-album-remembered", pictures=2)]
+    handled(update_of(text_message("put them side by side")))  # a later message than the photos
+    [edit] = generations_of(ALICE_ID)
+    assert edit.prompt == "put them side by side" and len(edit.upload_ids) == 2
+    assert len(charges_of(ALICE_ID)) == 1
+    money.cancel_generation(ALICE_ID, edit.generation_id)
 
 
 def test_a_caption_that_is_not_one_of_our_commands_is_still_the_instruction(
