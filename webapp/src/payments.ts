@@ -5,7 +5,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * After `paid` the credits come with Telegram's successful_payment update to the bot,
- * which may arrive later than the Mini App hears "paid": ask until the balance moves.
+ * which may arrive later than the Mini App hears "paid": ask until the balance grows (a
+ * spend meanwhile, in a generation or another window, is not the payment).
  * True once it has; false after `tries` (about half a minute), when the page says the
  * credits are on their way instead of going quiet.
  */
@@ -16,7 +17,7 @@ export async function awaitCredit(
 ): Promise<boolean> {
   for (let i = 0; i < tries; i += 1) {
     const user = await refresh().catch(() => null);
-    if (user && user.credits !== before) return true;
+    if (user && user.credits > before) return true;
     if (i < tries - 1) await wait(1000 + i * 500);
   }
   return false;

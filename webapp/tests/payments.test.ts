@@ -13,6 +13,12 @@ describe("after 'paid', the page waits for the credits and says so when they are
     expect(refresh).toHaveBeenCalledTimes(2);
   });
 
+  it("is not fooled by a spend meanwhile: only a balance that grows is the payment", async () => {
+    const refresh = vi.fn().mockResolvedValueOnce(user(9)).mockResolvedValueOnce(user(59));
+    expect(await awaitCredit(refresh, 10, { wait: noWait })).toBe(true);
+    expect(refresh).toHaveBeenCalledTimes(2); // 9 (a generation's charge) was not taken for the credits
+  });
+
   it("tells the caller when the credits have not arrived after every try, a failed refresh included", async () => {
     const refresh = vi.fn().mockRejectedValueOnce(new Error("offline")).mockResolvedValue(user(10));
     const waits: number[] = [];

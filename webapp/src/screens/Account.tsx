@@ -16,12 +16,12 @@ function Packs() {
   const [open, setOpen] = useState(false);
   const [note, setNote] = useState<InvoiceNote | null>(null);
   // The balance before a payment whose credits have not shown yet: any later refresh that
-  // moves it (the app shown again, the next open) turns the note into "paid".
+  // raises it (the app shown again, the next open) turns the note into "paid".
   const [uncredited, setUncredited] = useState<number | null>(null);
 
   useEffect(() => {
     if (uncredited === null) return;
-    if (me.credits !== uncredited) {
+    if (me.credits > uncredited) {
       setUncredited(null);
       setNote("paid");
       return;
