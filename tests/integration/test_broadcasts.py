@@ -313,7 +313,7 @@ def test_telegrams_retry_after_is_honoured_by_every_sender(
     # retry_after; a send whose slot started while the 429 was on its way (on a busy machine its answer
     # can take longer than a slot) has gone, as it would to Telegram, and is not held to that.
     configure(monkeypatch, BROADCAST_RATE_PER_SECOND="5")
-    slot_of: dict[int, float] = {}  # chat -> the start of the slot its message was first booked
+    slot_of: dict[int, float] = {}  # chat -> the start of the slot its message was last booked (the one it was sent in)
     known_at: list[float] = []  # when the worker's clock had the pause
     real_send, real_pause = broadcasts._send, broadcasts.SendClock.pause
 

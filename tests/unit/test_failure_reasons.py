@@ -60,3 +60,18 @@ def test_stored_texts_are_unique_and_short() -> None:
     values = [reason.value for reason in FailureReason]
     assert len(set(values)) == len(values)
     assert all(0 < len(value) <= 120 for value in values)
+
+
+def test_the_stored_texts_are_the_ones_failed_generations_already_hold() -> None:
+    """Stored rows and API clients hold these exact strings (CONTRACT §5 ``error``): changing one in
+    both model.py and failures.ts would pass every other test here, and orphan the stored rows."""
+    assert sorted(reason.value for reason in FailureReason) == sorted(
+        [
+            "Timed out.",
+            "Timed out before it could run.",
+            "Failed after repeated attempts.",
+            "the image service rejected this prompt or its images.",
+            "the image service is unavailable right now.",
+            "the image service could not make it.",
+        ]
+    )
