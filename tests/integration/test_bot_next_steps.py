@@ -11,17 +11,15 @@ fails to format fails the test.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
-from chalicelib import bot, catalogue, config, money, photos, records
+from chalicelib import bot, catalogue, config, money, records
 from chalicelib.i18n import t
 from chalicelib.model import NOT_PICTURE_MEDIA, Profile
 from chalicelib.runtime import ready
-from tests.edit_helpers import edit_stack, photo_message, update_of
+from tests.edit_helpers import photo_message, update_of
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, processed, queued_jobs
 from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, payment_update, text_update
@@ -261,14 +259,6 @@ def test_an_edited_caption_is_answered_too(fake_telegram: FakeTelegram) -> None:
 
 
 # --- a photo whose caption is a command -----------------------------------------------------------------
-
-
-@pytest.fixture
-def edits(
-    stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Stack, FakeTelegram]]:
-    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
-    yield edit_stack(httpserver, monkeypatch)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

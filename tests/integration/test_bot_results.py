@@ -154,11 +154,11 @@ def test_four_racing_taps_of_one_again_button_charge_once(stack: Stack) -> None:
     assert queued in answers(stack) and set(answers(stack)) <= {queued, already} and len(answers(stack)) == 4
 
 
-def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Lambda died after the charge (the update's claim released): Telegram re-sends the same tap,
-    even after the double-tap window, and it is the same request, not a new one."""
+def _an_again_tap_that_crashed_after_its_charge(
+    monkeypatch: pytest.MonkeyPatch, stack: Stack
+) -> tuple[Generation, dict[str, Any], float]:
+    """A delivered picture whose again tap was charged, then its Lambda died (Telegram will re-send it);
+    the bot's clock is held at ``now``."""
     handled(text_update("a red fox in the snow"))
     run_queued(stack)
     [first] = generations_of(ALICE_ID)
@@ -168,6 +168,15 @@ def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
     with crashing_after(monkeypatch, bot, "order_generation", RuntimeError):
         assert deliver(tap).status_code == 500  # charged, then the crash: Telegram will re-send
     assert len(charges_of(ALICE_ID)) == 2
+    return first, tap, now
+
+
+def test_a_tap_telegram_sends_again_after_a_crash_is_never_charged_twice(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambda died after the charge (the update's claim released): Telegram re-sends the same tap,
+    even after the double-tap window, and it is the same request, not a new one."""
+    _, tap, now = _an_again_tap_that_crashed_after_its_charge(monkeypatch, stack)
 
     monkeypatch.setattr(bot.time, "time", lambda: now + 5 * bot.AGAIN_DOUBLE_TAP_SECONDS)
     handled(tap)  # the same callback query, re-sent later
@@ -181,14 +190,7 @@ def test_a_re_sent_tap_does_not_reopen_the_window_for_a_real_tap_soon_after(
 ) -> None:
     """Telegram re-sends a tap whose handling died, a minute later; the user taps again 5 s after
     that re-send: a new request, charged and drawn, not merged into the re-sent tap."""
-    handled(text_update("a red fox in the snow"))
-    run_queued(stack)
-    [first] = generations_of(ALICE_ID)
-    tap = callback_update(f"again:{first.generation_id}", message_id=40)
-    now = time.time()
-    monkeypatch.setattr(bot.time, "time", lambda: now)
-    with crashing_after(monkeypatch, bot, "order_generation", RuntimeError):
-        assert deliver(tap).status_code == 500
+    first, tap, now = _an_again_tap_that_crashed_after_its_charge(monkeypatch, stack)
     monkeypatch.setattr(bot.time, "time", lambda: now + 60)
     handled(tap)  # re-sent: the same request, nothing charged
     assert len(charges_of(ALICE_ID)) == 2

@@ -9,16 +9,15 @@ tests (``tests/conftest.py``): a text that fails to format fails the test.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
-from chalicelib import config, guards, money, photos
+from chalicelib import config, guards, money
 from chalicelib.runtime import ready
-from tests.edit_helpers import document_message, edit_stack, photo_message, run_queue, text_message, update_of
+from tests.edit_helpers import document_message, photo_message, run_queue, text_message, update_of
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.test_edits import BLUE, GREEN, GREY, RED, deliver_at_once, handled
 from tests.probes import balance, charges_of, generations_of
@@ -26,14 +25,6 @@ from tests.telegram_helpers import ALICE_ID, BOB_ID, callback_update, text_updat
 from tests.worker_helpers import Stack
 
 NBSP = "\u00a0"
-
-
-@pytest.fixture
-def edits(
-    stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Stack, FakeTelegram]]:
-    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
-    yield edit_stack(httpserver, monkeypatch)
 
 
 def set_balance(credits: int, lang: str) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,14 +58,6 @@ def picture(colour: tuple[int, int, int], kind: str = "JPEG") -> bytes:
 
 
 RED, GREEN, BLUE, GREY = (picture(c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90)))
-
-
-@pytest.fixture
-def edits(
-    stack_env: None, aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Stack, FakeTelegram]]:
-    monkeypatch.setattr(photos, "ALBUM_QUIET_SECONDS", 1)
-    yield edit_stack(httpserver, monkeypatch)
 
 
 def handled(update: dict[str, Any]) -> None:
