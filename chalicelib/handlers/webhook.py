@@ -80,8 +80,10 @@ def handle(request: Request) -> Response | dict[str, Any]:
 
 
 def _note_activity(update: Mapping[str, Any]) -> None:
-    """A user who writes is active and, if a broadcast found them blocked, no longer blocked."""
-    sender = update.get("message", {}).get("from", {}) if isinstance(update.get("message"), dict) else {}
+    """A user who writes (or edits what they wrote) is active and, if a broadcast found them blocked, no
+    longer blocked."""
+    written = update.get("message", update.get("edited_message"))
+    sender = written.get("from") if isinstance(written, dict) else None
     user_id = sender.get("id") if isinstance(sender, dict) else None
     if type(user_id) is not int:
         return

@@ -34,7 +34,15 @@ from tests.growth_helpers import (
     run_broadcast_worker,
 )
 from tests.iam_calls import needs, not_allowed
-from tests.telegram_helpers import FakeTelegram, deliver, start_fake_telegram, stop_fake_telegram, text_update
+from tests.telegram_helpers import (
+    FakeTelegram,
+    deliver,
+    message,
+    next_update_id,
+    start_fake_telegram,
+    stop_fake_telegram,
+    text_update,
+)
 
 BLOCKED = "Forbidden: bot was blocked by the user"
 FIRST_USER = 20_000
@@ -108,12 +116,16 @@ def test_two_hundred_users_get_it_once_with_a_page_redelivered_and_ten_blocked(
     # Later broadcasts skip who blocked the bot, until they write again.
     deliver(text_update("/balance", user_id=blocked[0]))
     assert User.get(blocked[0]).blocked is None
+    # Editing a message they sent earlier is writing too.
+    edited = {"update_id": next_update_id(), "edited_message": message("a cat on the Moon", user_id=blocked[1])}
+    deliver(edited)
+    assert User.get(blocked[1]).blocked is None
     telegram.calls.clear()
     telegram.refused_chats.clear()
     second = create_broadcast("Second news").body["id"]
     drain_broadcasts()
-    assert set(messages_per_chat(telegram)) == set(users) - set(blocked[1:])
-    assert broadcast_status(second).body["total"] == 191
+    assert set(messages_per_chat(telegram)) == set(users) - set(blocked[2:])
+    assert broadcast_status(second).body["total"] == 192
 
 
 def test_a_page_that_crashed_mid_way_is_redelivered_and_nobody_gets_it_twice(
