@@ -163,6 +163,12 @@ def deliver(update: dict[str, Any] | str, *, secret: str | None = TEST_WEBHOOK_S
     return client().http.post("/api/telegram/webhook", headers=headers, body=body.encode())
 
 
+def handled(update: dict[str, Any]) -> None:
+    """Deliver an update the webhook must acknowledge with 200."""
+    response = deliver(update)
+    assert response.status_code == 200, response.body
+
+
 def admin_refund(charge_id: str, *, token: str | None = TEST_ADMIN_TOKEN) -> Any:
     headers = {"Content-Type": "application/json"}
     if token is not None:

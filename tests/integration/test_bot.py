@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import catalogue, config, i18n, money, queries, records
+from chalicelib import catalogue, i18n, money, queries, records
 from chalicelib.model import FailureReason, Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
+from tests.api_helpers import configure
 from tests.conftest import TEST_BOT_TOKEN
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, queued_jobs
 from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
-    deliver,
+    handled,
     next_update_id,
     text_update,
 )
 
 MINI_APP_URL = "https://app.example.com/nanogen"
-
-
-def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset_settings()
-    ready()
-
-
-def handled(update: dict) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 # --- /start ------------------------------------------------------------------
@@ -49,7 +38,7 @@ def test_start_registers_once_greets_with_the_balance_and_offers_the_mini_app(
     stored = User.get(ALICE_ID)
     assert (int(stored.credits), stored.start_payload, stored.first_name) == (10, "ref_42", "Alice")
 
-    use_settings(monkeypatch, MINI_APP_URL=MINI_APP_URL)
+    configure(monkeypatch, MINI_APP_URL=MINI_APP_URL)
     handled(text_update("/start@NanoGenBot another_payload"))
 
     again = fake_telegram.sent("sendMessage")[1]
@@ -168,7 +157,7 @@ def test_a_prompt_re_sent_after_its_generation_failed_is_not_charged_again(fake_
 def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_settings(monkeypatch, MAX_ACTIVE_GENERATIONS="1", MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=4")
+    configure(monkeypatch, MAX_ACTIVE_GENERATIONS="1", MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=4")
     settings = ready()
     money.register(Profile(user_id=BOB_ID, first_name="Bob"), settings)
     money.change_credits(BOB_ID, -7, note="test")  # 3 left, a picture costs 4
@@ -194,7 +183,7 @@ def test_prompts_are_refused_with_the_apis_reasons_and_nothing_is_charged(
 def test_a_prompt_over_the_per_minute_limit_is_refused(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_settings(monkeypatch, RATE_LIMIT_PER_MINUTE="1", MAX_ACTIVE_GENERATIONS="5")
+    configure(monkeypatch, RATE_LIMIT_PER_MINUTE="1", MAX_ACTIVE_GENERATIONS="5")
 
     handled(text_update("a cat"))
     handled(text_update("another cat"))

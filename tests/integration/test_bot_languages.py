@@ -8,33 +8,22 @@ from typing import Any
 
 import pytest
 
-from chalicelib import bot, buttons, catalogue, config, money, records
+from chalicelib import bot, buttons, catalogue, money, records
 from chalicelib.model import Profile
 from chalicelib.runtime import ready
 from chalicelib.tables import User
 from chalicelib.telegram import CALLBACK_DATA_BYTES
+from tests.api_helpers import configure
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of
 from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
     callback_update,
-    deliver,
+    handled,
     payment_update,
     text_update,
 )
-
-
-def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset_settings()
-    ready()
-
-
-def handled(update: dict[str, Any]) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def set_balance(user_id: int, credits: int) -> None:
@@ -118,7 +107,7 @@ def test_a_missing_or_unsupported_language_code_gives_the_default_language(
     handled(text_update("/balance", user_id=BOB_ID, language_code="de"))
     assert [text.split(".")[0] for text in fake_telegram.texts()] == ["Your balance: 10 credits"] * 2
 
-    use_settings(monkeypatch, DEFAULT_LANGUAGE="ru")
+    configure(monkeypatch, DEFAULT_LANGUAGE="ru")
     handled(text_update("/balance", language_code=None))
     handled(text_update("/balance", user_id=BOB_ID, language_code="de"))
     handled(text_update("/balance", user_id=BOB_ID + 1, language_code="en"))  # a supported one still wins
@@ -191,7 +180,7 @@ def test_settings_offer_only_models_a_prompt_can_use_and_show_what_a_prompt_cost
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The text model and its edit pair priced apart, so the cost shown tells them apart.
-    use_settings(monkeypatch, MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=2")
+    configure(monkeypatch, MODEL_COSTS=f"{catalogue.DEFAULT_MODEL_ID}=2")
     handled(text_update("/start"))
     records.save_settings(ALICE_ID, model="google/nano-banana-edit", aspect_ratio="3:4")  # saved before the fix
 
@@ -286,7 +275,7 @@ def test_every_button_the_bot_makes_fits_telegrams_callback_data_limit() -> None
 def test_history_lists_the_latest_ten_with_status_and_prompt(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_settings(monkeypatch, RATE_LIMIT_PER_MINUTE="50")
+    configure(monkeypatch, RATE_LIMIT_PER_MINUTE="50")
     handled(text_update("/history", language_code="ru"))
     assert fake_telegram.texts()[-1] == "Картинок пока нет. Пришлите описание, и я нарисую первую."
 
@@ -315,7 +304,7 @@ def test_paysupport_shows_the_contact_and_purchases_and_reaches_the_operator(
     handled(text_update("/paysupport"))
     assert fake_telegram.texts() == ["Payment support is not set up yet. Please try again later."]
 
-    use_settings(monkeypatch, SUPPORT_CONTACT="@nanogen_help", ALERT_CHAT_ID="-100777")
+    configure(monkeypatch, SUPPORT_CONTACT="@nanogen_help", ALERT_CHAT_ID="-100777")
     pack = catalogue.PACKS[0]
     charge_id = "stxABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     handled(payment_update(charge_id, pack.payload, pack.stars))
@@ -339,7 +328,7 @@ def test_terms_show_the_operators_link_or_the_built_in_text(
 ) -> None:
     handled(text_update("/terms", language_code="ru"))
     assert fake_telegram.texts()[-1].startswith("Условия NanoGen, коротко:")
-    use_settings(monkeypatch, TERMS_URL="https://example.com/terms")
+    configure(monkeypatch, TERMS_URL="https://example.com/terms")
     handled(text_update("/terms"))
     assert fake_telegram.texts()[-1] == "Terms of service: https://example.com/terms"
 

@@ -15,30 +15,19 @@ from typing import Any
 
 import pytest
 
-from chalicelib import bot, catalogue, config, money, records
+from chalicelib import bot, catalogue, money, records
 from chalicelib.i18n import t
 from chalicelib.model import NOT_PICTURE_MEDIA, Profile
 from chalicelib.runtime import ready
+from tests.api_helpers import configure
 from tests.edit_helpers import photo_message, update_of
 from tests.fakes.telegram import FakeTelegram
 from tests.probes import balance, charges_of, generations_of, processed, queued_jobs
-from tests.telegram_helpers import ALICE_ID, deliver, message, next_update_id, payment_update, text_update
+from tests.telegram_helpers import ALICE_ID, handled, message, next_update_id, payment_update, text_update
 from tests.worker_helpers import Stack
 
 LANGUAGES = ["ru", "en"]
 CONTACT = "@nanogen_help"
-
-
-def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset_settings()
-    ready()
-
-
-def handled(update: dict[str, Any]) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def media_message(kind: str, lang: str) -> dict[str, Any]:
@@ -149,7 +138,7 @@ def run_queue_once(stack: Stack) -> None:
 def test_paysupport_asks_for_a_payment_code_only_when_it_lists_payments(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
 ) -> None:
-    use_settings(monkeypatch, SUPPORT_CONTACT=CONTACT)
+    configure(monkeypatch, SUPPORT_CONTACT=CONTACT)
 
     handled(text_update("/paysupport", language_code=lang))
 
@@ -176,7 +165,7 @@ def test_paysupport_asks_for_a_payment_code_only_when_it_lists_payments(
 def test_a_banned_users_start_says_only_that_it_is_banned_and_where_to_turn(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
 ) -> None:
-    use_settings(monkeypatch, MINI_APP_URL="https://app.example.com/nanogen", SUPPORT_CONTACT=CONTACT)
+    configure(monkeypatch, MINI_APP_URL="https://app.example.com/nanogen", SUPPORT_CONTACT=CONTACT)
     money.register(Profile(user_id=ALICE_ID, first_name="Alice"), ready())
     records.set_banned(ALICE_ID, True)
 
@@ -195,7 +184,7 @@ def test_a_banned_users_start_says_only_that_it_is_banned_and_where_to_turn(
 def test_a_new_user_is_welcomed_as_new_even_without_welcome_credits(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, lang: str
 ) -> None:
-    use_settings(monkeypatch, WELCOME_CREDITS="0")
+    configure(monkeypatch, WELCOME_CREDITS="0")
 
     handled(text_update("/start", language_code=lang))
     handled(text_update("/start", language_code=lang))

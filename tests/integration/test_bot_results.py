@@ -21,13 +21,8 @@ from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.fakes.aiml import B64_PICTURE, aiml_error
 from tests.growth_helpers import race
 from tests.probes import balance, charges_of, generations_of
-from tests.telegram_helpers import ALICE_ID, callback_update, deliver, text_update
+from tests.telegram_helpers import ALICE_ID, callback_update, deliver, handled, text_update
 from tests.worker_helpers import Stack, crashing_after, generation, stored_result
-
-
-def handled(update: dict[str, Any]) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def run_queued(stack: Stack) -> None:

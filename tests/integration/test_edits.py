@@ -45,7 +45,7 @@ from tests.fakes.aiml import B64_PICTURE
 from tests.fakes.telegram import FakeTelegram, StoredFile
 from tests.integration.test_webhook import chalice_request
 from tests.probes import balance, charges_of, generations_of
-from tests.telegram_helpers import ALICE_ID, deliver, text_update
+from tests.telegram_helpers import ALICE_ID, deliver, handled, text_update
 from tests.worker_helpers import Stack
 
 EDIT_MODEL = "google/nano-banana-edit"
@@ -58,11 +58,6 @@ def picture(colour: tuple[int, int, int], kind: str = "JPEG") -> bytes:
 
 
 RED, GREEN, BLUE, GREY = (picture(c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90)))
-
-
-def handled(update: dict[str, Any]) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def reference_pictures(request_body: dict[str, Any]) -> list[bytes]:

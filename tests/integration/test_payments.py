@@ -21,7 +21,7 @@ from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
     admin_refund,
-    deliver,
+    handled,
     payment_update,
     pre_checkout_update,
     start_fake_telegram,
@@ -37,11 +37,6 @@ def fake_telegram(aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ALERT_CHAT_ID", ALERT_CHAT_ID)
     yield start_fake_telegram(httpserver, monkeypatch)
     stop_fake_telegram()
-
-
-def handled(update: dict) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def paid(charge_id: str = "charge-1", user_id: int = ALICE_ID) -> None:

@@ -17,7 +17,7 @@ from tests.telegram_helpers import (
     ALICE_ID,
     BOB_ID,
     FakeTelegram,
-    deliver,
+    handled,
     payment_update,
     start_fake_telegram,
     stop_fake_telegram,
@@ -32,11 +32,6 @@ CAROL_ID = 1003
 def fake_telegram(aws: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
     yield start_fake_telegram(httpserver, monkeypatch)
     stop_fake_telegram()
-
-
-def handled(update: dict) -> None:
-    response = deliver(update)
-    assert response.status_code == 200, response.body
 
 
 def link_payload(user_id: int) -> str:
