@@ -38,6 +38,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -313,6 +314,7 @@ def run_page(
         return
 
     clock = clock or SendClock(settings.broadcast_rate_per_second)
+    token = uuid.uuid4().hex  # this run's: which page advances are its own
     with _Sender(broadcast, settings, bot, clock, remaining_seconds) as sender:
         # Pages in order; the next one is read and queued for sending while this one is sent,
         # so the send clock never waits for a Scan. A page is marked done only after all of its
@@ -336,7 +338,7 @@ def run_page(
             if sender.out_of_time:
                 enqueue(Page(broadcast.broadcast_id, done_number, done_cursor, continuation=True), settings)
                 return
-            if not _advance(broadcast, done_number, after) or after is None:
+            if not _advance(broadcast, done_number, after, token) or after is None:
                 return  # the last page, or another delivery of this one moved on first
             if remaining_seconds is not None and remaining_seconds() < 2 * DEADLINE_MARGIN_SECONDS:
                 sender.stop_early()  # the next page goes back to the queue
@@ -350,15 +352,15 @@ def _start(broadcast: Broadcast, now: float) -> Broadcast:
     return started or get(broadcast.broadcast_id) or broadcast
 
 
-def _advance(broadcast: Broadcast, number: int, next_cursor: dict[str, Any] | None) -> bool:
-    """Page ``number`` is done: record it (once) and, after the last page, the broadcast."""
+def _advance(broadcast: Broadcast, number: int, next_cursor: dict[str, Any] | None, token: str) -> bool:
+    """Page ``number`` is done: record it (once, by this run's ``token``) and, after the last page, the broadcast."""
     final_total = None
     if not next_cursor:
         # The audience may have changed since it was counted: the final total is who was reached or tried.
         final = get(broadcast.broadcast_id)
         final_total = None if final is None else int(final.sent) + int(final.failed) + int(final.blocked)
     return records.advance_broadcast(
-        broadcast.broadcast_id, number, next_cursor, final_total=final_total, now=time.time()
+        broadcast.broadcast_id, number, next_cursor, final_total=final_total, token=token, now=time.time()
     )
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import DoesNotExist, PutError
 from pynamodb.expressions.update import Action
 
 from chalicelib.errors import Conflict, NotFound
@@ -198,7 +198,14 @@ def create_promo_code(
 
 
 def create_broadcast(broadcast: Broadcast) -> None:
-    broadcast.save(condition=Broadcast.pk.does_not_exist())
+    """Store a new broadcast (its id is a fresh ULID)."""
+    try:
+        broadcast.save(condition=Broadcast.pk.does_not_exist())
+    except PutError as error:
+        # botocore retried a put that was applied but whose answer was lost: the item is this one,
+        # as no other writer can hold a ULID drawn just now.
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
 
 
 def set_broadcast_status(
@@ -224,10 +231,24 @@ def start_broadcast(broadcast_id: str, *, total: int, now: float) -> Broadcast |
 
 
 def advance_broadcast(
-    broadcast_id: str, number: int, next_cursor: Mapping[str, Any] | None, *, final_total: int | None, now: float
+    broadcast_id: str,
+    number: int,
+    next_cursor: Mapping[str, Any] | None,
+    *,
+    final_total: int | None,
+    token: str,
+    now: float,
 ) -> bool:
-    """Page ``number`` is done (once: a conditional update); after the last page the broadcast is ``done``."""
-    actions: list[Action] = [Broadcast.page.set(number + 1), Broadcast.updated_at.set(iso_utc(now))]
+    """Page ``number`` is done (once: a conditional update); after the last page the broadcast is ``done``.
+
+    True when this run (``token``) advanced it, also when botocore's retry of our applied update failed
+    its condition: read back, the broadcast names our token at the next page. False: another delivery did.
+    """
+    actions: list[Action] = [
+        Broadcast.page.set(number + 1),
+        Broadcast.advanced_by.set(token),
+        Broadcast.updated_at.set(iso_utc(now)),
+    ]
     if next_cursor:
         actions.append(Broadcast.cursor.set(json.dumps(next_cursor)))
     else:
@@ -235,7 +256,13 @@ def advance_broadcast(
         if final_total is not None:
             actions.append(Broadcast.total.set(final_total))
     condition = (Broadcast.page == number) & (Broadcast.status == BroadcastStatus.SENDING)
-    return conditional_update(Broadcast(pk=Broadcast.key(broadcast_id)), actions, condition)
+    if conditional_update(Broadcast(pk=Broadcast.key(broadcast_id)), actions, condition):
+        return True
+    try:
+        current = Broadcast.get(Broadcast.key(broadcast_id), consistent_read=True)
+    except DoesNotExist:
+        return False
+    return int(current.page) == number + 1 and current.advanced_by == token
 
 
 def note_activity(user_id: int, *, now: float | None = None) -> None:

@@ -418,6 +418,7 @@ class Broadcast(_GrowthItem):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     created_by = UnicodeAttribute(null=True)
+    advanced_by = UnicodeAttribute(null=True)  # the token of the run that did the last page: its retry knows it
 
     @staticmethod
     def key(broadcast_id: str) -> str:

@@ -88,8 +88,8 @@ def test_two_hundred_users_get_it_once_with_a_page_redelivered_and_ten_blocked(
     [first_page] = queued_pages()
     advance = broadcasts._advance
 
-    def advance_then_die(broadcast: object, number: int, cursor: object) -> bool:
-        moved = advance(broadcast, number, cursor)  # type: ignore[arg-type]
+    def advance_then_die(broadcast: object, number: int, cursor: object, token: str) -> bool:
+        moved = advance(broadcast, number, cursor, token)  # type: ignore[arg-type]
         if number == 1:
             raise RuntimeError("the Lambda died after its second page")
         return moved
@@ -176,6 +176,45 @@ def _read_backs(faults: Faults) -> int:
 # own claims and the token read back recognises them); DynamoDB, and DynamoDB Local, answer the
 # retry from its ClientRequestToken. The read-back runs only where the engine applies the retry.
 READ_BACK_ON_RETRY = not ON_DYNAMODB_LOCAL
+
+
+def _advances_a_middle_page(call: Call) -> bool:
+    """records.advance_broadcast of a page that is not the last: SET page and cursor, nothing removed."""
+    if call.operation != "UpdateItem":
+        return False
+    names = set(call.params.get("ExpressionAttributeNames", {}).values())
+    return {"page", "cursor"} <= names and "REMOVE" not in str(call.params.get("UpdateExpression", ""))
+
+
+def test_a_page_advance_whose_answer_was_lost_still_goes_on_to_the_next_page(
+    telegram: FakeTelegram, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Applied, its answer lost, botocore's retry refused by its own condition: read as "another delivery
+    # moved on", it ended the only chain there was, and the broadcast stayed "sending" for ever.
+    monkeypatch.setattr(broadcasts, "PAGE_SIZE", 10)
+    users = register_users(40)
+    lost = faults.lose_response("UpdateItem", table="growth", where=_advances_a_middle_page, times=1)
+    broadcast_id = create_broadcast("Four pages").body["id"]
+    drain_broadcasts()
+
+    assert lost.fired == 1
+    assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
+    status = broadcast_status(broadcast_id).body
+    assert (status["status"], status["sent"]) == ("done", 40)
+
+
+def test_a_broadcast_whose_creation_lost_its_answer_is_created_and_sent(telegram: FakeTelegram, faults: Faults) -> None:
+    # botocore's retry of the applied put fails its condition: it was a 500, and the broadcast stayed
+    # "queued" with nothing on the queue.
+    users = register_users(3)
+    lost = faults.lose_response("PutItem", table="growth", times=1)
+    created = create_broadcast("Hi")
+    assert lost.fired == 1
+    assert created.status == 202, created.body
+    drain_broadcasts()
+
+    assert messages_per_chat(telegram) == Counter(dict.fromkeys(users, 1))
+    assert broadcast_status(created.body["id"]).body["status"] == "done"
 
 
 @pytest.mark.parametrize("honour_tokens", [False, True], ids=["retry-applied-again", "retry-answered-from-token"])
