@@ -265,14 +265,24 @@ def album_includes(chat_id: int, media_group_id: str, message_id: int) -> bool:
 
 
 def start_album(chat_id: int, media_group_id: str, version: int) -> AlbumRecord | None:
-    """Mark the album started by the check of ``version``, once; the whole album, or None if not this one."""
+    """Mark the album started by the check of ``version``, once; the whole album, or None if not this one.
+
+    The check of a version is the only one that may start it with that version, so an album found started
+    with it after a refused update is this check's own (botocore retried our applied update, whose
+    answer was lost).
+    """
     record = AlbumRecord(pk=AlbumRecord.key(chat_id, media_group_id))
     started = conditional_update(
         record,
         [AlbumRecord.started_version.set(version)],
         AlbumRecord.started_version.does_not_exist() & (AlbumRecord.version == version),
     )
-    return record if started else None
+    if started:
+        return record
+    current = album(chat_id, media_group_id)
+    if current is not None and current.started_version is not None and int(current.started_version) == version:
+        return current
+    return None
 
 
 def remember_pending(

@@ -43,6 +43,7 @@ from tests.edit_helpers import (
 )
 from tests.fakes.aiml import B64_PICTURE
 from tests.fakes.telegram import FakeTelegram, StoredFile
+from tests.faults import Call, Faults
 from tests.integration.test_webhook import chalice_request
 from tests.probes import balance, charges_of, generations_of
 from tests.telegram_helpers import ALICE_ID, deliver, handled, text_update
@@ -217,6 +218,32 @@ def test_an_album_delivered_out_of_order_and_at_once_is_one_generation_charged_o
     [request] = stack.aiml.requests
     assert reference_pictures(request.body) == [RED, GREEN, BLUE]  # in the order the user sent them
     assert "editing your 3 pictures" in telegram.texts_to(ALICE_ID)[0]
+
+
+def _starts_album(call: Call) -> bool:
+    """guards.start_album's UpdateItem: it sets started_version and nothing else of the album."""
+    if call.operation != "UpdateItem":
+        return False
+    names = set(call.params.get("ExpressionAttributeNames", {}).values())
+    return "started_version" in names and not names & {"photos", "arriving", "user_id"}
+
+
+def test_an_album_whose_start_lost_its_answer_is_still_ordered_once(
+    edits: tuple[Stack, FakeTelegram], faults: Faults
+) -> None:
+    # Applied, its answer lost, botocore's retry refused by its own condition: the check took that as
+    # "another check started it", and the album, marked started, was never ordered nor answered.
+    stack, telegram = edits
+    for update in album(telegram, [RED, GREEN], caption_on=0, group="album-lost-start"):
+        handled(update)
+    time.sleep(1.1)  # ALBUM_QUIET_SECONDS, shortened for the test
+    lost = faults.lose_response("UpdateItem", table="guards", where=_starts_album, times=1)
+    run_queue(stack)
+
+    assert lost.fired == 1
+    [generation] = generations_of(ALICE_ID)
+    assert len(generation.upload_ids) == 2 and balance(ALICE_ID) == 9 and len(charges_of(ALICE_ID)) == 1
+    assert "editing your 2 pictures" in telegram.texts_to(ALICE_ID)[0]
 
 
 def test_a_four_photo_album_on_a_three_image_model_uses_three_and_says_so(
