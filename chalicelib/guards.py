@@ -312,6 +312,15 @@ def take_pending(chat_id: int, text_message_id: int, *, now: float) -> tuple[str
     return tuple(str(upload_id) for upload_id in record.upload_ids or []) if taken else None
 
 
+def release_pending(chat_id: int, text_message_id: int) -> None:
+    """The text refused (nothing charged): the photos wait for the chat's next text again."""
+    conditional_update(
+        PendingPhotos(pk=PendingPhotos.key(chat_id)),
+        [PendingPhotos.used_by.remove()],
+        PendingPhotos.used_by == text_message_id,
+    )
+
+
 def remember_picture(chat_id: int, message_id: int, *, user_id: int, s3_key: str, expires_at: int) -> None:
     """A delivered result: a reply to this message edits the stored picture."""
     ChatPicture(pk=ChatPicture.key(chat_id, message_id), user_id=user_id, s3_key=s3_key, expires_at=expires_at).save()

@@ -44,7 +44,7 @@ from typing import Any
 from chalicelib import catalogue, guards, jobs, queries, uploads
 from chalicelib.choices import Choices, choices_of
 from chalicelib.config import Settings
-from chalicelib.errors import ApiError, InsufficientCredits, TelegramError
+from chalicelib.errors import ApiError, InsufficientCredits, OutcomeUnknown, TelegramError
 from chalicelib.i18n import Language, t
 from chalicelib.jobs import Job
 from chalicelib.model import NOT_PICTURE_MEDIA, GenerationStatus, Profile
@@ -230,6 +230,7 @@ class EditOrder:
     upload_ids: tuple[str, ...]
     idempotency_key: str
     choices: Choices  # the sender's language, model and aspect ratio
+    claimed_by: int | None = None  # the text that took the waiting photos: they wait again if it is refused
 
 
 def choices_for(sender: Profile, settings: Settings) -> Choices:
@@ -240,6 +241,12 @@ def choices_for(sender: Profile, settings: Settings) -> Choices:
 
 def language_for(sender: Profile, settings: Settings) -> Language:
     return choices_for(sender, settings).language
+
+
+def _hand_back(order: EditOrder) -> None:
+    """A refused text leaves the waiting photos for the next one (after buying credits, say)."""
+    if order.claimed_by is not None:
+        guards.release_pending(order.chat_id, order.claimed_by)
 
 
 def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool = True) -> Job | None:
@@ -263,6 +270,7 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
     used = order.upload_ids[: model.max_images]
     if len(order.prompt) > MAX_PROMPT_CHARS:  # said as the bot says it of a prompt, not as the API's 400
         too_long = t(lang, "refusal-prompt-too-long", max_chars=MAX_PROMPT_CHARS, length=len(order.prompt))
+        _hand_back(order)
         reply(bot, order.chat_id, too_long, reply_to=order.reply_to)
         return None
     try:
@@ -286,6 +294,8 @@ def order_edit(bot: BotApi, settings: Settings, order: EditOrder, *, queue: bool
 
         balance = _balance(order.sender.user_id) if isinstance(refused, InsufficientCredits) else None
         text = refusal_text(refused, lang, settings, cost=model.cost, balance=balance)
+        if not isinstance(refused, OutcomeUnknown):  # refused for sure, nothing charged: the photos still wait
+            _hand_back(order)
         reply(bot, order.chat_id, text, reply_to=order.reply_to)
         return None
     generation = result.generation
@@ -417,7 +427,10 @@ def handle_text(
     pending = take_pending(chat_id, message_id)
     if pending is None:
         return False
-    order_edit(bot, settings, EditOrder(sender, chat_id, message_id, text, pending, key, choices_for(sender, settings)))
+    choices = choices_for(sender, settings)
+    order_edit(
+        bot, settings, EditOrder(sender, chat_id, message_id, text, pending, key, choices, claimed_by=message_id)
+    )
     return True
 
 

@@ -26,7 +26,7 @@ import requests
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from chalicelib import photos, records
+from chalicelib import money, photos, records
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import webhook
 from chalicelib.tables import AlbumRecord, Generation
@@ -465,6 +465,29 @@ def test_a_photo_without_a_caption_asks_and_the_next_text_edits_it(edits: tuple[
     assert reference_pictures(by_prompt["put it on the moon"]) == [BLUE]
     assert "image_urls" not in by_prompt["a red fox in the snow"]
     assert balance(ALICE_ID) == 8
+
+
+def test_a_text_refused_for_credits_leaves_the_photo_waiting_for_the_next_text(
+    edits: tuple[Stack, FakeTelegram],
+) -> None:
+    # The refused text used to take the photo with it: the same instruction, sent again after buying,
+    # drew a new picture from scratch instead of changing the photo.
+    stack, telegram = edits
+    handled(update_of(text_message("/start")))
+    money.change_credits(ALICE_ID, -10, note="test: spent")
+    handled(update_of(photo_message(telegram.add_file(BLUE))))
+
+    handled(update_of(text_message("put it on the moon")))
+
+    assert "Not enough credits" in last_text(telegram) and generations_of(ALICE_ID) == []
+    money.change_credits(ALICE_ID, 5, note="test: bought")
+    handled(update_of(text_message("put it on the moon")))
+    run_queue(stack)
+
+    [edit] = generations_of(ALICE_ID)
+    assert (edit.model, len(edit.upload_ids)) == (EDIT_MODEL, 1)
+    [request] = stack.aiml.requests
+    assert reference_pictures(request.body) == [BLUE] and balance(ALICE_ID) == 4
 
 
 def test_a_text_reply_to_a_photo_edits_that_photo(edits: tuple[Stack, FakeTelegram]) -> None:
