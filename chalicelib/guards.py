@@ -167,13 +167,19 @@ def take_upload_slot(user_id: int, *, limit: int, now: float) -> int | None:
 
 def record_upload(user_id: int, upload_id: str, content_type: str, *, created_at: str, expires_at: int) -> None:
     """Who owns an upload and what it must be; a new id every time (a ULID), never overwritten."""
-    UploadRecord(
-        pk=UploadRecord.key(user_id, upload_id),
-        user_id=user_id,
-        content_type=content_type,
-        created_at=created_at,
-        expires_at=expires_at,
-    ).save(condition=UploadRecord.pk.does_not_exist())
+    try:
+        UploadRecord(
+            pk=UploadRecord.key(user_id, upload_id),
+            user_id=user_id,
+            content_type=content_type,
+            created_at=created_at,
+            expires_at=expires_at,
+        ).save(condition=UploadRecord.pk.does_not_exist())
+    except PutError as error:
+        # botocore retried a put that was applied but whose answer was lost: nobody else holds a ULID
+        # drawn just now, so the record found is this one.
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
 
 
 def live_uploads(user_id: int, upload_ids: Sequence[str], *, now: float) -> dict[str, str]:

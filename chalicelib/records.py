@@ -191,10 +191,22 @@ def create_promo_code(
     try:
         promo.save(condition=PromoCode.pk.does_not_exist())
     except PutError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            raise Conflict(f"The promo code {code.upper()} already exists.") from None
-        raise
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        if _same_promo_code(promo):
+            return promo  # botocore retried our applied put, whose answer was lost: it is ours
+        raise Conflict(f"The promo code {code.upper()} already exists.") from None
     return promo
+
+
+def _same_promo_code(promo: PromoCode) -> bool:
+    """Whether the stored code is this very one: same terms, made at the same moment by the same operator."""
+    try:
+        stored = PromoCode.get(promo.pk, consistent_read=True)
+    except DoesNotExist:
+        return False
+    fields = ("credits", "max_uses", "expires_at", "created_at", "created_by")
+    return all(getattr(stored, name) == getattr(promo, name) for name in fields)
 
 
 def create_broadcast(broadcast: Broadcast) -> None:

@@ -83,6 +83,19 @@ def test_a_code_whose_write_timed_out_is_a_500_with_a_request_id_and_a_retry_sto
 
 
 @pytest.mark.usefixtures("aws")
+def test_a_code_whose_answer_was_lost_is_created_not_a_conflict_with_itself(faults: Faults) -> None:
+    # botocore's retry of the applied put failed its own condition: the operator was told their new code
+    # "already exists". Another operator's code of that name is still a conflict.
+    lost = faults.lose_response("PutItem", table="growth", times=1)
+    reply = create_promo("LOST-ANSWER", credits=3, max_uses=2)
+    assert lost.fired == 1
+    assert reply.status == 201, reply.body
+    assert reply.body == {"code": "LOST-ANSWER", "credits": 3, "max_uses": 2, "uses": 0, "expires_at": None}
+    assert_error(create_promo("LOST-ANSWER", credits=3, max_uses=2), 409, "conflict")
+    assert [promo.code for promo in PromoCode.scan()] == ["LOST-ANSWER"]
+
+
+@pytest.mark.usefixtures("aws")
 def test_promo_admin_routes_need_an_admin() -> None:
     assert_error(
         call("POST", "/api/admin/promo-codes", json_body={"code": "GOOD", "credits": 1, "max_uses": 1}),

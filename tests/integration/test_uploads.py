@@ -21,9 +21,10 @@ from PIL import Image
 
 from chalicelib import aws, money, uploads
 from chalicelib.runtime import ready
-from chalicelib.tables import Generation
+from chalicelib.tables import Generation, UploadRecord
 from tests.api_helpers import ALICE, BOB, EDIT_MODEL, post, register, start
 from tests.conftest import reset_process_state
+from tests.faults import Faults
 
 
 def picture(kind: str = "PNG", size: tuple[int, int] = (6, 4)) -> bytes:
@@ -133,6 +134,14 @@ def test_the_answer_is_a_presigned_post_for_one_key_under_the_callers_prefix(aws
     assert ["content-length-range", 1, 10_485_760] in conditions
     assert {"key": fields["key"]} in conditions and {"bucket": ready().results_bucket} in conditions
     assert policy["expiration"].startswith(upload["expires_at"][:16])  # the same minute
+
+
+def test_an_upload_whose_record_lost_its_answer_is_still_given(aws: None, faults: Faults) -> None:
+    # botocore's retry of the applied put failed its own condition: it was a 500 for an upload that existed.
+    lost = faults.lose_response("PutItem", table="guards", times=1)
+    upload = ask_upload()
+    assert lost.fired == 1
+    assert UploadRecord.get(UploadRecord.key(int(ALICE["id"]), upload["upload_id"])).content_type == "image/png"
 
 
 @pytest.mark.parametrize(
