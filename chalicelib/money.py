@@ -796,6 +796,9 @@ def _take_over_refund(payment: Payment, attempt: str, now: float) -> bool:
         return True
     current = get_payment(payment.charge_id)
     if current is not None and current.status == PaymentStatus.REFUNDING:
+        if current.refund_attempt == attempt:  # botocore retried our applied update, whose answer was lost
+            payment.refund_attempt, payment.refund_attempt_until = attempt, current.refund_attempt_until
+            return True
         raise _refund_in_progress(current, now)
     return False  # confirmed or restored meanwhile: look again
 

@@ -232,6 +232,24 @@ def test_a_refund_telegram_does_not_answer_keeps_the_credits_taken_until_a_retry
     assert len(fake_telegram.sent("refundStarPayment")) == 2
 
 
+def test_a_retried_refund_whose_take_over_lost_its_answer_goes_through(
+    fake_telegram: FakeTelegram, faults: Faults
+) -> None:
+    # The retry takes over the refunding payment; botocore's retry of that applied update fails its own
+    # condition. It used to read its own hold as "another refund in progress" and answer a 409.
+    paid()
+    fake_telegram.refuse_next("refundStarPayment", 502, "Bad Gateway")
+    assert admin_refund("charge-1").status_code == 409
+    lost = faults.lose_response("UpdateItem", table="payments", times=1)
+
+    retried = admin_refund("charge-1")
+
+    assert lost.fired == 1
+    assert retried.status_code == 200, retried.json_body
+    assert retried.json_body["payment"]["status"] == "refunded"
+    assert balance(ALICE_ID) == 10 and len(fake_telegram.sent("refundStarPayment")) == 2
+
+
 # --- overlapping refunds (issue 12 #1) -----------------------------------------------------------
 
 
