@@ -59,8 +59,9 @@ class Transaction:
     def check(self, label: str, model_cls: type[Model], hash_key: Any, range_key: Any, condition: Condition) -> None:
         self._checks.append((label, (model_cls, hash_key, range_key, condition)))
 
-    def put(self, label: str, item: Model, condition: Condition | None = None) -> None:
-        self._puts.append((label, (item, condition)))
+    def put(self, label: str, item: Model, condition: Condition | None = None, *, want_old: bool = False) -> None:
+        """``want_old``: a failed condition brings the item as it is (``TransactionCancelled.old_items``)."""
+        self._puts.append((label, (item, condition, want_old)))
 
     def update(
         self,
@@ -131,8 +132,8 @@ class Transaction:
         with TransactWrite(connection=shared_connection(), client_request_token=token) as tx:
             for _, (model_cls, hash_key, range_key, condition) in self._checks:
                 tx.condition_check(model_cls, hash_key, range_key, condition=condition)
-            for _, (item, condition) in self._puts:
-                tx.save(item, condition=condition)
+            for _, (item, condition, want_old) in self._puts:
+                tx.save(item, condition=condition, return_values=ALL_OLD if want_old else None)
             for _, (item, actions, condition, want_old) in self._updates:
                 tx.update(item, actions, condition=condition, return_values=ALL_OLD if want_old else None)
 
