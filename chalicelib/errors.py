@@ -152,6 +152,19 @@ class OutcomeUnknown(_Unavailable):
     )
 
 
+class CreditChangeOutcomeUnknown(OutcomeUnknown):
+    """An operator's credit change sent without an ``Idempotency-Key`` whose outcome is unknown.
+
+    Without a key a retry is a new change, so the answer must not promise that
+    retrying is safe: the operator looks at the ledger first.
+    """
+
+    default_message = (
+        "We could not confirm whether the credits were changed. Look at the user's ledger before "
+        "trying again, or send the request with an Idempotency-Key header."
+    )
+
+
 class InternalError(ApiError):
     status, code = 500, "internal_error"
     default_message = "An unexpected error occurred."

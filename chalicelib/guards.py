@@ -6,7 +6,8 @@ slots atomically with the charge, in ``chalicelib.money``):
 
 * ``ProcessedUpdate``: a Telegram update is acted on once (the webhook);
 * ``AlertWindow``: operator alerts of one kind are throttled per window;
-* ``IdempotencyRecord``: read back when a key is reused;
+* ``IdempotencyRecord``: read back when a key is reused; ``AdminCreditRecord``
+  likewise, for an operator's credit change (put by ``money.change_credits``);
 * picture edits: ``UploadRecord`` (an upload's owner), ``AlbumRecord`` (an
   album being collected), ``PendingPhotos`` (photos waiting for their
   instruction), ``ChatPicture`` (which result a chat message shows).
@@ -36,6 +37,7 @@ from chalicelib.errors import BroadcastStopped, OutcomeUnknown, TransactionCance
 from chalicelib.model import BroadcastOutcome, BroadcastStatus, UpdateClaim, UpdateClaimOutcome
 from chalicelib.observability import logger
 from chalicelib.tables import (
+    AdminCreditRecord,
     AgainResolved,
     AgainTap,
     AlbumRecord,
@@ -54,7 +56,7 @@ from chalicelib.tables import (
 from chalicelib.transactions import Transaction, conditional_update, error_code
 
 # --------------------------------------------------------------------------
-# Idempotency keys (written by money.start_generation)
+# Idempotency keys (written by money.start_generation and money.change_credits)
 # --------------------------------------------------------------------------
 
 
@@ -63,6 +65,14 @@ def idempotency_record(user_id: int, idempotency_key: str, *, source: str) -> Id
         return IdempotencyRecord.get(
             IdempotencyRecord.key(user_id, idempotency_key, source=source), consistent_read=True
         )
+    except DoesNotExist:
+        return None
+
+
+def admin_credit_record(user_id: int, idempotency_key: str) -> AdminCreditRecord | None:
+    """The record of an operator's credit change made with this key (``money.change_credits``)."""
+    try:
+        return AdminCreditRecord.get(AdminCreditRecord.key(user_id, idempotency_key), consistent_read=True)
     except DoesNotExist:
         return None
 

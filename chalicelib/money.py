@@ -30,6 +30,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import (
     AlreadyRedeemed,
     Conflict,
+    CreditChangeOutcomeUnknown,
     IdempotencyKeyReused,
     InsufficientCredits,
     NotCancellable,
@@ -37,11 +38,12 @@ from chalicelib.errors import (
     OutcomeUnknown,
     PromoExhausted,
     RateLimited,
+    TemporarilyUnavailable,
     TooManyActive,
     TransactionCancelled,
     UserBanned,
 )
-from chalicelib.guards import idempotency_record
+from chalicelib.guards import admin_credit_record, idempotency_record
 from chalicelib.ids import iso_utc, new_id
 from chalicelib.model import (
     ACTIVE_STATUSES,
@@ -62,6 +64,7 @@ from chalicelib.observability import logger
 from chalicelib.queries import get_generation, get_payment, get_promo_code, get_user, unfinished_generations
 from chalicelib.tables import (
     SWEEP_SHARDS,
+    AdminCreditRecord,
     Generation,
     IdempotencyRecord,
     LedgerEntry,
@@ -621,8 +624,34 @@ def sweep_expired(*, now: float | None = None) -> list[Generation]:
 # --------------------------------------------------------------------------
 
 
-def change_credits(user_id: int, amount: int, *, note: str, now: float | None = None) -> User:
-    """Grant (amount > 0) or remove (amount < 0) credits; never below zero (409)."""
+def change_credits(
+    user_id: int,
+    amount: int,
+    *,
+    note: str,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    now: float | None = None,
+) -> User:
+    """Grant (amount > 0) or remove (amount < 0) credits; never below zero (409).
+
+    With the operator's ``idempotency_key`` (and ``fingerprint``, of the amount
+    and the reason), the change, its ledger entry and the key's record are one
+    transaction. The key's timeline:
+
+    1. first request: the record is put on condition that no live one has the
+       key; applied with the change (or not at all);
+    2. its answer lost (``OutcomeUnknown``), the operator retries: the record's
+       condition fails, nothing is applied, and the answer is the user as it
+       is now (the record comes back in the cancellation: no read of it);
+    3. the same key with another fingerprint: 422, nothing changed;
+    4. a refused attempt (409 below zero, 404) wrote no record: its retry is a
+       first request again, refused again while the balance is too low;
+    5. after ``IDEMPOTENCY_TTL_SECONDS`` the key is free.
+
+    Without a key a retry is a new change, so an unknown outcome says so
+    (``CreditChangeOutcomeUnknown``) instead of inviting a retry.
+    """
     now = _now(now)
     condition = _user_exists()
     if amount < 0:
@@ -634,16 +663,44 @@ def change_credits(user_id: int, amount: int, *, note: str, now: float | None = 
         [User.credits.add(amount), User.updated_at.set(iso_utc(now))],
         condition=condition,
     )
-    _put_ledger(tx, _ledger(user_id, amount, LedgerReason.ADMIN, now, note=note))
+    entry = _ledger(user_id, amount, LedgerReason.ADMIN, now, note=note)
+    _put_ledger(tx, entry)
+    if idempotency_key is not None:
+        record = AdminCreditRecord(
+            pk=AdminCreditRecord.key(user_id, idempotency_key),
+            fingerprint=fingerprint,
+            entry_id=entry.entry_id,
+            expires_at=int(now) + IDEMPOTENCY_TTL_SECONDS,
+        )
+        free = AdminCreditRecord.pk.does_not_exist() | (AdminCreditRecord.expires_at < int(now))
+        tx.put("idempotency", record, condition=free, want_old=True)
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
+        if cancelled.failed("idempotency"):
+            assert idempotency_key is not None
+            return _replay_credit_change(user_id, idempotency_key, fingerprint, cancelled.old_items.get("idempotency"))
         if not cancelled.failed("user"):
             raise
         user = get_user(user_id)
         if user is None:
             raise NotFound("No such user.") from None
         raise Conflict(f"The balance is {int(user.credits)}; removing {-amount} would make it negative.") from None
+    except OutcomeUnknown:
+        if idempotency_key is None:
+            raise CreditChangeOutcomeUnknown() from None
+        raise  # the retry with this key finds what happened
+    return _existing_user(user_id)
+
+
+def _replay_credit_change(user_id: int, idempotency_key: str, fingerprint: str, raw: dict | None) -> User:
+    """The key's record exists: the change was made by an earlier request (or is a 422)."""
+    record = AdminCreditRecord.from_raw_data(raw) if raw else admin_credit_record(user_id, idempotency_key)
+    if record is None:  # pragma: no cover - expired and deleted between the put and this read
+        raise TemporarilyUnavailable()
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with another amount or reason.")
+    logger.info("admin credit change replayed", extra={"target_user_id": user_id, "entry_id": record.entry_id})
     return _existing_user(user_id)
 
 

@@ -23,7 +23,8 @@ Table design (every table on demand, TTL on ``expires_at`` where it exists):
                  conditional put makes the credit exactly-once.
 ``guards``       hash ``pk``: short-lived uniqueness guards, each expiring by
                  TTL: idempotency keys (``idem#<user>#<key>`` from the API,
-                 ``idem-bot#<user>#<key>`` from the bot), per-minute
+                 ``idem-bot#<user>#<key>`` from the bot; an operator's
+                 credit change: ``idem-admin#<target user>#<key>``), per-minute
                  rate-limit windows (``rate#<user>#<minute>``), claimed
                  Telegram updates (``update#<update_id>``), operator
                  alert windows (``alert#<kind>#<window>``), broadcast
@@ -209,7 +210,26 @@ class IdempotencyRecord(_Guard):
         """
         if source == "api":
             return f"idem#{user_id}#{idempotency_key}"
+        if source == "admin":  # AdminCreditRecord's key space
+            raise ValueError("'admin' is not a generation source")
         return f"idem-{source}#{user_id}#{idempotency_key}"
+
+
+class AdminCreditRecord(_Guard):
+    """An operator's ``Idempotency-Key`` on ``POST /api/admin/users/{id}/credits``: the change it made.
+
+    Put in the same transaction as the balance change and its ledger entry, on
+    condition that no live record has this key, so a retry of a change whose
+    answer was lost finds it and changes nothing (``money.change_credits``).
+    """
+
+    fingerprint = UnicodeAttribute()  # of the amount and the reason: the same key with others is a 422
+    entry_id = UnicodeAttribute()  # the ledger entry the change wrote
+
+    @staticmethod
+    def key(user_id: int, idempotency_key: str) -> str:
+        """Per target user; ``idem-admin#`` is spelled by no API key (``idem#<digits>#``) nor bot key."""
+        return f"idem-admin#{user_id}#{idempotency_key}"
 
 
 class RateLimitWindow(_Guard):
@@ -436,6 +456,7 @@ TABLE_MODELS: dict[str, type[Model]] = {
 GUARD_MODELS: tuple[type[Model], ...] = (
     _Guard,
     IdempotencyRecord,
+    AdminCreditRecord,
     RateLimitWindow,
     ProcessedUpdate,
     AlertWindow,

@@ -398,6 +398,12 @@ def parse_admin_credit_change(body: Mapping[str, Any]) -> tuple[int, str]:
     return amount, _text(body.get("reason"), "reason", max_chars=MAX_REASON_CHARS)
 
 
+def credit_change_fingerprint(amount: int, reason: str) -> str:
+    """Stable digest of a credit change: its Idempotency-Key reused with another amount or reason is a 422."""
+    material = json.dumps([amount, reason], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def parse_user_id(value: str) -> int:
     """A ``{user_id}`` path parameter: a Telegram user id, positive and at most 2**53."""
     if not _USER_ID_RE.fullmatch(value) or not 1 <= int(value) <= MAX_TELEGRAM_ID:

@@ -11,7 +11,13 @@ from chalicelib.auth import Admin, authenticate_admin
 from chalicelib.errors import NotFound
 from chalicelib.observability import logger
 from chalicelib.runtime import ready
-from chalicelib.validation import parse_admin_credit_change, parse_json_object, parse_user_id
+from chalicelib.validation import (
+    credit_change_fingerprint,
+    parse_admin_credit_change,
+    parse_idempotency_key,
+    parse_json_object,
+    parse_user_id,
+)
 from chalicelib.views import ledger_view, user_view
 
 
@@ -39,8 +45,15 @@ def user_detail(request: Request, user_id: str) -> dict[str, Any]:
 def change_credits(request: Request, user_id: str) -> dict[str, Any]:
     admin = _admin(request)
     target = parse_user_id(user_id)
+    key = parse_idempotency_key(request.headers.get("idempotency-key"))
     amount, reason = parse_admin_credit_change(parse_json_object(request.raw_body))
-    user = money.change_credits(target, amount, note=f"{_who(admin)}: {reason}")
+    user = money.change_credits(
+        target,
+        amount,
+        note=f"{_who(admin)}: {reason}",
+        idempotency_key=key,
+        fingerprint=credit_change_fingerprint(amount, reason),
+    )
     logger.info("admin changed credits", extra={"admin": _who(admin), "target_user_id": target, "amount": amount})
     return user_view(user, ready())
 

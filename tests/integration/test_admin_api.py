@@ -237,6 +237,136 @@ def test_grant_and_remove_credits_never_below_zero() -> None:
     assert ledger(ALICE["id"]) == [(-20, "admin"), (-5, "admin"), (10, "welcome"), (15, "admin")]
 
 
+# --- credits with an Idempotency-Key: a retry after an unknown outcome is applied once -----------------
+
+
+def keyed(key: str) -> dict[str, str]:
+    return {**bearer(), "Idempotency-Key": key}
+
+
+UNKNOWN_OUTCOMES: dict[str, Any] = {
+    "a 500 after the write was applied": lambda faults: faults.server_error(
+        "TransactWriteItems", after_apply=True, times=None
+    ),
+    "every answer lost (read timeouts)": lambda faults: faults.lose_response("TransactWriteItems", times=None),
+}
+
+
+@pytest.mark.parametrize("outcome", list(UNKNOWN_OUTCOMES))
+@pytest.mark.parametrize(("amount", "after"), [(5, 15), (-4, 6)], ids=["credit", "debit"])
+def test_a_change_retried_with_its_key_after_an_unknown_outcome_is_applied_once(
+    faults: Faults, outcome: str, amount: int, after: int
+) -> None:
+    """Review 5: the change was applied, every answer lost; the 503 asks for the same request with the
+    same key, and that retry answers the user as it is, with one ledger entry, not a second change."""
+    register(ALICE)  # 10 welcome credits
+    failing = UNKNOWN_OUTCOMES[outcome](faults)
+
+    first = credits(ALICE["id"], amount, "goodwill for ticket 17", headers=keyed("ticket-17"))
+
+    assert_error(first, 503, "temporarily_unavailable")
+    assert first.headers["retry-after"] == "2"
+    assert "will not be applied twice" in first.body["error"]["message"]
+    assert failing.fired > 0
+    faults.clear()
+    assert balance(ALICE["id"]) == after  # it was applied
+
+    for _ in range(2):  # the retry the answer asked for, and one more
+        retried = credits(ALICE["id"], amount, "goodwill for ticket 17", headers=keyed("ticket-17"))
+        assert retried.status == 200, retried.body
+        assert set(retried.body) == USER_FIELDS and retried.body["credits"] == after
+
+    assert balance(ALICE["id"]) == after
+    assert ledger(ALICE["id"]) == sorted([(10, "welcome"), (amount, "admin")])
+
+
+def test_a_key_whose_first_request_was_not_applied_applies_its_retry(faults: Faults) -> None:
+    """A 5xx before the write: nothing was recorded, so the retry with the key is the change."""
+    register(ALICE)
+    faults.server_error("TransactWriteItems", times=None)
+    assert_error(credits(ALICE["id"], 5, "goodwill", headers=keyed("k-1")), 503, "temporarily_unavailable")
+    faults.clear()
+    assert balance(ALICE["id"]) == 10
+
+    assert credits(ALICE["id"], 5, "goodwill", headers=keyed("k-1")).body["credits"] == 15
+    assert ledger(ALICE["id"]) == [(5, "admin"), (10, "welcome")]
+
+
+def test_the_same_key_with_another_amount_or_reason_is_422_and_changes_nothing() -> None:
+    register(ALICE)
+    assert credits(ALICE["id"], 5, "goodwill", headers=keyed("k-1")).body["credits"] == 15
+    before = snapshot()
+
+    for amount, reason in ((6, "goodwill"), (5, "goodwill!"), (-5, "goodwill")):
+        reply = credits(ALICE["id"], amount, reason, headers=keyed("k-1"))
+        assert_error(reply, 422, "idempotency_key_reused")
+
+    assert snapshot() == before
+    assert balance(ALICE["id"]) == 15 and ledger(ALICE["id"]) == [(5, "admin"), (10, "welcome")]
+    # The key is the operator's for this user: the same key on another user is that user's change.
+    register(BOB)
+    assert credits(BOB["id"], 6, "goodwill", headers=keyed("k-1")).body["credits"] == 16
+
+
+def test_a_refused_debit_retried_with_its_key_is_refused_again_and_changes_nothing() -> None:
+    register(ALICE)
+    before = snapshot()
+
+    for _ in range(2):
+        assert_error(credits(ALICE["id"], -11, "chargeback", headers=keyed("k-409")), 409, "conflict")
+
+    assert snapshot() == before  # no record: the refused attempt wrote nothing
+    assert balance(ALICE["id"]) == 10
+    assert_error(credits(UNKNOWN_USER, 5, "nobody", headers=keyed("k-404")), 404, "not_found")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("key", ["", " leading", "trailing ", "x" * 129, "ключ", "tab\there"])
+def test_a_malformed_idempotency_key_is_400_and_changes_nothing(key: str) -> None:
+    register(ALICE)
+    before = snapshot()
+
+    assert_error(credits(ALICE["id"], 5, "goodwill", headers=keyed(key)), 400, "invalid_request")
+
+    assert snapshot() == before and balance(ALICE["id"]) == 10
+
+
+def test_without_a_key_an_unknown_outcome_does_not_promise_that_a_retry_is_safe(faults: Faults) -> None:
+    """Without a key a retry is a new change: the 503 sends the operator to the ledger first."""
+    register(ALICE)
+    faults.server_error("TransactWriteItems", after_apply=True, times=None)
+
+    reply = credits(ALICE["id"], 5, "goodwill for ticket 17")
+
+    assert_error(reply, 503, "temporarily_unavailable")
+    assert reply.headers["retry-after"] == "2"
+    message = reply.body["error"]["message"]
+    assert "ledger" in message and "Idempotency-Key" in message, message
+    assert "will not be applied twice" not in message and "same request" not in message, message
+
+
+def test_a_key_adds_no_round_trip_and_its_replay_reads_only_the_user(faults: Faults) -> None:
+    """First request: the guard's put rides in the change's transaction. Replay: that transaction,
+    cancelled by the guard (which comes back in the cancellation, so it is not read), and the user."""
+    register(ALICE)
+    register(BOB)
+    faults.calls.clear()
+
+    assert credits(ALICE["id"], 5, "goodwill").status == 200
+    without_key = [call.operation for call in faults.calls]
+    faults.calls.clear()
+    assert credits(BOB["id"], 5, "goodwill", headers=keyed("k-1")).status == 200
+    with_key = [(call.operation, len(call.params.get("TransactItems", []))) for call in faults.calls]
+    faults.calls.clear()
+    assert credits(BOB["id"], 5, "goodwill", headers=keyed("k-1")).status == 200
+    replay = [call.operation for call in faults.calls]
+
+    assert without_key == ["TransactWriteItems", "GetItem"]
+    assert with_key == [("TransactWriteItems", 3), ("GetItem", 0)]  # user, ledger, guard
+    assert replay == ["TransactWriteItems", "GetItem"]
+    assert balance(BOB["id"]) == 15
+
+
 # --- ban -----------------------------------------------------------------------------------------------
 
 
