@@ -179,6 +179,8 @@ def test_an_admin_sees_the_operator_pages_and_grants_credits(stack: Stack, open_
     app.page.wait_for_function("document.querySelector('.admin-credits').textContent === '15 credits'")
 
     assert stack.api("GET", "/api/user/me", user=customer).json()["credits"] == 15
+    [grant] = app.requested(f"/api/admin/users/{customer['id']}/credits")  # a retry after a lost answer replays
+    assert 1 <= len(grant.headers.get("idempotency-key", "")) <= 128, grant.headers
     assert app.page.locator(".user-card th").all_inner_texts() == [
         "Telegram id",
         "Name",

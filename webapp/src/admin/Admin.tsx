@@ -3,11 +3,12 @@
  * stats, a user by id, Stars refunds, promo codes, broadcasts. Loaded only when opened.
  */
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import type { ApiClient } from "../api";
 import { useApp } from "../context";
 import type { LedgerEntry, User } from "../types";
 import { ErrorNote, Section } from "../ui";
+import { CreditChanges } from "./credits";
 import { useAdminTexts } from "./texts";
 
 type Json = Record<string, unknown>;
@@ -80,7 +81,9 @@ function UserLookup({ api }: { api: ApiClient }) {
   const [amount, setAmount] = useState("");
   const [reason, setReason] = useState("");
   const call = useCall();
-  const path = (suffix = "") => `/api/admin/users/${encodeURIComponent(found?.user.id ?? id.trim())}${suffix}`;
+  const changes = useMemo(() => new CreditChanges(api), [api]);
+  const target = () => String(found?.user.id ?? id.trim());
+  const path = (suffix = "") => `/api/admin/users/${encodeURIComponent(target())}${suffix}`;
   const lookup = () => call.run(() => api.get<{ user: User; ledger: LedgerEntry[] }>(path())).then((f) => f && setFound(f));
 
   const find = (event: Event) => {
@@ -90,7 +93,7 @@ function UserLookup({ api }: { api: ApiClient }) {
   };
   const change = async (event: Event) => {
     event.preventDefault();
-    const updated = await call.run(() => api.post<User>(path("/credits"), { amount: Number(amount), reason: reason.trim() }));
+    const updated = await call.run(() => changes.send({ userId: target(), amount: Number(amount), reason: reason.trim() }));
     if (updated) {
       setAmount("");
       await lookup();
