@@ -18,6 +18,7 @@ from chalicelib.errors import InsufficientCredits, NotCancellable
 from chalicelib.model import Claim, ClaimOutcome, FailureReason, StartResult
 from chalicelib.runtime import ready
 from chalicelib.tables import Generation, LedgerEntry, User
+from chalicelib.validation import credit_change_fingerprint
 from tests.growth_helpers import race
 from tests.money_helpers import ALICE, balance, settings_with, start
 
@@ -96,6 +97,44 @@ def test_concurrent_admin_debits_never_go_negative() -> None:
     accepted = [result for result in results if isinstance(result, User)]
     assert len(accepted) == 3  # 10 credits cover three debits of 3
     assert balance(ALICE.user_id) == 1
+
+
+def test_one_admin_credit_key_sent_at_once_from_many_threads_is_applied_once() -> None:
+    """The operator's retries of one change, concurrent (a double tap, a retry racing a slow first try)."""
+    money.register(ALICE, ready())
+    fingerprint = credit_change_fingerprint(5, "goodwill")
+    results = race(
+        12,
+        lambda _: money.change_credits(
+            ALICE.user_id, 5, note="admin:token: goodwill", idempotency_key="same-key", fingerprint=fingerprint
+        ),
+    )
+    assert kinds(results) == Counter({"User": 12})
+    assert {int(result.credits) for result in results if isinstance(result, User)} == {15}
+    assert balance(ALICE.user_id) == 15
+    assert [int(e.delta) for e in LedgerEntry.query(ALICE.user_id) if e.reason == "admin"] == [5]
+
+
+def test_one_admin_credit_key_with_two_bodies_at_once_applies_one_body_once() -> None:
+    money.register(ALICE, ready())
+
+    def act(index: int) -> object:
+        amount = -3 if index % 2 else 4
+        return money.change_credits(
+            ALICE.user_id,
+            amount,
+            note="admin:token: fix",
+            idempotency_key="same-key",
+            fingerprint=credit_change_fingerprint(amount, "fix"),
+        )
+
+    results = race(10, act)
+    [applied] = [int(e.delta) for e in LedgerEntry.query(ALICE.user_id) if e.reason == "admin"]
+    winners = [result for index, result in enumerate(results) if (-3 if index % 2 else 4) == applied]
+    losers = [result for index, result in enumerate(results) if (-3 if index % 2 else 4) != applied]
+    assert all(isinstance(result, User) and int(result.credits) == 10 + applied for result in winners)
+    assert kinds(losers) == Counter({"IdempotencyKeyReused": 5})
+    assert balance(ALICE.user_id) == 10 + applied
 
 
 def test_concurrent_sweeps_and_worker_fail_refund_once() -> None:
