@@ -126,6 +126,7 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     from chalicelib import money, notify, queries
     from chalicelib.runtime import ready
     from chalicelib.usecases.generation import order_generation
+    from chalicelib.validation import credit_change_fingerprint
     from infra.resources import create_locally
 
     settings = ready()
@@ -147,6 +148,15 @@ def run_use_cases() -> list[tuple[str, Tally]]:
     # the operator's tab (a non-admin is refused before any read).
     measure("GET /api/admin/users/{id}", lambda: (queries.get_user(42), queries.latest_ledger(42)))
     measure("GET /api/admin/stats", queries.stats)
+
+    def change_credits(key: str | None = None) -> Any:
+        # handlers.admin.change_credits: the change, its ledger entry (and the key's record), then the user.
+        fingerprint = credit_change_fingerprint(5, "bench")
+        return money.change_credits(42, 5, note="admin:token: bench", idempotency_key=key, fingerprint=fingerprint)
+
+    measure("POST /api/admin/users/{id}/credits", change_credits)
+    measure("POST /api/admin/users/{id}/credits with a new Idempotency-Key", lambda: change_credits("c1"))
+    measure("POST /api/admin/users/{id}/credits replay (same key)", lambda: change_credits("c1"))
 
     def start(key: str | None = None) -> StartResult:
         # What POST /api/generation runs: the charge, the queue message, then the balance read.
