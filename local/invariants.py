@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 
 from chalicelib.model import ACTIVE_STATUSES, REFUNDED_STATUSES, LedgerReason, PaymentStatus
 from chalicelib.tables import (
+    AdminCreditRecord,
     Broadcast,
     BroadcastDelivery,
     Generation,
@@ -81,6 +82,7 @@ def violations() -> list[str]:
     problems += promo_violations(ledger)
     problems += referral_violations(users, ledger)
     problems += broadcast_violations()
+    problems += admin_credit_violations(ledger)
     return problems
 
 
@@ -163,4 +165,15 @@ def broadcast_violations() -> list[str]:
                 problems.append(
                     f"broadcast {broadcast.broadcast_id} counts {counted} {state}, deliveries say {recorded}"
                 )
+    return problems
+
+
+def admin_credit_violations(ledger: list[LedgerEntry]) -> list[str]:
+    """An operator's Idempotency-Key is recorded only with its change: its record names an admin entry."""
+    admin_entries = {(int(entry.user_id), entry.entry_id) for entry in ledger if entry.reason == LedgerReason.ADMIN}
+    problems: list[str] = []
+    for record in AdminCreditRecord.scan(AdminCreditRecord.pk.startswith("idem-admin#"), consistent_read=True):
+        user_id = int(record.pk.split("#", 2)[1])
+        if (user_id, record.entry_id) not in admin_entries:
+            problems.append(f"admin credit key {record.pk} names no admin ledger entry {record.entry_id}")
     return problems

@@ -367,6 +367,22 @@ def test_a_key_adds_no_round_trip_and_its_replay_reads_only_the_user(faults: Fau
     assert balance(BOB["id"]) == 15
 
 
+def test_the_books_check_finds_a_key_recorded_without_its_change() -> None:
+    from chalicelib.tables import AdminCreditRecord
+    from local.invariants import violations
+
+    register(ALICE)
+    assert credits(ALICE["id"], 5, "goodwill", headers=keyed("k-1")).status == 200
+    assert violations() == []
+    orphan = AdminCreditRecord(
+        pk=AdminCreditRecord.key(ALICE["id"], "k-2"), fingerprint="f", entry_id="01NOSUCHENTRY", expires_at=2**31
+    )
+    orphan.save()
+
+    assert violations() == [f"admin credit key {orphan.pk} names no admin ledger entry 01NOSUCHENTRY"]
+    orphan.delete()
+
+
 # --- ban -----------------------------------------------------------------------------------------------
 
 
