@@ -464,6 +464,8 @@ GUARD_MODELS: tuple[type[Model], ...] = (
     AlbumRecord,
     PendingPhotos,
     ChatPicture,
+    AgainTap,
+    AgainResolved,
     BroadcastDelivery,
     BroadcastClock,
 )
