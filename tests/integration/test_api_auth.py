@@ -50,7 +50,9 @@ def _replace_field(raw: str, name: str, value: str) -> str:
 def _bad_headers(user: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Every way CONTRACT §3 says a caller claiming to be ``user`` must be refused."""
     now = int(time.time())
-    good = init_data(user)
+    # Signed at ``now`` itself: a second read of the clock could fall in the next second, and then the
+    # "tampered" auth_date (now + 1) would be the signed one, accepted.
+    good = init_data(user, auth_date=now)
     other_user = json.dumps({**user, "id": MALLORY["id"] if user["id"] != MALLORY["id"] else BOB["id"]})
     forged_hash = "0" * 64 if not good.endswith("0" * 64) else "1" * 64
     return {
