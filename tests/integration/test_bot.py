@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib import catalogue, i18n, money, queries, records
@@ -184,11 +186,15 @@ def test_a_prompt_over_the_per_minute_limit_is_refused(
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure(monkeypatch, RATE_LIMIT_PER_MINUTE="1", MAX_ACTIVE_GENERATIONS="5")
+    # The money clock pinned 45 s into a minute: both prompts in one window, even if the wall clock's
+    # minute rolls over between them (the second prompt was then queued as well).
+    minute = (int(time.time()) // 60) * 60
+    monkeypatch.setattr(money, "_now", lambda now: minute + 45.0 if now is None else now)
 
     handled(text_update("a cat"))
     handled(text_update("another cat"))
 
     queued, limited = fake_telegram.texts()
     assert "Queued" in queued
-    assert "Too many pictures this minute. Try again in" in limited
+    assert "Too many pictures this minute. Try again in 15 seconds" in limited
     assert balance(ALICE_ID) == 9 and len(queued_jobs()) == 1
