@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -50,6 +51,10 @@ def test_the_active_generation_limit_is_explained_in_russian_and_counts_down(sta
     app.page.route("**/api/generation", answer_too_many_active)
     app.page.fill("textarea[name=prompt]", "кот читает газету")
     before_tap = len(app.main_button_active_history())
+    # The page's clock paused: the countdown moves only when the test runs it, not by the 3 s of
+    # Retry-After passing on a busy machine before the note's text and the main button are read.
+    app.page.clock.install()
+    app.page.clock.pause_at(time.time() * 1000 + 1000)
 
     app.tap_main_button()
 
@@ -62,6 +67,8 @@ def test_the_active_generation_limit_is_explained_in_russian_and_counts_down(sta
     assert "generations in progress" not in text  # the server's English message is not what a Russian user reads
     assert app.main_button()["active"] is False  # no tap until Retry-After has passed
     # At 0 the note says to try again, and the main button works again.
+    app.page.clock.run_for(3000)
+    app.page.clock.resume()
     app.page.wait_for_function(
         "document.querySelector('.error').innerText.includes('Дождитесь, пока одна будет готова, и попробуйте снова.')",
         timeout=10000,
