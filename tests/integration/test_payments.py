@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -302,10 +301,17 @@ def test_a_confirm_that_finds_the_payment_overtaken_alerts_the_operator_instead_
     fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paid()
+
     # The first attempt's hold ran out while Telegram answered (it never should: the hold outlives
-    # the Lambda), and another attempt took the payment over.
-    later = time.time() + money.REFUND_ATTEMPT_SECONDS + 1
-    _during_the_telegram_call(monkeypatch, lambda: money.take_back_purchase("charge-1", attempt="other", now=later))
+    # the Lambda), and another attempt took the payment over, a second after the hold's end. (Counted
+    # from a clock read before the refund, the takeover came too early when the refund's hold was
+    # taken in the next second.)
+    def take_over() -> Any:
+        held = queries.get_payment("charge-1")
+        assert held is not None and held.refund_attempt_until is not None
+        return money.take_back_purchase("charge-1", attempt="other", now=int(held.refund_attempt_until) + 1)
+
+    _during_the_telegram_call(monkeypatch, take_over)
 
     response = admin_refund("charge-1")
 
