@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -133,7 +134,12 @@ def test_the_answer_is_a_presigned_post_for_one_key_under_the_callers_prefix(aws
     assert {"Content-Type": "image/webp"} in conditions
     assert ["content-length-range", 1, 10_485_760] in conditions
     assert {"key": fields["key"]} in conditions and {"bucket": ready().results_bucket} in conditions
-    assert policy["expiration"].startswith(upload["expires_at"][:16])  # the same minute
+    # The policy's expiration is botocore's clock at signing + 600 s, read a moment after expires_at's:
+    # never before it (to the second), and not more than a minute after. (The two as text "in the same
+    # minute" failed when a minute ended between the two reads.)
+    stated = datetime.fromisoformat(upload["expires_at"].replace("Z", "+00:00"))
+    signed = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert stated.replace(microsecond=0) <= signed <= stated + timedelta(minutes=1)
 
 
 def test_an_upload_whose_record_lost_its_answer_is_still_given(aws: None, faults: Faults) -> None:
