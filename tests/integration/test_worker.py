@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
-from chalicelib import generate, guards, money, records, results
+from chalicelib import generate, guards, money, notify, records, results
 from chalicelib.generate import RetryLater
 from chalicelib.handlers import worker as worker_handler
 from chalicelib.model import ClaimOutcome
@@ -153,8 +154,13 @@ def test_repeated_500s_report_the_record_each_time_and_release_the_claim(stack: 
 
 
 def test_provider_401_and_403_refund_and_alert_the_operator_at_most_three_times(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The alerts' clock pinned mid-window (ALERT_WINDOW_SECONDS): all five failures count in one window,
+    # even if the wall clock's window ends during the batch (its last alerts were then a new window's).
+    window = notify.ALERT_WINDOW_SECONDS
+    mid_window = time.time() // window * window + window / 2
+    monkeypatch.setattr(notify, "time", SimpleNamespace(time=lambda: mid_window))
     # AIML's error message may echo what it was sent; the alert must not carry our key.
     bad_key = aiml_error(401, f"Invalid API key {AIML_KEY}")
     jobs = [stack.start_job(f"picture {index}") for index in range(5)]
