@@ -255,7 +255,8 @@ UNKNOWN_OUTCOMES: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("outcome", list(UNKNOWN_OUTCOMES))
-@pytest.mark.parametrize(("amount", "after"), [(5, 15), (-4, 6)], ids=["credit", "debit"])
+# The debit leaves less than itself: its retry fails the balance's condition too, and must still replay.
+@pytest.mark.parametrize(("amount", "after"), [(5, 15), (-8, 2)], ids=["credit", "debit"])
 def test_a_change_retried_with_its_key_after_an_unknown_outcome_is_applied_once(
     faults: Faults, outcome: str, amount: int, after: int
 ) -> None:
@@ -292,6 +293,17 @@ def test_a_key_whose_first_request_was_not_applied_applies_its_retry(faults: Fau
 
     assert credits(ALICE["id"], 5, "goodwill", headers=keyed("k-1")).body["credits"] == 15
     assert ledger(ALICE["id"]) == [(5, "admin"), (10, "welcome")]
+
+
+def test_a_key_is_free_again_once_its_record_has_expired_even_before_dynamodb_deletes_it() -> None:
+    register(ALICE)
+    now = time.time()
+    change = {"note": "goodwill", "idempotency_key": "k-1", "fingerprint": "f"}
+    money.change_credits(int(ALICE["id"]), 5, **change, now=now)
+    money.change_credits(int(ALICE["id"]), 5, **change, now=now + money.IDEMPOTENCY_TTL_SECONDS - 1)
+    assert balance(ALICE["id"]) == 15  # within its time: a replay
+    money.change_credits(int(ALICE["id"]), 5, **change, now=now + money.IDEMPOTENCY_TTL_SECONDS + 1)
+    assert balance(ALICE["id"]) == 20 and ledger(ALICE["id"]) == [(5, "admin"), (5, "admin"), (10, "welcome")]
 
 
 def test_the_same_key_with_another_amount_or_reason_is_422_and_changes_nothing() -> None:
