@@ -838,24 +838,30 @@ def take_back_purchase(charge_id: str, *, attempt: str, now: float | None = None
 def _take_over_refund(payment: Payment, attempt: str, now: float) -> bool:
     """Hold a ``refunding`` payment for ``attempt`` if no live attempt holds it (its credits are already taken)."""
     holder_gone = Payment.refund_attempt.does_not_exist() | (Payment.refund_attempt_until < int(now))
-    taken = conditional_update(
-        Payment(charge_id=payment.charge_id),
-        [
-            Payment.refund_attempt.set(attempt),
-            Payment.refund_attempt_until.set(int(now) + REFUND_ATTEMPT_SECONDS),
-            Payment.updated_at.set(iso_utc(now)),
-        ],
-        (Payment.status == PaymentStatus.REFUNDING) & holder_gone,
-    )
+    unknown: OutcomeUnknown | None = None
+    try:
+        taken = conditional_update(
+            Payment(charge_id=payment.charge_id),
+            [
+                Payment.refund_attempt.set(attempt),
+                Payment.refund_attempt_until.set(int(now) + REFUND_ATTEMPT_SECONDS),
+                Payment.updated_at.set(iso_utc(now)),
+            ],
+            (Payment.status == PaymentStatus.REFUNDING) & holder_gone,
+        )
+    except OutcomeUnknown as error:
+        taken, unknown = False, error  # applied or not: the payment read below says whether we hold it
     if taken:
         payment.refund_attempt = attempt
         payment.refund_attempt_until = int(now) + REFUND_ATTEMPT_SECONDS
         return True
     current = get_payment(payment.charge_id)
     if current is not None and current.status == PaymentStatus.REFUNDING:
-        if current.refund_attempt == attempt:  # botocore retried our applied update, whose answer was lost
+        if current.refund_attempt == attempt:  # our update was applied; its answer (or botocore's retry's) was lost
             payment.refund_attempt, payment.refund_attempt_until = attempt, current.refund_attempt_until
             return True
+        if unknown is not None:
+            raise unknown
         raise _refund_in_progress(current, now)
     return False  # confirmed or restored meanwhile: look again
 
