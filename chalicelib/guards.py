@@ -53,7 +53,7 @@ from chalicelib.tables import (
     UploadRecord,
     User,
 )
-from chalicelib.transactions import Transaction, conditional_update, error_code
+from chalicelib.transactions import Transaction, conditional_update, error_code, put_new
 
 # --------------------------------------------------------------------------
 # Idempotency keys (written by money.start_generation and money.change_credits)
@@ -177,19 +177,14 @@ def take_upload_slot(user_id: int, *, limit: int, now: float) -> int | None:
 
 def record_upload(user_id: int, upload_id: str, content_type: str, *, created_at: str, expires_at: int) -> None:
     """Who owns an upload and what it must be; a new id every time (a ULID), never overwritten."""
-    try:
-        UploadRecord(
-            pk=UploadRecord.key(user_id, upload_id),
-            user_id=user_id,
-            content_type=content_type,
-            created_at=created_at,
-            expires_at=expires_at,
-        ).save(condition=UploadRecord.pk.does_not_exist())
-    except PutError as error:
-        # botocore retried a put that was applied but whose answer was lost: nobody else holds a ULID
-        # drawn just now, so the record found is this one.
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
+    record = UploadRecord(
+        pk=UploadRecord.key(user_id, upload_id),
+        user_id=user_id,
+        content_type=content_type,
+        created_at=created_at,
+        expires_at=expires_at,
+    )
+    put_new(record, UploadRecord.pk.does_not_exist())
 
 
 def live_uploads(user_id: int, upload_ids: Sequence[str], *, now: float) -> dict[str, str]:

@@ -19,7 +19,7 @@ from chalicelib.errors import Conflict, NotFound
 from chalicelib.ids import iso_utc
 from chalicelib.model import BroadcastStatus, GenerationStatus
 from chalicelib.tables import Broadcast, Generation, PromoCode, User
-from chalicelib.transactions import conditional_update, error_code
+from chalicelib.transactions import conditional_update, error_code, put_new
 
 
 def set_banned(user_id: int, banned: bool, *, now: float | None = None) -> User:
@@ -211,13 +211,7 @@ def _same_promo_code(promo: PromoCode) -> bool:
 
 def create_broadcast(broadcast: Broadcast) -> None:
     """Store a new broadcast (its id is a fresh ULID)."""
-    try:
-        broadcast.save(condition=Broadcast.pk.does_not_exist())
-    except PutError as error:
-        # botocore retried a put that was applied but whose answer was lost: the item is this one,
-        # as no other writer can hold a ULID drawn just now.
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
+    put_new(broadcast, Broadcast.pk.does_not_exist())
 
 
 def set_broadcast_status(

@@ -26,7 +26,7 @@ from botocore.exceptions import ConnectionError as NoConnection
 from botocore.exceptions import HTTPClientError
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -166,6 +166,19 @@ def conditional_update(item: Model, actions: list[Action], condition: Condition)
                 raise OutcomeUnknown() from error
             raise
     raise TemporarilyUnavailable()
+
+
+def put_new(item: Model, condition: Condition) -> None:
+    """A conditional put of an item keyed by an id drawn just now (a fresh ULID).
+
+    Nobody else can hold that key, so a refused condition means botocore
+    retried our own put, applied but its answer lost: the item is this one.
+    """
+    try:
+        item.save(condition=condition)
+    except PutError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
 
 
 def error_code(error: BaseException) -> str | None:
